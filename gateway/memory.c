@@ -1,8 +1,10 @@
 /*
  * memory.c - allocation wrappers that abort on out-of-memory (see memory.h).
  */
-#include "config.h"
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* vasprintf, when built outside the Makefile */
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

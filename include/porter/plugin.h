@@ -64,7 +64,6 @@ enum porter_hook {
     PORTER_HOOK_MAIL,
     PORTER_HOOK_RCPT,
     PORTER_HOOK_DATA,
-    PORTER_HOOK_DATA_HEADERS,     /* the header block has been read; the body is still coming */
     PORTER_HOOK_DATA_POST,
     PORTER_HOOK_QUEUE,
     PORTER_HOOK_RESET_TRANSACTION,
@@ -173,6 +172,9 @@ struct porter_api {
     off_t (*data_size)(porter_session *s);
     int (*message)(porter_session *s, struct porter_message *out);
     int (*body_replace)(porter_session *s, const char *body, size_t length);
+    /* this plugin's own per-connection pointer */
+    void *(*data_get)(porter_session *s);
+    void (*data_set)(porter_session *s, void *data);
     /* notes */
     int (*note_set)(porter_session *s, int scope, const char *key, const char *value);
     const char *(*note_get)(porter_session *s, int scope, const char *key);
@@ -184,6 +186,7 @@ struct porter_api {
     struct event_base *(*event_base)(porter_session *s);
     /* plugin arguments (only inside init) */
     const char *(*arg_string)(porter_args *a, const char *key, const char *fallback);
+    const char *(*arg_path)(porter_args *a, const char *key, const char *fallback);
     long (*arg_integer)(porter_args *a, const char *key, long fallback, long minimum, long maximum);
     double (*arg_seconds)(porter_args *a, const char *key, double fallback);
     bool (*arg_bool)(porter_args *a, const char *key, bool fallback);
@@ -312,7 +315,7 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
 #define porter_quarantine(s, reason) (porter_api->quarantine((s), (reason)))
 #define porter_quarantined(s) (porter_api->quarantined(s)) /* the reason, or NULL */
 
-/* Headers (from data_headers on): values are the raw text after "Name:", folding kept exact,
+/* Headers (in data_post and queue): values are the raw text after "Name:", folding kept exact,
  * without the final CRLF. index counts headers of that name from 0 in message order. */
 #define porter_header_count(s, name) (porter_api->header_count((s), (name)))
 #define porter_header_get(s, name, index) (porter_api->header_get((s), (name), (index)))
@@ -330,6 +333,11 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
 #define porter_note_set(s, scope, key, value) (porter_api->note_set((s), (scope), (key), (value)))
 #define porter_note_get(s, scope, key) (porter_api->note_get((s), (scope), (key)))
 
+/* The plugin's own pointer for this connection (NULL until set). The plugin frees what it
+ * stored, at the latest in its disconnect hook, which always runs. */
+#define porter_data_get(s) (porter_api->data_get(s))
+#define porter_data_set(s, data) (porter_api->data_set((s), (data)))
+
 /* Asynchronous verdicts. Each returns PORTER_PENDING, for "return porter_timer(...);". */
 #define porter_timer(s, seconds, done, arg) (porter_api->timer((s), (seconds), (done), (arg)))
 #define porter_run_blocking(s, work, done, arg) \
@@ -338,8 +346,11 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
 #define porter_event_base(s) (porter_api->event_base(s))
 
 /* Plugin arguments, read in init: "key=value" words after the plugin's name. A key that no
- * porter_arg_* call asks for is an error, so a typo never loads. */
+ * porter_arg_* call asks for is an error, so a typo never loads. Strings returned live until
+ * init returns: copy what you keep. porter_arg_path resolves a relative path against the
+ * configuration directory. */
 #define porter_arg_string(a, key, fallback) (porter_api->arg_string((a), (key), (fallback)))
+#define porter_arg_path(a, key, fallback) (porter_api->arg_path((a), (key), (fallback)))
 #define porter_arg_integer(a, key, fallback, minimum, maximum) \
     (porter_api->arg_integer((a), (key), (fallback), (minimum), (maximum)))
 #define porter_arg_seconds(a, key, fallback) (porter_api->arg_seconds((a), (key), (fallback)))

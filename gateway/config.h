@@ -1,0 +1,211 @@
+/*
+ * config.h - Porter's settings (conf/porter.conf) and its plugin list (conf/plugins).
+ *
+ * Interface: config_load reads DIR/porter.conf into a struct porter_config; config_parse does
+ * the same from memory (pure: no I/O, no globals; used by config_load, tests and the fuzzer).
+ * The settings are one table (config_settings) with a row per setting: name, type, field,
+ * default, range and a one-line description. plugin_lines_load/plugin_lines_parse split the
+ * plugins file into one struct plugin_line per plugin. The small value parsers (integers with
+ * k/m/g suffixes, durations, yes/no, choices) are shared with plugin_args.c.
+ *
+ * Errors: every problem in a file is reported as "FILE:LINE: message" in a config_error_list;
+ * the loaders collect all of them (up to CONFIG_ERRORS_MAX per file), not just the first, and
+ * then return NULL / -1. A configuration error is fatal at start and refused on reload; that
+ * decision belongs to the caller. Out of memory is fatal (memory.h).
+ *
+ * Memory: a struct porter_config and everything it points to belong to the caller, who frees
+ * them with config_free. Error messages belong to the list (config_errors_clear). The
+ * settings table is static and read-only.
+ *
+ * Note on the name: autoconf's header is porter_autoconf.h, which the build force-includes
+ * (-include), so "config.h" is this file. Files outside gateway/ include "gateway/config.h".
+ */
+#ifndef PORTER_CONFIG_H
+#define PORTER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The most errors one file reports before the loader stops reading it. */
+#define CONFIG_ERRORS_MAX 100
+/* The largest porter.conf or plugins file read, in bytes. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+/* The longest line of porter.conf, in bytes. */
+#define CONFIG_LINE_MAX 4096
+
+/* One "listen = ADDRESS [ROLE]" line. */
+struct config_listen {
+    char *address; /* "127.0.0.1:2525", "[::1]:2525": an IP literal and a port, as written */
+    char *role;    /* "smtp" (default), "submission", "submissions" */
+};
+
+/* What a bare LF (a line ending without CR) in SMTP input does. */
+enum config_bare_lf {
+    CONFIG_BARE_LF_REJECT = 0, /* refuse the command or message */
+    CONFIG_BARE_LF_NORMALIZE,  /* treat it as CRLF */
+    CONFIG_BARE_LF_COUNT
+};
+
+/* The settings; see config_settings() for defaults, ranges and descriptions. */
+struct porter_config {
+    char *directory;            /* the config dir (absolute after config_load) */
+    char *hostname;             /* "me" in logs and replies; config_load fills in the system's
+                                   name when unset (config_parse leaves it NULL) */
+    struct config_listen *listen;
+    size_t listen_count;        /* at least 1 after a successful load */
+    char *user;                 /* NULL: do not change user */
+    char *group;                /* NULL: the user's group (or no change) */
+    long workers;               /* 0 = number of cores */
+    char *plugin_dir;           /* colon-separated directories, each resolved with config_path */
+    char *plugins_file;         /* resolve with config_path */
+    char *spool_dir;            /* resolve with config_path */
+    double plugin_timeout;      /* seconds */
+    unsigned long long max_message_size;
+    long max_command_line;
+    long max_data_line;
+    long max_header_size;
+    long max_header_count;
+    long max_recipients;
+    long max_messages_per_session;
+    long max_errors;            /* 4xx/5xx replies per session, then 421 and disconnect */
+    long max_unrecognized;      /* unknown commands per session, then 421 */
+    long max_connections;       /* per worker process */
+    long max_connections_per_ip;
+    double greeting_timeout;    /* seconds until the first command */
+    double command_timeout;
+    double data_timeout;
+    double session_timeout;
+    double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
+    bool received_header;
+    int bare_lf;                /* enum config_bare_lf */
+    int log_level;              /* enum porter_log_level (syslog level, 3 to 7) */
+};
+
+/* Setting types. */
+enum config_type {
+    CONFIG_STRING = 0, /* text without control characters */
+    CONFIG_INTEGER,    /* long; "10k" = 10240, "10m" = 10485760, "1g" = 1073741824 */
+    CONFIG_SIZE,       /* unsigned long long; same syntax as CONFIG_INTEGER */
+    CONFIG_SECONDS,    /* double; "300", "300s", "5m", "2h", "1d", "0.5" */
+    CONFIG_BOOL,       /* bool; yes/no, true/false, on/off, 1/0 */
+    CONFIG_CHOICE,     /* int; one word of choices */
+    CONFIG_LISTEN,     /* struct config_listen list; repeatable */
+    CONFIG_TYPE_COUNT
+};
+
+/* One row of the settings table. */
+struct config_setting {
+    const char *name;
+    enum config_type type;
+    size_t offset;                          /* offsetof(struct porter_config, field) */
+    const char *default_value;              /* as written in the file; NULL: unset (NULL or
+                                               computed, see description) */
+    double minimum, maximum;                /* numbers: the allowed range (inclusive);
+                                               listen: maximum is the most lines allowed */
+    bool repeatable;
+    const char *choices;                    /* CONFIG_CHOICE: "word|word|..." */
+    const int *choice_values;               /* CONFIG_CHOICE: value per word; NULL: its index */
+    const char *(*check)(const char *value); /* CONFIG_STRING: NULL, or why value is bad */
+    const char *description;                /* one line, for `porter check` and the docs */
+};
+
+/* Errors as "FILE:LINE: message" strings, in the order found. Start from {0}. */
+struct config_error_list {
+    char **messages;
+    size_t count;
+};
+
+/* config_load - read DIRECTORY/porter.conf; a config (caller frees with config_free), or NULL
+ * with the errors appended to *errors. Fills in the system's hostname when it is not set. */
+struct porter_config *config_load(const char *directory, struct config_error_list *errors);
+
+/* config_parse - the same from memory (length bytes of text; NUL bytes are errors). Pure.
+ * file_name is used in messages; directory is stored as given. */
+struct porter_config *config_parse(const char *directory, const char *file_name, const char *text,
+                                   size_t length, struct config_error_list *errors);
+
+void config_free(struct porter_config *c);
+
+/* config_settings - the settings table and its row count */
+const struct config_setting *config_settings(size_t *count);
+
+const char *config_type_name(int type);
+/* config_type_syntax - what a value of the type looks like, for messages: "a duration (like
+ * 30, 30s, 5m, 2h, 1d or 0.5)" reads well after "'VALUE' is not " */
+const char *config_type_syntax(int type);
+const char *config_bare_lf_name(int bare_lf);
+
+/* config_path - path if absolute, else c->directory/path; caller frees */
+char *config_path(const struct porter_config *c, const char *path);
+/* config_path_resolve - path if absolute or directory is NULL, else directory/path; caller frees */
+char *config_path_resolve(const char *directory, const char *path);
+
+/* config_system_hostname - the system's fully qualified name (gethostname, then the canonical
+ * name from getaddrinfo when it has no dot); caller frees. May block on DNS. */
+char *config_system_hostname(void);
+
+/* config_error_add - append one formatted message to errors (copied) */
+void config_error_add(struct config_error_list *errors, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+/* config_errors_clear - free every message; the list is empty afterwards */
+void config_errors_clear(struct config_error_list *errors);
+
+/*
+ * Value parsers shared by porter.conf and plugin arguments. Each reads the whole of text (no
+ * surrounding spaces allowed) and returns 0 with *value set, or -1 leaving *value alone.
+ */
+/* config_parse_integer - optional '-', decimal digits, optional k/m/g (x1024, case-insensitive) */
+int config_parse_integer(const char *text, long long *value);
+/* config_parse_seconds - digits with an optional fraction, optional s/m/h/d unit; >= 0 */
+int config_parse_seconds(const char *text, double *value);
+/* config_parse_bool - yes/no, true/false, on/off, 1/0 (case-insensitive) */
+int config_parse_bool(const char *text, bool *value);
+/* config_parse_choice - the index of text among "a|b|c" (case-insensitive) */
+int config_parse_choice(const char *text, const char *choices, int *index);
+/* config_choices_list - "a|b|c" as "a, b, c"; caller frees */
+char *config_choices_list(const char *choices);
+/* config_quote - text for an error message: at most 80 bytes, unprintable bytes as \xNN,
+ * "..." when cut; caller frees */
+char *config_quote(const char *text);
+
+/* One line of the plugins file: "name [args...]". */
+struct plugin_line {
+    char *file;  /* the file name it came from */
+    int line;    /* the line its name is on */
+    char *name;  /* [a-z0-9_]+ */
+    int argc;
+    char **argv; /* the words after the name, unquoted; argv[argc] is NULL */
+};
+
+struct plugin_line_list {
+    struct plugin_line *items;
+    size_t count;
+};
+
+/* Limits of the plugins file. */
+#define PLUGIN_LINES_MAX 1000   /* plugins */
+#define PLUGIN_WORDS_MAX 256    /* words on one line, the name included */
+#define PLUGIN_WORD_MAX 65536   /* bytes in one word */
+#define PLUGIN_NAME_MAX 64      /* bytes in a plugin name */
+
+/*
+ * plugin_lines_parse - split a plugins file into lines. Words are separated by spaces or tabs;
+ * "..." groups a word with spaces (inside quotes \" and \\ are escapes, any other backslash is
+ * literal) and may be part of a word (key="a b"); a # at the start of a word comments out the
+ * rest of the line; a backslash at the end of a line continues the line on the next one.
+ * out must be empty on entry. Returns 0 with the lines in out, or -1 with out empty and every
+ * error appended to errors. Pure.
+ */
+int plugin_lines_parse(const char *file_name, const char *text, size_t length,
+                       struct plugin_line_list *out, struct config_error_list *errors);
+/* plugin_lines_load - plugin_lines_parse on the file at path */
+int plugin_lines_load(const char *path, struct plugin_line_list *out,
+                      struct config_error_list *errors);
+/* plugin_lines_clear - free every line; the list is empty afterwards */
+void plugin_lines_clear(struct plugin_line_list *list);
+
+/* config_read_file - the whole regular file at path (at most limit bytes, NUL-terminated);
+ * 0, or -1 with *error set to "PATH: reason" (caller frees). Caller frees *text. */
+int config_read_file(const char *path, size_t limit, char **text, size_t *length, char **error);
+
+#endif

@@ -1,0 +1,576 @@
+/*
+ * master.c - the process model: `porter run` (master and workers), `porter check`,
+ * `porter stdio`.
+ *
+ * The master reads the configuration, checks that every plugin loads, binds the listeners,
+ * and forks one worker per core. Workers drop privileges, load the plugins, and serve. The
+ * master restarts a worker that dies (at most one restart per second per slot), reloads on
+ * SIGHUP (a configuration that fails to load is refused and the old one keeps running; new
+ * workers take new connections, old ones stop accepting and exit when their sessions end),
+ * and on SIGTERM/SIGINT tells workers to drain and waits for them, killing stragglers after
+ * shutdown_timeout plus a margin.
+ *
+ * Interface: master.h. Fatal: configuration errors at start (exit 1), bind failures (exit 1).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "log.h"
+#include "master.h"
+#include "memory.h"
+#include "plugin_host.h"
+#include "worker.h"
+
+#define MASTER_MAX_WORKERS 256
+#define MASTER_KILL_MARGIN 5 /* seconds after shutdown_timeout before SIGKILL */
+
+struct master_slot {
+    pid_t pid;
+    unsigned generation;
+    time_t started;
+};
+
+struct master {
+    struct event_base *base;
+    struct porter_config *config;
+    struct worker_listener *listeners;
+    char **listener_addresses;
+    size_t listener_count;
+    struct master_slot slots[MASTER_MAX_WORKERS];
+    size_t slot_count;              /* workers of the current generation */
+    pid_t retired[MASTER_MAX_WORKERS * 4]; /* old generations still finishing */
+    size_t retired_count;
+    unsigned generation;
+    bool stopping;
+    struct event *restart_timer;
+    struct event *kill_timer;
+};
+
+/* master_print_errors - every configuration error on its own line */
+static void master_print_errors(const struct config_error_list *errors)
+{
+    for (size_t i = 0; i < errors->count; i++)
+        log_message(PORTER_LOG_ERR, NULL, "event=config_error error=\"%s\"", errors->messages[i]);
+}
+
+/* master_load - configuration plus a trial load of the plugins; NULL on any error */
+static struct porter_config *master_load(const char *directory, bool print)
+{
+    struct config_error_list errors = {0};
+    struct porter_config *config = config_load(directory, &errors);
+    if (config != NULL) {
+        struct plugin_registry *registry = plugin_registry_load(config, &errors);
+        if (registry != NULL)
+            plugin_registry_release(registry);
+    }
+    if (errors.count > 0) {
+        if (print)
+            for (size_t i = 0; i < errors.count; i++)
+                fprintf(stderr, "%s\n", errors.messages[i]);
+        else
+            master_print_errors(&errors);
+        config_free(config);
+        config = NULL;
+    }
+    config_errors_clear(&errors);
+    if (config != NULL) {
+        /* Relative paths are relative to the configuration directory, for everyone. */
+        char *spool = config_path(config, config->spool_dir);
+        free(config->spool_dir);
+        config->spool_dir = spool;
+    }
+    return config;
+}
+
+/* master_split_address - "host:port" or "[v6]:port" into host and port */
+static int master_split_address(const char *address, char *host, size_t size, char *port,
+                                size_t port_size)
+{
+    const char *colon;
+    if (address[0] == '[') {
+        const char *close = strchr(address, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        snprintf(host, size, "%.*s", (int)(close - address - 1), address + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(address, ':');
+        if (colon == NULL)
+            return -1;
+        snprintf(host, size, "%.*s", (int)(colon - address), address);
+    }
+    snprintf(port, port_size, "%s", colon + 1);
+    return 0;
+}
+
+/* master_listen - bind one listening socket; -1 with a log line */
+static int master_listen(const char *address)
+{
+    char host[256], port[16];
+    if (master_split_address(address, host, sizeof host, port, sizeof port) != 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"bad address\"", address);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *result = NULL;
+    int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &result);
+    if (rc != 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"", address,
+                    gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(result->ai_family, SOCK_STREAM, 0);
+    int one = 1;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (result->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    if (fd < 0 || bind(fd, result->ai_addr, result->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"", address,
+                    strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(result);
+        return -1;
+    }
+    freeaddrinfo(result);
+    evutil_make_socket_nonblocking(fd);
+    return fd;
+}
+
+/* master_bind - listeners for config; already-open addresses are kept; -1 on failure */
+static int master_bind(struct master *m, const struct porter_config *config)
+{
+    struct worker_listener *listeners = xcalloc(config->listen_count + 1, sizeof *listeners);
+    char **addresses = xcalloc(config->listen_count + 1, sizeof *addresses);
+    bool *kept = xcalloc(m->listener_count + 1, sizeof *kept);
+    for (size_t i = 0; i < config->listen_count; i++) {
+        addresses[i] = xstrdup(config->listen[i].address);
+        listeners[i].role = config->listen[i].role;
+        listeners[i].fd = -1;
+        for (size_t j = 0; j < m->listener_count; j++) {
+            if (!kept[j] && strcmp(m->listener_addresses[j], addresses[i]) == 0) {
+                listeners[i].fd = m->listeners[j].fd;
+                kept[j] = true;
+            }
+        }
+        if (listeners[i].fd < 0)
+            listeners[i].fd = master_listen(addresses[i]);
+        if (listeners[i].fd < 0) {
+            for (size_t k = 0; k <= i; k++) {
+                bool reused = false;
+                for (size_t j = 0; j < m->listener_count; j++)
+                    reused |= listeners[k].fd == m->listeners[j].fd;
+                if (!reused && listeners[k].fd >= 0)
+                    close(listeners[k].fd);
+                free(addresses[k]);
+            }
+            free(listeners);
+            free(addresses);
+            free(kept);
+            return -1;
+        }
+    }
+    for (size_t j = 0; j < m->listener_count; j++) {
+        if (!kept[j])
+            close(m->listeners[j].fd);
+        free(m->listener_addresses[j]);
+    }
+    free(kept);
+    free(m->listeners);
+    free(m->listener_addresses);
+    m->listeners = listeners;
+    m->listener_addresses = addresses;
+    m->listener_count = config->listen_count;
+    return 0;
+}
+
+/* master_drop_privileges - become the configured user; -1 with a log line */
+static int master_drop_privileges(const struct porter_config *config)
+{
+    if (config->user == NULL || config->user[0] == '\0' || geteuid() != 0)
+        return 0;
+    struct passwd *pw = getpwnam(config->user);
+    if (pw == NULL) {
+        log_message(PORTER_LOG_ERR, NULL, "event=privilege_error user=%s error=\"no such user\"",
+                    config->user);
+        return -1;
+    }
+    gid_t gid = pw->pw_gid;
+    if (config->group != NULL && config->group[0] != '\0') {
+        struct group *gr = getgrnam(config->group);
+        if (gr == NULL) {
+            log_message(PORTER_LOG_ERR, NULL, "event=privilege_error group=%s error=\"no such group\"",
+                        config->group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (initgroups(pw->pw_name, gid) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=privilege_error user=%s error=\"%s\"",
+                    config->user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* master_prepare_spool - the spool directory exists and the workers' user owns it */
+static int master_prepare_spool(const struct porter_config *config)
+{
+    char *path = xstrdup(config->spool_dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    }
+    int rc = mkdir(path, 0700);
+    if (rc != 0 && errno != EEXIST) {
+        log_message(PORTER_LOG_ERR, NULL, "event=spool_error dir=%s error=\"%s\"", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (config->user != NULL && config->user[0] && geteuid() == 0) {
+        struct passwd *pw = getpwnam(config->user);
+        if (pw != NULL && chown(path, pw->pw_uid, pw->pw_gid) != 0)
+            log_message(PORTER_LOG_WARNING, NULL, "event=spool_warning dir=%s error=\"%s\"", path,
+                        strerror(errno));
+    }
+    free(path);
+    return 0;
+}
+
+/* master_worker_main - in the child: drop privileges, load plugins, serve */
+static void master_worker_main(struct master *m)
+{
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
+    if (master_drop_privileges(m->config) != 0)
+        _exit(1);
+    struct config_error_list errors = {0};
+    struct plugin_registry *registry = plugin_registry_load(m->config, &errors);
+    if (registry == NULL) {
+        master_print_errors(&errors);
+        _exit(1);
+    }
+    config_errors_clear(&errors);
+    int rc = worker_run(m->config, registry, m->listeners, m->listener_count);
+    plugin_registry_release(registry);
+    _exit(rc);
+}
+
+/* master_spawn - fork the worker of one slot */
+static void master_spawn(struct master *m, size_t slot)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=fork_error error=\"%s\"", strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        event_reinit(m->base);
+        master_worker_main(m);
+    }
+    m->slots[slot].pid = pid;
+    m->slots[slot].generation = m->generation;
+    m->slots[slot].started = time(NULL);
+    log_message(PORTER_LOG_INFO, NULL, "event=worker_spawned pid=%ld slot=%zu generation=%u",
+                (long)pid, slot, m->generation);
+}
+
+/* master_worker_count - how many workers the config asks for */
+static size_t master_worker_count(const struct porter_config *config)
+{
+    long count = config->workers > 0 ? config->workers : sysconf(_SC_NPROCESSORS_ONLN);
+    if (count < 1)
+        count = 1;
+    if (count > MASTER_MAX_WORKERS)
+        count = MASTER_MAX_WORKERS;
+    return (size_t)count;
+}
+
+/* master_restart_due - respawn empty slots (rate-limited through restart_timer) */
+static void master_restart_due(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    if (m->stopping)
+        return;
+    time_t now = time(NULL);
+    bool again = false;
+    for (size_t i = 0; i < m->slot_count; i++) {
+        if (m->slots[i].pid != 0)
+            continue;
+        if (now - m->slots[i].started < 1) {
+            again = true;
+            continue;
+        }
+        master_spawn(m, i);
+    }
+    if (again) {
+        struct timeval second = {1, 0};
+        evtimer_add(m->restart_timer, &second);
+    }
+}
+
+/* master_all_gone - no worker of any generation is left */
+static bool master_all_gone(const struct master *m)
+{
+    for (size_t i = 0; i < m->slot_count; i++)
+        if (m->slots[i].pid != 0)
+            return false;
+    return m->retired_count == 0;
+}
+
+/* master_child - SIGCHLD: reap, and respawn current-generation workers */
+static void master_child(evutil_socket_t signal_number, short what, void *arg)
+{
+    struct master *m = arg;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        bool found = false;
+        for (size_t i = 0; i < m->retired_count && !found; i++) {
+            if (m->retired[i] == pid) {
+                m->retired[i] = m->retired[--m->retired_count];
+                found = true;
+                log_message(PORTER_LOG_INFO, NULL, "event=worker_retired pid=%ld", (long)pid);
+            }
+        }
+        for (size_t i = 0; i < m->slot_count && !found; i++) {
+            if (m->slots[i].pid != pid)
+                continue;
+            found = true;
+            m->slots[i].pid = 0;
+            if (!m->stopping) {
+                log_message(PORTER_LOG_WARNING, NULL, "event=worker_died pid=%ld slot=%zu "
+                            "status=%s%d", (long)pid, i, WIFSIGNALED(status) ? "signal " : "exit ",
+                            WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+                master_restart_due(-1, 0, m);
+                if (m->slots[i].pid == 0 && !evtimer_pending(m->restart_timer, NULL)) {
+                    struct timeval second = {1, 0};
+                    evtimer_add(m->restart_timer, &second);
+                }
+            }
+        }
+    }
+    if (m->stopping && master_all_gone(m))
+        event_base_loopexit(m->base, NULL);
+}
+
+/* master_retire_current - current workers become old: they finish their sessions */
+static void master_retire_current(struct master *m)
+{
+    for (size_t i = 0; i < m->slot_count; i++) {
+        if (m->slots[i].pid == 0)
+            continue;
+        kill(m->slots[i].pid, SIGUSR1);
+        if (m->retired_count < sizeof m->retired / sizeof m->retired[0])
+            m->retired[m->retired_count++] = m->slots[i].pid;
+        m->slots[i].pid = 0;
+    }
+}
+
+/* master_reload - SIGHUP: new config and plugins for new workers; old ones retire */
+static void master_reload(evutil_socket_t signal_number, short what, void *arg)
+{
+    struct master *m = arg;
+    if (m->stopping)
+        return;
+    log_message(PORTER_LOG_NOTICE, NULL, "event=reload directory=%s", m->config->directory);
+    struct porter_config *config = master_load(m->config->directory, false);
+    if (config == NULL) {
+        log_message(PORTER_LOG_ERR, NULL, "event=reload_refused error=\"configuration has "
+                    "errors; the running configuration stays\"");
+        return;
+    }
+    if (master_bind(m, config) != 0 || master_prepare_spool(config) != 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=reload_refused error=\"cannot open listeners "
+                    "or spool; the running configuration stays\"");
+        config_free(config);
+        return;
+    }
+    master_retire_current(m);
+    config_free(m->config);
+    m->config = config;
+    log_set_level(config->log_level);
+    m->generation++;
+    m->slot_count = master_worker_count(config);
+    for (size_t i = 0; i < m->slot_count; i++)
+        master_spawn(m, i);
+    log_message(PORTER_LOG_NOTICE, NULL, "event=reloaded generation=%u workers=%zu",
+                m->generation, m->slot_count);
+}
+
+/* master_kill_stragglers - workers that outlived the drain deadline */
+static void master_kill_stragglers(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    for (size_t i = 0; i < m->slot_count; i++)
+        if (m->slots[i].pid != 0)
+            kill(m->slots[i].pid, SIGKILL);
+    for (size_t i = 0; i < m->retired_count; i++)
+        kill(m->retired[i], SIGKILL);
+}
+
+/* master_stop - SIGTERM/SIGINT: workers drain, then we exit */
+static void master_stop(evutil_socket_t signal_number, short what, void *arg)
+{
+    struct master *m = arg;
+    if (m->stopping)
+        return;
+    m->stopping = true;
+    log_message(PORTER_LOG_NOTICE, NULL, "event=stopping signal=%d", (int)signal_number);
+    for (size_t i = 0; i < m->slot_count; i++)
+        if (m->slots[i].pid != 0)
+            kill(m->slots[i].pid, SIGTERM);
+    for (size_t i = 0; i < m->retired_count; i++)
+        kill(m->retired[i], SIGTERM);
+    if (master_all_gone(m)) {
+        event_base_loopexit(m->base, NULL);
+        return;
+    }
+    struct timeval deadline = {(time_t)m->config->shutdown_timeout + MASTER_KILL_MARGIN, 0};
+    evtimer_add(m->kill_timer, &deadline);
+}
+
+/* master_daemonize - background: new session, stdio to /dev/null */
+static int master_daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (null > 2)
+            close(null);
+    }
+    return 0;
+}
+
+int master_run(const char *directory, bool foreground)
+{
+    log_open("porter", LOG_TARGET_STDERR, PORTER_LOG_INFO);
+    struct master m = {0};
+    m.config = master_load(directory, true);
+    if (m.config == NULL)
+        return 1;
+    log_set_level(m.config->log_level);
+    if (master_bind(&m, m.config) != 0 || master_prepare_spool(m.config) != 0)
+        return 1;
+    if (geteuid() == 0 && (m.config->user == NULL || m.config->user[0] == '\0'))
+        log_message(PORTER_LOG_WARNING, NULL, "event=running_as_root warning=\"set user = in "
+                    "porter.conf so that workers drop privileges\"");
+    if (!foreground) {
+        if (master_daemonize() != 0)
+            return 1;
+        log_open("porter", LOG_TARGET_SYSLOG, m.config->log_level);
+    }
+    m.base = event_base_new();
+    if (m.base == NULL)
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
+    struct event *signals[] = {
+        evsignal_new(m.base, SIGCHLD, master_child, &m),
+        evsignal_new(m.base, SIGHUP, master_reload, &m),
+        evsignal_new(m.base, SIGTERM, master_stop, &m),
+        evsignal_new(m.base, SIGINT, master_stop, &m),
+    };
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
+        evsignal_add(signals[i], NULL);
+    m.restart_timer = evtimer_new(m.base, master_restart_due, &m);
+    m.kill_timer = evtimer_new(m.base, master_kill_stragglers, &m);
+    m.slot_count = master_worker_count(m.config);
+    for (size_t i = 0; i < m.slot_count; i++)
+        master_spawn(&m, i);
+    log_message(PORTER_LOG_NOTICE, NULL, "event=started pid=%ld workers=%zu listen=%s",
+                (long)getpid(), m.slot_count, m.config->listen[0].address);
+    event_base_dispatch(m.base);
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
+        event_free(signals[i]);
+    event_free(m.restart_timer);
+    event_free(m.kill_timer);
+    event_base_free(m.base);
+    for (size_t i = 0; i < m.listener_count; i++) {
+        close(m.listeners[i].fd);
+        free(m.listener_addresses[i]);
+    }
+    free(m.listeners);
+    free(m.listener_addresses);
+    log_message(PORTER_LOG_NOTICE, NULL, "event=stopped");
+    config_free(m.config);
+    return 0;
+}
+
+int master_check(const char *directory)
+{
+    log_open("porter", LOG_TARGET_STDERR, PORTER_LOG_WARNING);
+    struct porter_config *config = master_load(directory, true);
+    if (config == NULL) {
+        fprintf(stderr, "porter check: configuration in %s has errors\n", directory);
+        return 1;
+    }
+    printf("porter check: %s is valid\n", config->directory);
+    config_free(config);
+    return 0;
+}
+
+int master_stdio(const char *directory, const char *client_ip, bool trace)
+{
+    log_open("porter", LOG_TARGET_STDERR, PORTER_LOG_WARNING);
+    struct config_error_list errors = {0};
+    struct porter_config *config = config_load(directory, &errors);
+    if (config == NULL) {
+        for (size_t i = 0; i < errors.count; i++)
+            fprintf(stderr, "%s\n", errors.messages[i]);
+        config_errors_clear(&errors);
+        return 1;
+    }
+    char *spool = config_path(config, config->spool_dir);
+    free(config->spool_dir);
+    config->spool_dir = spool;
+    log_set_level(trace ? PORTER_LOG_INFO : config->log_level < PORTER_LOG_WARNING
+                                                ? config->log_level : PORTER_LOG_WARNING);
+    if (master_prepare_spool(config) != 0 || master_drop_privileges(config) != 0) {
+        config_free(config);
+        return 1;
+    }
+    struct plugin_registry *registry = plugin_registry_load(config, &errors);
+    if (registry == NULL) {
+        for (size_t i = 0; i < errors.count; i++)
+            fprintf(stderr, "%s\n", errors.messages[i]);
+        config_errors_clear(&errors);
+        config_free(config);
+        return 1;
+    }
+    int rc = worker_run_stdio(config, registry, client_ip, trace);
+    plugin_registry_release(registry);
+    config_free(config);
+    return rc;
+}

@@ -1,0 +1,563 @@
+/*
+ * plugin_host.c - load plugins into a frozen registry; run hook chains; resume PENDING hooks.
+ *
+ * A chain calls each plugin registered for a hook, in conf/plugins order, until one gives a
+ * verdict other than DECLINED. A PENDING verdict parks the chain: the answer comes through
+ * porter_resume (by handle: session id + generation), a timer, or a blocking job, and the chain
+ * goes on from the event loop. Each wait has the plugin's deadline; when it passes the hook
+ * gets DENYSOFT and a log line. Answers that come late, twice, or after the client left are
+ * logged and dropped. The session is never freed while a chain runs on it or a blocking job
+ * refers to it (session_release checks both).
+ */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "memory.h"
+#include "plugin_args.h"
+#include "plugin_host.h"
+#include "thread_pool.h"
+#include "worker.h"
+
+/* A timer or a blocking job that a waiting hook depends on. */
+struct hook_continuation {
+    struct porter_session *session;
+    unsigned long long generation;
+    porter_done_fn done;
+    void *arg;
+    struct event *timer; /* NULL for a blocking job */
+    porter_work_fn work;
+};
+
+/* plugin_find_file - NAME.so in one of the colon-separated plugin directories */
+static char *plugin_find_file(const struct porter_config *config, const char *name)
+{
+    char *directories = xstrdup(config->plugin_dir);
+    char *saveptr = NULL;
+    char *found = NULL;
+    for (char *dir = strtok_r(directories, ":", &saveptr); dir && !found;
+         dir = strtok_r(NULL, ":", &saveptr)) {
+        char *resolved = config_path(config, dir);
+        char *candidate = xasprintf("%s/%s.so", resolved, name);
+        free(resolved);
+        struct stat st;
+        if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode))
+            found = candidate;
+        else
+            free(candidate);
+    }
+    free(directories);
+    return found;
+}
+
+/* plugin_error - append "FILE:LINE: message" to errors */
+static void plugin_error(struct config_error_list *errors, const struct plugin_line *line,
+                         const char *format, ...) __attribute__((format(printf, 3, 4)));
+static void plugin_error(struct config_error_list *errors, const struct plugin_line *line,
+                         const char *format, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, format);
+    vsnprintf(message, sizeof message, format, ap);
+    va_end(ap);
+    errors->messages = xrealloc(errors->messages, (errors->count + 1) * sizeof *errors->messages);
+    errors->messages[errors->count++] = xasprintf("%s:%d: %s: %s", line->file, line->line,
+                                                  line->name, message);
+}
+
+/* plugin_instance_load - dlopen one plugin line and run its init; 0 or -1 */
+static int plugin_instance_load(const struct porter_config *config, const struct plugin_line *line,
+                                struct plugin_instance *out, struct config_error_list *errors)
+{
+    memset(out, 0, sizeof *out);
+    char *path = plugin_find_file(config, line->name);
+    if (path == NULL) {
+        plugin_error(errors, line, "no %s.so in plugin_dir %s", line->name, config->plugin_dir);
+        return -1;
+    }
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (handle == NULL) {
+        plugin_error(errors, line, "cannot load %s: %s", path, dlerror());
+        free(path);
+        return -1;
+    }
+    const struct porter_plugin *descriptor = dlsym(handle, "porter_plugin");
+    if (descriptor == NULL || descriptor->api == NULL) {
+        plugin_error(errors, line, "%s defines no porter_plugin (use PORTER_PLUGIN(...))", path);
+        dlclose(handle);
+        free(path);
+        return -1;
+    }
+    if (descriptor->abi != PORTER_PLUGIN_ABI) {
+        plugin_error(errors, line, "%s was built for plugin ABI %u, this porter has ABI %d: rebuild it",
+                     path, descriptor->abi, PORTER_PLUGIN_ABI);
+        dlclose(handle);
+        free(path);
+        return -1;
+    }
+    free(path);
+    *descriptor->api = &plugin_api_table;
+    struct porter_args *args = plugin_args_new(line, config->directory);
+    double timeout = plugin_api_table.arg_seconds(args, "hook_timeout", config->plugin_timeout);
+    void *state = descriptor->init != NULL ? descriptor->init(args) : NULL;
+    plugin_args_finish(args);
+    size_t failures = plugin_args_error_count(args);
+    for (size_t i = 0; i < failures; i++) {
+        errors->messages = xrealloc(errors->messages, (errors->count + 1) * sizeof *errors->messages);
+        errors->messages[errors->count++] = xstrdup(plugin_args_error(args, i));
+    }
+    plugin_args_free(args);
+    if (failures > 0) {
+        if (descriptor->fini != NULL)
+            descriptor->fini(state);
+        dlclose(handle);
+        return -1;
+    }
+    out->name = xstrdup(line->name);
+    out->file = xstrdup(line->file);
+    out->line = line->line;
+    out->dl_handle = handle;
+    out->descriptor = descriptor;
+    out->state = state;
+    out->timeout = timeout;
+    return 0;
+}
+
+/* plugin_instance_unload - fini and dlclose */
+static void plugin_instance_unload(struct plugin_instance *instance)
+{
+    if (instance->descriptor != NULL && instance->descriptor->fini != NULL)
+        instance->descriptor->fini(instance->state);
+    if (instance->dl_handle != NULL)
+        dlclose(instance->dl_handle);
+    free(instance->name);
+    free(instance->file);
+}
+
+struct plugin_registry *plugin_registry_load(const struct porter_config *config,
+                                             struct config_error_list *errors)
+{
+    struct plugin_line_list lines = {0};
+    char *plugins_path = config_path(config, config->plugins_file);
+    size_t errors_before = errors->count;
+    plugin_lines_load(plugins_path, &lines, errors);
+    free(plugins_path);
+    struct plugin_registry *registry = xcalloc(1, sizeof *registry);
+    registry->refcount = 1;
+    registry->items = xcalloc(lines.count + 1, sizeof *registry->items);
+    for (size_t i = 0; i < lines.count; i++) {
+        if (plugin_instance_load(config, &lines.items[i], &registry->items[registry->count],
+                                 errors) == 0) {
+            registry->items[registry->count].index = registry->count;
+            registry->count++;
+        }
+    }
+    plugin_lines_clear(&lines);
+    for (int hook = 0; hook < PORTER_HOOK_COUNT; hook++) {
+        registry->by_hook[hook] = xcalloc(registry->count + 1, sizeof(size_t));
+        for (size_t i = 0; i < registry->count; i++)
+            if (registry->items[i].descriptor->hooks[hook] != NULL)
+                registry->by_hook[hook][registry->by_hook_count[hook]++] = i;
+    }
+    if (errors->count > errors_before) {
+        plugin_registry_release(registry);
+        return NULL;
+    }
+    return registry;
+}
+
+void plugin_registry_retain(struct plugin_registry *registry)
+{
+    registry->refcount++;
+}
+
+void plugin_registry_release(struct plugin_registry *registry)
+{
+    if (registry == NULL || --registry->refcount > 0)
+        return;
+    /* fini in reverse order: later plugins may rely on earlier ones' state */
+    for (size_t i = registry->count; i-- > 0;)
+        plugin_instance_unload(&registry->items[i]);
+    for (int hook = 0; hook < PORTER_HOOK_COUNT; hook++)
+        free(registry->by_hook[hook]);
+    free(registry->items);
+    free(registry);
+}
+
+/* hook_trace - --trace: one line per plugin call to stderr */
+static void hook_trace(struct porter_session *s, const char *plugin, int rc)
+{
+    if (!(s->flags & SESSION_FLAG_TRACE))
+        return;
+    struct timeval now, elapsed;
+    gettimeofday(&now, NULL);
+    timersub(&now, &s->run.started, &elapsed);
+    fprintf(stderr, "trace: hook=%s plugin=%s verdict=%s time=%.3fms%s%s\n",
+            porter_hook_name(s->run.hook), plugin, porter_rc_name(rc),
+            (double)elapsed.tv_sec * 1000.0 + (double)elapsed.tv_usec / 1000.0,
+            s->run.reply.text ? " reply=" : "", s->run.reply.text ? s->run.reply.text : "");
+}
+
+/* hook_continuation_drop - forget the continuation of a wait that ended without it */
+static void hook_continuation_drop(struct porter_session *s)
+{
+    struct hook_continuation *c = s->run.continuation;
+    if (c == NULL)
+        return;
+    s->run.continuation = NULL;
+    if (c->timer != NULL) {
+        /* A timer can be stopped: its callback learns now that nobody waits. */
+        event_free(c->timer);
+        c->done(NULL, c->arg, 0);
+        free(c);
+    } else {
+        /* A blocking job runs on: its completion sees the stale generation. */
+        c->session = s;
+    }
+}
+
+/* hook_chain_finish - the chain has its verdict: notify deny listeners, call done */
+static void hook_chain_finish(struct porter_session *s, int rc)
+{
+    struct hook_run *run = &s->run;
+    run->active = false;
+    run->waiting = false;
+    run->generation++;
+    if (run->timeout_event != NULL)
+        evtimer_del(run->timeout_event);
+    if (rc == PORTER_DENY || rc == PORTER_DENYSOFT || rc == PORTER_DENY_DISCONNECT ||
+        rc == PORTER_DENYSOFT_DISCONNECT)
+        hook_chain_notify(s, PORTER_HOOK_DENY);
+    void (*done)(struct porter_session *, int) = run->done;
+    run->done = NULL;
+    done(s, rc);
+}
+
+static void hook_chain_step(struct porter_session *s);
+
+/* hook_chain_verdict - apply one plugin's verdict; true when the chain goes on */
+static bool hook_chain_verdict(struct porter_session *s, int rc)
+{
+    struct hook_run *run = &s->run;
+    const char *name = run->plugin != NULL ? run->plugin->name : "?";
+    hook_trace(s, name, rc);
+    if (rc < 0 || rc >= PORTER_RC_COUNT) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s hook=%s "
+                    "error=\"invalid verdict %d\"", name, porter_hook_name(run->hook), rc);
+        rc = PORTER_DENYSOFT;
+        reply_clear(&run->reply);
+    }
+    if (rc == PORTER_DECLINED) {
+        run->position++;
+        return true;
+    }
+    run->decider = name;
+    hook_chain_finish(s, rc);
+    return false;
+}
+
+/* hook_chain_wait - a plugin answered PENDING: arm its deadline (once per hook call) */
+static void hook_chain_wait(struct porter_session *s)
+{
+    struct hook_run *run = &s->run;
+    if (run->waiting)
+        return;
+    run->waiting = true;
+    double seconds = run->plugin->timeout > 0 ? run->plugin->timeout : 30;
+    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+    evtimer_add(run->timeout_event, &tv);
+}
+
+/* hook_chain_answer - a waiting plugin's verdict arrived (resume, timer, blocking job) */
+static void hook_chain_answer(struct porter_session *s, int rc)
+{
+    if (rc == PORTER_PENDING) {
+        if (s->run.continuation == NULL && !s->run.resumed)
+            hook_trace(s, s->run.plugin->name, rc);
+        return; /* still waiting, deadline unchanged */
+    }
+    s->run.waiting = false;
+    evtimer_del(s->run.timeout_event);
+    if (hook_chain_verdict(s, rc))
+        hook_chain_step(s);
+}
+
+/* hook_chain_call - call one plugin function with the in_call guard */
+static int hook_chain_call(struct porter_session *s, porter_hook_fn hook, void *state)
+{
+    s->run.in_call = true;
+    int rc = hook(s, state);
+    s->run.in_call = false;
+    return rc;
+}
+
+/* hook_chain_step - call plugins from the current position until one decides or waits */
+static void hook_chain_step(struct porter_session *s)
+{
+    struct hook_run *run = &s->run;
+    const struct plugin_registry *registry = s->plugins;
+    while (run->position < registry->by_hook_count[run->hook]) {
+        const struct plugin_instance *instance =
+            &registry->items[registry->by_hook[run->hook][run->position]];
+        run->plugin = instance;
+        reply_clear(&run->reply);
+        gettimeofday(&run->started, NULL);
+        int rc = hook_chain_call(s, instance->descriptor->hooks[run->hook], instance->state);
+        if (rc == PORTER_PENDING) {
+            hook_chain_wait(s);
+            return;
+        }
+        if (run->resumed || run->continuation != NULL) {
+            log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s hook=%s "
+                        "error=\"asked to wait but returned %s; the wait is dropped\"",
+                        instance->name, porter_hook_name(run->hook), porter_rc_name(rc));
+            run->resumed = false;
+            event_del(run->resume_event);
+            run->generation++;
+            hook_continuation_drop(s);
+        }
+        if (!hook_chain_verdict(s, rc))
+            return;
+    }
+    run->decider = NULL;
+    hook_chain_finish(s, PORTER_DECLINED);
+}
+
+/* hook_chain_timeout - a waiting plugin missed its deadline: DENYSOFT */
+static void hook_chain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct porter_session *s = arg;
+    struct hook_run *run = &s->run;
+    if (!run->active || !run->waiting)
+        return;
+    log_message(PORTER_LOG_WARNING, s->id_string,
+                "event=plugin_timeout plugin=%s hook=%s timeout=%.1fs error=\"the plugin did not answer\"",
+                run->plugin->name, porter_hook_name(run->hook), run->plugin->timeout);
+    run->generation++;
+    run->resumed = false;
+    event_del(run->resume_event);
+    hook_continuation_drop(s);
+    run->waiting = false;
+    reply_set(&run->reply, 451, "4.3.0", "Temporary local problem, please try again later");
+    hook_chain_verdict(s, PORTER_DENYSOFT);
+}
+
+/* hook_chain_resumed - the resume event: continue with the stored answer */
+static void hook_chain_resumed(evutil_socket_t fd, short what, void *arg)
+{
+    struct porter_session *s = arg;
+    if (!s->run.active || !s->run.resumed)
+        return;
+    s->run.resumed = false;
+    hook_chain_answer(s, s->run.resumed_rc);
+}
+
+/* hook_chain_events - create the session's two chain events on first use */
+static void hook_chain_events(struct porter_session *s)
+{
+    if (s->run.timeout_event == NULL) {
+        s->run.timeout_event = evtimer_new(s->base, hook_chain_timeout, s);
+        s->run.resume_event = event_new(s->base, -1, 0, hook_chain_resumed, s);
+        if (s->run.timeout_event == NULL || s->run.resume_event == NULL)
+            abort();
+    }
+}
+
+void hook_chain_run(struct porter_session *s, enum porter_hook hook,
+                    void (*done)(struct porter_session *s, int rc))
+{
+    struct hook_run *run = &s->run;
+    if (run->active) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=internal_error error=\"hook %s started "
+                    "while %s runs\" file=%s line=%d", porter_hook_name(hook),
+                    porter_hook_name(run->hook), __FILE__, __LINE__);
+        abort();
+    }
+    hook_chain_events(s);
+    run->active = true;
+    run->waiting = false;
+    run->resumed = false;
+    run->hook = hook;
+    run->position = 0;
+    run->done = done;
+    run->decider = NULL;
+    run->plugin = NULL;
+    reply_clear(&run->reply);
+    hook_chain_step(s);
+}
+
+void hook_chain_notify(struct porter_session *s, enum porter_hook hook)
+{
+    const struct plugin_registry *registry = s->plugins;
+    for (size_t i = 0; i < registry->by_hook_count[hook]; i++) {
+        const struct plugin_instance *instance = &registry->items[registry->by_hook[hook][i]];
+        const struct plugin_instance *previous = s->run.plugin;
+        s->run.plugin = instance;
+        int rc = instance->descriptor->hooks[hook](s, instance->state);
+        s->run.plugin = previous;
+        if (s->flags & SESSION_FLAG_TRACE)
+            fprintf(stderr, "trace: hook=%s plugin=%s verdict=%s (notification)\n",
+                    porter_hook_name(hook), instance->name, porter_rc_name(rc));
+        if (rc == PORTER_PENDING)
+            log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s hook=%s "
+                        "error=\"PENDING is not allowed in a notification hook\"",
+                        instance->name, porter_hook_name(hook));
+    }
+}
+
+void hook_chain_cancel(struct porter_session *s)
+{
+    struct hook_run *run = &s->run;
+    if (run->active && run->waiting)
+        log_message(PORTER_LOG_INFO, s->id_string, "event=hook_cancelled plugin=%s hook=%s "
+                    "reason=disconnect", run->plugin->name, porter_hook_name(run->hook));
+    run->active = false;
+    run->waiting = false;
+    run->resumed = false;
+    run->generation++;
+    hook_continuation_drop(s);
+    if (run->timeout_event != NULL) {
+        event_free(run->timeout_event);
+        event_free(run->resume_event);
+        run->timeout_event = run->resume_event = NULL;
+    }
+    reply_clear(&run->reply);
+}
+
+porter_handle hook_chain_handle(struct porter_session *s)
+{
+    porter_handle handle = {s->id, s->run.generation};
+    return handle;
+}
+
+int hook_chain_resume(porter_handle handle, int rc, int code, const char *enhanced,
+                      const char *text)
+{
+    struct porter_session *s = worker_current ? worker_find_session(worker_current,
+                                                                    handle.session_id) : NULL;
+    if (s == NULL || s->closed || !s->run.active || s->run.generation != handle.generation ||
+        s->run.resumed || s->run.continuation != NULL) {
+        log_message(PORTER_LOG_WARNING, s ? s->id_string : NULL,
+                    "event=late_answer session_id=%llu verdict=%s error=\"the hook is no longer "
+                    "waiting (answered already, timed out, or the client left); answer dropped\"",
+                    handle.session_id, porter_rc_name(rc));
+        return -1;
+    }
+    if (rc < 0 || rc >= PORTER_RC_COUNT)
+        rc = PORTER_DENYSOFT;
+    reply_set(&s->run.reply, code, enhanced, text);
+    s->run.resumed = true;
+    s->run.resumed_rc = rc;
+    s->run.generation++;
+    event_active(s->run.resume_event, EV_READ, 0);
+    return 0;
+}
+
+/* hook_continuation_new - the waiting hook now depends on a timer or a blocking job */
+static struct hook_continuation *hook_continuation_new(struct porter_session *s,
+                                                       porter_done_fn done, void *arg)
+{
+    struct hook_continuation *c = xcalloc(1, sizeof *c);
+    c->session = s;
+    c->generation = s->run.generation;
+    c->done = done;
+    c->arg = arg;
+    s->run.continuation = c;
+    return c;
+}
+
+/* hook_continuation_run - the continuation's event: call done and use its verdict */
+static void hook_continuation_run(struct porter_session *s, struct hook_continuation *c,
+                                  int result)
+{
+    bool current = s->run.active && s->run.waiting && s->run.continuation == c &&
+                   s->run.generation == c->generation && !s->closed;
+    if (!current) {
+        c->done(NULL, c->arg, result);
+        free(c);
+        return;
+    }
+    s->run.continuation = NULL;
+    reply_clear(&s->run.reply);
+    s->run.in_call = true;
+    int rc = c->done(s, c->arg, result);
+    s->run.in_call = false;
+    free(c);
+    if (rc == PORTER_PENDING && s->run.continuation == NULL && !s->run.resumed) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s hook=%s "
+                    "error=\"PENDING without a timer, job or handle\"", s->run.plugin->name,
+                    porter_hook_name(s->run.hook));
+    }
+    hook_chain_answer(s, rc);
+}
+
+/* hook_chain_timer_fired - a plugin's timer */
+static void hook_chain_timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct hook_continuation *c = arg;
+    struct porter_session *s = c->session;
+    event_free(c->timer);
+    c->timer = NULL;
+    hook_continuation_run(s, c, 0);
+}
+
+/* hook_guard - PENDING helpers are allowed only inside a chain's hook call */
+static bool hook_guard(struct porter_session *s, const char *what)
+{
+    if (s->run.active && s->run.in_call && s->run.continuation == NULL && !s->run.resumed)
+        return true;
+    log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error error=\"%s outside a hook, in "
+                "a notification hook, or twice in one call\"", what);
+    return false;
+}
+
+int hook_chain_timer(struct porter_session *s, double seconds, porter_done_fn done, void *arg)
+{
+    if (!hook_guard(s, "porter_timer"))
+        return PORTER_DENYSOFT;
+    struct hook_continuation *c = hook_continuation_new(s, done, arg);
+    c->timer = evtimer_new(s->base, hook_chain_timer_fired, c);
+    if (c->timer == NULL)
+        abort();
+    if (seconds < 0)
+        seconds = 0;
+    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+    evtimer_add(c->timer, &tv);
+    return PORTER_PENDING;
+}
+
+/* hook_chain_job_work / _done - the blocking job on the pool, its completion on the loop */
+static int hook_chain_job_work(void *arg)
+{
+    struct hook_continuation *c = arg;
+    return c->work(c->arg);
+}
+
+static void hook_chain_job_done(void *arg, int result)
+{
+    struct hook_continuation *c = arg;
+    struct porter_session *s = c->session;
+    s->blocking_jobs--;
+    hook_continuation_run(s, c, result);
+    session_release(s);
+}
+
+int hook_chain_run_blocking(struct porter_session *s, porter_work_fn work, porter_done_fn done,
+                            void *arg)
+{
+    if (!hook_guard(s, "porter_run_blocking"))
+        return PORTER_DENYSOFT;
+    struct hook_continuation *c = hook_continuation_new(s, done, arg);
+    c->work = work;
+    s->blocking_jobs++;
+    thread_pool_submit(worker_thread_pool(s->worker), hook_chain_job_work, c, hook_chain_job_done,
+                       c);
+    return PORTER_PENDING;
+}

@@ -1,0 +1,67 @@
+/*
+ * plugin_host.h - loads plugins (dlopen) into a registry and runs hook chains on sessions.
+ *
+ * Interface: plugin_registry_load reads the plugins file of a configuration, loads and
+ * initialises every plugin in order and returns a frozen registry (reference-counted, so a
+ * reload can swap registries while old sessions finish on the old one). hook_chain_run runs
+ * one hook's chain on a session and calls done(session, rc) exactly once, now or later.
+ * Fatal: out of memory. Load errors are returned as "FILE:LINE: message" strings.
+ */
+#ifndef PORTER_PLUGIN_HOST_H
+#define PORTER_PLUGIN_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "session.h"
+
+struct plugin_instance {
+    char *name;
+    char *file;
+    int line;
+    void *dl_handle;
+    const struct porter_plugin *descriptor;
+    void *state;
+    double timeout;        /* PENDING answer deadline (hook_timeout= or plugin_timeout) */
+    size_t index;          /* position in the registry: the slot of porter_data_get/set */
+};
+
+struct plugin_registry {
+    unsigned refcount;
+    struct plugin_instance *items;
+    size_t count;
+    size_t *by_hook[PORTER_HOOK_COUNT]; /* indexes into items, in chain order */
+    size_t by_hook_count[PORTER_HOOK_COUNT];
+};
+
+/* plugin_registry_load - load every plugin in config's plugins file; NULL if any failed */
+struct plugin_registry *plugin_registry_load(const struct porter_config *config,
+                                             struct config_error_list *errors);
+void plugin_registry_retain(struct plugin_registry *registry);
+/* plugin_registry_release - drop a reference; the last one runs each fini and dlcloses */
+void plugin_registry_release(struct plugin_registry *registry);
+
+/* hook_chain_run - run hook's chain on s; done is called once with the verdict */
+void hook_chain_run(struct porter_session *s, enum porter_hook hook,
+                    void (*done)(struct porter_session *s, int rc));
+/* hook_chain_notify - run a notification hook (disconnect, deny, reset): verdicts ignored,
+ * PENDING not allowed */
+void hook_chain_notify(struct porter_session *s, enum porter_hook hook);
+/* hook_chain_cancel - the session is going away: forget a waiting hook (late answers drop) */
+void hook_chain_cancel(struct porter_session *s);
+
+/* Used by plugin_api.c for PENDING verdicts. */
+porter_handle hook_chain_handle(struct porter_session *s);
+int hook_chain_resume(porter_handle handle, int rc, int code, const char *enhanced,
+                      const char *text);
+/* hook_chain_timer - the waiting hook continues with done(s, arg, 0) after seconds */
+int hook_chain_timer(struct porter_session *s, double seconds, porter_done_fn done, void *arg);
+/* hook_chain_run_blocking - work(arg) on the pool, then done(s, arg, result) on the loop */
+int hook_chain_run_blocking(struct porter_session *s, porter_work_fn work, porter_done_fn done,
+                            void *arg);
+
+/* The table every plugin gets (plugin_api.c). */
+extern const struct porter_api plugin_api_table;
+
+#endif

@@ -1,0 +1,1247 @@
+/*
+ * session.c - the SMTP state machine of one connection (RFC 5321, 1870, 2920, 3030, 3461,
+ * 6152, 6531, 2034/3463).
+ *
+ * The command set is one table: verb, hook, allowed states, check (pure validation that
+ * answers the client itself on error), proceed (applies the hook chain's verdict). Input is
+ * read by one loop that handles pipelined commands in order and never reads across a DATA
+ * or BDAT boundary: message bytes go to the data reader, commands to the table. While a hook
+ * chain runs the loop stops; the chain's end resumes it. Every limit is a setting; every
+ * reply carries an enhanced status code except the greeting and the HELO/EHLO replies.
+ *
+ * Interface: session.h. Fatal: out of memory.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "log.h"
+#include "memory.h"
+#include "plugin_host.h"
+#include "session.h"
+#include "worker.h"
+
+#define SESSION_READ_HIGH_WATER (256 * 1024)
+#define SESSION_CLOSE_GRACE 10 /* seconds to flush a final reply */
+
+static const char *const state_names[SESSION_STATE_COUNT] = {
+    "connect", "greeted", "ready", "mail", "rcpt", "data", "bdat", "closing",
+};
+
+const char *session_state_name(enum session_state state)
+{
+    return state < SESSION_STATE_COUNT ? state_names[state] : "invalid";
+}
+
+#define STATE_BIT(state) (1u << (state))
+#define STATES_AFTER_GREETING                                                                   \
+    (STATE_BIT(SESSION_STATE_GREETED) | STATE_BIT(SESSION_STATE_READY) |                        \
+     STATE_BIT(SESSION_STATE_MAIL) | STATE_BIT(SESSION_STATE_RCPT))
+
+struct session_command {
+    enum smtp_verb verb;
+    int hook; /* -1: no hook */
+    unsigned states;
+    int (*check)(struct porter_session *s, const char *argument);
+    void (*proceed)(struct porter_session *s, int rc);
+};
+
+static void session_process_input(struct porter_session *s);
+static void session_set_state(struct porter_session *s, enum session_state state);
+static void session_finish_closing(struct porter_session *s, const char *reason);
+static void session_arm_idle(struct porter_session *s);
+static void session_reset_transaction(struct porter_session *s);
+
+/* ---------------------------------------------------------------- replies */
+
+void session_reply(struct porter_session *s, int code, const char *enhanced, const char *text)
+{
+    if (s->closed)
+        return;
+    reply_write(bufferevent_get_output(s->output), code, enhanced, text);
+    if (code >= 400 && code != 421)
+        s->errors++;
+    if (s->flags & SESSION_FLAG_TRACE)
+        fprintf(stderr, "trace: reply=%d %s %s\n", code, enhanced ? enhanced : "", text);
+}
+
+/* session_reply_verdict - the reply of the chain's verdict (plugin's text or the default) */
+static void session_reply_verdict(struct porter_session *s, enum porter_hook hook, int rc)
+{
+    int code;
+    const char *enhanced, *text;
+    reply_resolve(&s->run.reply, hook, rc, &code, &enhanced, &text);
+    session_reply(s, code, hook == PORTER_HOOK_CONNECT || hook == PORTER_HOOK_HELO ||
+                           hook == PORTER_HOOK_EHLO ? NULL : enhanced, text);
+}
+
+/* session_verdict_is_refusal - DENY and friends */
+static bool session_verdict_is_refusal(int rc)
+{
+    return rc == PORTER_DENY || rc == PORTER_DENYSOFT || rc == PORTER_DENY_DISCONNECT ||
+           rc == PORTER_DENYSOFT_DISCONNECT;
+}
+
+/* session_apply_refusal - reply to a refusal and close when it says so; true if it refused */
+static bool session_apply_refusal(struct porter_session *s, enum porter_hook hook, int rc)
+{
+    if (rc == PORTER_DONE) {
+        session_reply_verdict(s, hook, rc);
+        return true;
+    }
+    if (!session_verdict_is_refusal(rc))
+        return false;
+    session_reply_verdict(s, hook, rc);
+    if (rc == PORTER_DENY_DISCONNECT || rc == PORTER_DENYSOFT_DISCONNECT)
+        session_finish_closing(s, "plugin_disconnect");
+    return true;
+}
+
+void session_log_verdict(struct porter_session *s, enum porter_hook hook, int rc)
+{
+    log_message(PORTER_LOG_DEBUG, s->id_string, "event=verdict hook=%s verdict=%s plugin=%s",
+                porter_hook_name(hook), porter_rc_name(rc), s->run.decider ? s->run.decider : "-");
+}
+
+/* ---------------------------------------------------------------- closing */
+
+/* session_free - release everything; only from session_release */
+static void session_free(struct porter_session *s)
+{
+    if (s->idle_timer)
+        event_free(s->idle_timer);
+    if (s->session_timer)
+        event_free(s->session_timer);
+    hook_chain_cancel(s);
+    transaction_free(s->transaction);
+    data_reader_free(s->reader);
+    if (s->path_valid)
+        smtp_path_clear(&s->path);
+    note_list_clear(&s->notes);
+    free(s->plugin_data);
+    plugin_registry_release(s->plugins);
+    free(s->command_argument);
+    free(s->client_name);
+    free(s->helo);
+    free(s->auth_user);
+    free(s->final_log);
+    free(s);
+}
+
+void session_release(struct porter_session *s)
+{
+    if (s->closed && !s->run.active && s->blocking_jobs == 0 && !s->in_input)
+        session_free(s);
+}
+
+void session_close(struct porter_session *s, const char *reason)
+{
+    if (s->closed)
+        return;
+    s->closed = true;
+    hook_chain_cancel(s);
+    if (s->transaction != NULL)
+        log_message(PORTER_LOG_INFO, s->id_string, "event=transaction_aborted queue_id=%s "
+                    "reason=%s", s->transaction->queue_id, reason);
+    hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
+    struct timeval now, elapsed;
+    gettimeofday(&now, NULL);
+    timersub(&now, &s->connected_at, &elapsed);
+    log_message(PORTER_LOG_INFO, s->id_string, "event=disconnect client=%s reason=%s "
+                "messages=%u errors=%u duration=%.3fs", s->client_ip, reason, s->messages,
+                s->errors, (double)elapsed.tv_sec + (double)elapsed.tv_usec / 1e6);
+    if (s->output != s->input && s->output != NULL)
+        bufferevent_free(s->output);
+    if (s->input != NULL)
+        bufferevent_free(s->input);
+    s->input = s->output = NULL;
+    if (s->idle_timer)
+        evtimer_del(s->idle_timer);
+    if (s->session_timer)
+        evtimer_del(s->session_timer);
+    worker_session_closed(s->worker, s);
+    session_release(s);
+}
+
+/* session_finish_closing - flush what is queued for the client, then close */
+static void session_finish_closing(struct porter_session *s, const char *reason)
+{
+    if (s->closed || s->state == SESSION_STATE_CLOSING)
+        return;
+    session_set_state(s, SESSION_STATE_CLOSING);
+    free(s->final_log);
+    s->final_log = xstrdup(reason);
+    bufferevent_disable(s->input, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(s->output)) == 0) {
+        session_close(s, reason);
+        return;
+    }
+    struct timeval grace = {SESSION_CLOSE_GRACE, 0};
+    evtimer_add(s->idle_timer, &grace);
+}
+
+/* ---------------------------------------------------------------- state and timers */
+
+static void session_set_state(struct porter_session *s, enum session_state state)
+{
+    if (s->state != state)
+        log_message(PORTER_LOG_DEBUG, s->id_string, "event=state from=%s to=%s",
+                    session_state_name(s->state), session_state_name(state));
+    s->state = state;
+}
+
+/* session_idle_fired - the client said nothing for too long (or a final flush hung) */
+static void session_idle_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct porter_session *s = arg;
+    if (s->state == SESSION_STATE_CLOSING) {
+        session_close(s, s->final_log ? s->final_log : "flush_timeout");
+        return;
+    }
+    if (s->run.active) {
+        /* We are the slow one; the plugin deadline handles that. */
+        session_arm_idle(s);
+        return;
+    }
+    char text[300];
+    snprintf(text, sizeof text, "%s Error: timeout exceeded", s->config->hostname);
+    session_reply(s, 421, "4.4.2", text);
+    session_finish_closing(s, "timeout");
+}
+
+/* session_total_fired - the whole session took too long */
+static void session_total_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct porter_session *s = arg;
+    if (s->state == SESSION_STATE_CLOSING)
+        return;
+    hook_chain_cancel(s);
+    char text[300];
+    snprintf(text, sizeof text, "%s Error: session time limit exceeded", s->config->hostname);
+    session_reply(s, 421, "4.4.2", text);
+    session_finish_closing(s, "session_timeout");
+    /* A cancelled chain will never call back: make sure the close completes. */
+    if (!s->closed && evbuffer_get_length(bufferevent_get_output(s->output)) == 0)
+        session_close(s, "session_timeout");
+}
+
+static void session_arm_idle(struct porter_session *s)
+{
+    if (s->closed || s->state == SESSION_STATE_CLOSING)
+        return;
+    double seconds = s->config->command_timeout;
+    if (s->state == SESSION_STATE_GREETED && s->helo[0] == '\0' && s->errors == 0)
+        seconds = s->config->greeting_timeout;
+    if (s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT)
+        seconds = s->config->data_timeout;
+    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+    evtimer_add(s->idle_timer, &tv);
+}
+
+/* ---------------------------------------------------------------- transactions */
+
+/* session_reset_transaction - end the transaction (RSET, HELO, end of message) */
+static void session_reset_transaction(struct porter_session *s)
+{
+    if (s->transaction != NULL)
+        hook_chain_notify(s, PORTER_HOOK_RESET_TRANSACTION);
+    transaction_free(s->transaction);
+    s->transaction = NULL;
+    data_reader_free(s->reader);
+    s->reader = NULL;
+    s->smtputf8 = false;
+    s->bdat_remaining = 0;
+    s->bdat_last = false;
+    s->flags &= ~(unsigned)SESSION_FLAG_BDAT_FAILED;
+    if (s->state != SESSION_STATE_CONNECT && s->state != SESSION_STATE_GREETED &&
+        s->state != SESSION_STATE_CLOSING)
+        session_set_state(s, SESSION_STATE_READY);
+}
+
+/* session_log_transaction - the one log line per transaction */
+static void session_log_transaction(struct porter_session *s, int code, const char *enhanced,
+                                    const char *text, const char *decider)
+{
+    struct transaction *t = s->transaction;
+    char recipients[1024];
+    size_t used = 0;
+    recipients[0] = '\0';
+    for (size_t i = 0; i < t->recipient_count && used < sizeof recipients; i++) {
+        int n = snprintf(recipients + used, sizeof recipients - used, "%s<%s>", i ? "," : "",
+                         t->recipients[i].address);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    log_message(PORTER_LOG_INFO, s->id_string,
+                "event=transaction client=%s helo=%s queue_id=%s from=<%s> to=%s nrcpt=%zu "
+                "size=%llu reply=\"%d %s %s\" plugin=%s%s%s",
+                s->client_ip, s->helo, t->queue_id, t->mail_from, recipients, t->recipient_count,
+                t->data_size, code, enhanced ? enhanced : "", text, decider ? decider : "-",
+                t->quarantine_reason ? " quarantined=" : "",
+                t->quarantine_reason ? t->quarantine_reason : "");
+}
+
+/* session_end_message - final reply for a message is given: log, count, reset */
+static void session_end_message(struct porter_session *s, enum porter_hook hook, int rc)
+{
+    int code;
+    const char *enhanced, *text;
+    char queued[256];
+    if (rc == PORTER_OK && s->run.reply.text == NULL) {
+        snprintf(queued, sizeof queued, "Ok: queued as %s", s->transaction->queue_id);
+        reply_resolve(&s->run.reply, hook, rc, &code, &enhanced, &text);
+        code = 250;
+        enhanced = "2.0.0";
+        text = queued;
+    } else {
+        reply_resolve(&s->run.reply, hook, rc, &code, &enhanced, &text);
+    }
+    if (rc == PORTER_OK && code / 100 != 2)
+        code = 250;
+    session_reply(s, code, enhanced, text);
+    session_log_transaction(s, code, enhanced, text, s->run.decider);
+    s->messages++;
+    session_reset_transaction(s);
+    if (rc == PORTER_DENY_DISCONNECT || rc == PORTER_DENYSOFT_DISCONNECT)
+        session_finish_closing(s, "plugin_disconnect");
+}
+
+static void session_proceed_queue(struct porter_session *s, int rc)
+{
+    if (rc == PORTER_DECLINED) {
+        log_message(PORTER_LOG_WARNING, s->id_string, "event=no_queue queue_id=%s "
+                    "error=\"no queue plugin accepted the message\"", s->transaction->queue_id);
+    }
+    session_end_message(s, PORTER_HOOK_QUEUE, rc);
+    session_input_resume(s);
+}
+
+static void session_proceed_data_post(struct porter_session *s, int rc)
+{
+    if (rc == PORTER_OK || rc == PORTER_DECLINED) {
+        hook_chain_run(s, PORTER_HOOK_QUEUE, session_proceed_queue);
+        return;
+    }
+    session_end_message(s, PORTER_HOOK_DATA_POST, rc);
+    session_input_resume(s);
+}
+
+/* session_received_header - the Received header Porter prepends (RFC 5321 4.4) */
+static void session_add_received(struct porter_session *s)
+{
+    struct transaction *t = s->transaction;
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    const char *protocol = (s->flags & SESSION_FLAG_EHLO) ? "ESMTP" : "SMTP";
+    char with[32];
+    snprintf(with, sizeof with, "%s%s%s%s", s->smtputf8 ? "UTF8" : "", s->smtputf8 ? protocol + 1 : protocol,
+             (s->flags & SESSION_FLAG_TLS) ? "S" : "", s->auth_user ? "A" : "");
+    char *forpart = t->recipient_count == 1 ? xasprintf("\r\n\tfor <%s>", t->recipients[0].address)
+                                            : xstrdup("");
+    char *value = xasprintf(" from %s (%s [%s])\r\n\tby %s (Porter) with %s id %s%s;\r\n\t%s",
+                            s->helo[0] ? s->helo : "unknown", s->client_name, s->client_ip,
+                            s->config->hostname, with, t->queue_id, forpart, date);
+    headers_insert(&t->headers, 0, "Received", value);
+    transaction_headers_changed(t);
+    free(forpart);
+    free(value);
+}
+
+/* session_end_of_data - the message is complete (DATA terminator or BDAT LAST) */
+static void session_end_of_data(struct porter_session *s)
+{
+    struct transaction *t = s->transaction;
+    enum data_error error = data_reader_finish(s->reader);
+    t->data_size = data_reader_size(s->reader);
+    session_set_state(s, SESSION_STATE_READY);
+    if (error == DATA_OK && (s->flags & SESSION_FLAG_BDAT_FAILED))
+        error = DATA_ERROR_TOO_BIG;
+    if (error == DATA_OK && t->data_size > s->config->max_message_size)
+        error = DATA_ERROR_TOO_BIG;
+    if (error != DATA_OK) {
+        int code;
+        const char *enhanced, *text;
+        data_error_reply(error, &code, &enhanced, &text);
+        session_reply(s, code, enhanced, text);
+        session_log_transaction(s, code, enhanced, text, "core");
+        session_reset_transaction(s);
+        return;
+    }
+    /* The header list moves to the transaction; the body stays in the spool file. */
+    const struct header_list *parsed = data_reader_headers(s->reader);
+    for (size_t i = 0; i < parsed->count; i++)
+        headers_add(&t->headers, parsed->items[i].name, parsed->items[i].value);
+    t->headers_parsed = true;
+    t->body_offset = data_reader_body_offset(s->reader);
+    t->body_length = (off_t)t->data_size - t->body_offset;
+    if (t->body_length < 0)
+        t->body_length = 0;
+    if (s->config->received_header)
+        session_add_received(s);
+    hook_chain_run(s, PORTER_HOOK_DATA_POST, session_proceed_data_post);
+}
+
+/* ---------------------------------------------------------------- EHLO / HELO */
+
+static int session_check_helo(struct porter_session *s, const char *argument)
+{
+    if (argument[0] == '\0' || strchr(argument, ' ') != NULL ||
+        !smtp_domain_valid(argument, true)) {
+        session_reply(s, 501, "5.5.4", s->command->verb == SMTP_VERB_EHLO
+                                           ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+        return -1;
+    }
+    return 0;
+}
+
+/* session_ehlo_keywords - the extensions we advertise; STARTTLS and AUTH join later */
+static void session_ehlo_reply(struct porter_session *s)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING\nDSN",
+             s->config->hostname, s->config->max_message_size);
+    session_reply(s, 250, NULL, text);
+}
+
+static void session_proceed_helo(struct porter_session *s, int rc)
+{
+    enum porter_hook hook = s->command->verb == SMTP_VERB_EHLO ? PORTER_HOOK_EHLO : PORTER_HOOK_HELO;
+    if (!session_apply_refusal(s, hook, rc)) {
+        session_reset_transaction(s);
+        free(s->helo);
+        s->helo = xstrdup(s->command_argument);
+        if (hook == PORTER_HOOK_EHLO) {
+            s->flags |= SESSION_FLAG_EHLO;
+            session_ehlo_reply(s);
+        } else {
+            s->flags &= ~(unsigned)SESSION_FLAG_EHLO;
+            char text[300];
+            snprintf(text, sizeof text, "%s", s->config->hostname);
+            session_reply(s, 250, NULL, text);
+        }
+        session_set_state(s, SESSION_STATE_READY);
+    }
+    session_input_resume(s);
+}
+
+/* ---------------------------------------------------------------- MAIL */
+
+/* session_path_parse - MAIL/RCPT address and parameters into s->path; -1 after replying */
+static int session_path_parse(struct porter_session *s, const char *argument,
+                              enum smtp_path_kind kind)
+{
+    if (s->path_valid) {
+        smtp_path_clear(&s->path);
+        s->path_valid = false;
+    }
+    struct smtp_parse_limits limits = {
+        .max_local_part = 64, .max_domain = 255, .max_path = 256,
+        .allow_utf8 = kind == SMTP_PATH_FORWARD ? s->smtputf8 : true,
+    };
+    struct smtp_parse_error error = {0};
+    if (smtp_parse_path(argument, strlen(argument), kind, &limits, &s->path, &error) != 0) {
+        session_reply(s, error.code, error.enhanced, error.text);
+        return -1;
+    }
+    s->path_valid = true;
+    return 0;
+}
+
+/* session_check_mail_params - SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH; -1 after replying */
+static int session_check_mail_params(struct porter_session *s)
+{
+    for (size_t i = 0; i < s->path.param_count; i++) {
+        const char *keyword = s->path.params[i].keyword;
+        const char *value = s->path.params[i].value;
+        if (strcmp(keyword, "SIZE") == 0) {
+            char *end;
+            errno = 0;
+            unsigned long long size = value ? strtoull(value, &end, 10) : 0;
+            if (value == NULL || *value == '\0' || *end != '\0' || errno != 0 || value[0] == '-') {
+                session_reply(s, 501, "5.5.4", "Bad SIZE parameter");
+                return -1;
+            }
+            if (size > s->config->max_message_size) {
+                session_reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+                return -1;
+            }
+        } else if (strcmp(keyword, "BODY") == 0) {
+            if (value == NULL || (strcasecmp(value, "7BIT") != 0 && strcasecmp(value, "8BITMIME") != 0)) {
+                session_reply(s, 501, "5.5.4", "Unsupported BODY parameter");
+                return -1;
+            }
+        } else if (strcmp(keyword, "SMTPUTF8") == 0) {
+            if (value != NULL) {
+                session_reply(s, 501, "5.5.4", "SMTPUTF8 takes no value");
+                return -1;
+            }
+            s->smtputf8 = true;
+        } else if (strcmp(keyword, "RET") == 0) {
+            if (value == NULL || (strcasecmp(value, "FULL") != 0 && strcasecmp(value, "HDRS") != 0)) {
+                session_reply(s, 501, "5.5.4", "Bad RET parameter");
+                return -1;
+            }
+        } else if (strcmp(keyword, "ENVID") == 0) {
+            char decoded[128];
+            if (value == NULL || strlen(value) > 100 ||
+                smtp_xtext_decode(value, decoded, sizeof decoded) < 0) {
+                session_reply(s, 501, "5.5.4", "Bad ENVID parameter");
+                return -1;
+            }
+        } else if (strcmp(keyword, "AUTH") == 0) {
+            /* RFC 4954: accepted and kept; trusted only from authenticated clients (later). */
+        } else {
+            session_reply(s, 555, "5.5.4", "Unsupported option");
+            return -1;
+        }
+    }
+    if (s->path.utf8 && !s->smtputf8) {
+        session_reply(s, 553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");
+        return -1;
+    }
+    return 0;
+}
+
+static int session_check_mail(struct porter_session *s, const char *argument)
+{
+    if (s->messages >= (unsigned)s->config->max_messages_per_session) {
+        session_reply(s, 452, "4.5.3", "Too many messages in this session, try again later");
+        return -1;
+    }
+    s->smtputf8 = false;
+    if (session_path_parse(s, argument, SMTP_PATH_REVERSE) != 0)
+        return -1;
+    if (session_check_mail_params(s) != 0)
+        return -1;
+    char *queue_id = queue_id_new();
+    s->transaction = transaction_new(queue_id);
+    free(queue_id);
+    free(s->transaction->mail_from);
+    s->transaction->mail_from = xstrdup(s->path.address);
+    for (size_t i = 0; i < s->path.param_count; i++)
+        param_list_add(&s->transaction->mail_params, s->path.params[i].keyword,
+                       s->path.params[i].value);
+    return 0;
+}
+
+static void session_proceed_mail(struct porter_session *s, int rc)
+{
+    if (session_apply_refusal(s, PORTER_HOOK_MAIL, rc)) {
+        transaction_free(s->transaction);
+        s->transaction = NULL;
+        s->smtputf8 = false;
+    } else {
+        session_reply(s, 250, "2.1.0", "Ok");
+        session_set_state(s, SESSION_STATE_MAIL);
+    }
+    session_input_resume(s);
+}
+
+/* ---------------------------------------------------------------- RCPT */
+
+static int session_check_rcpt(struct porter_session *s, const char *argument)
+{
+    if (s->transaction->recipient_count >= (size_t)s->config->max_recipients) {
+        session_reply(s, 452, "4.5.3", "Too many recipients");
+        return -1;
+    }
+    if (session_path_parse(s, argument, SMTP_PATH_FORWARD) != 0)
+        return -1;
+    for (size_t i = 0; i < s->path.param_count; i++) {
+        const char *keyword = s->path.params[i].keyword;
+        const char *value = s->path.params[i].value;
+        if (strcmp(keyword, "NOTIFY") == 0) {
+            bool ok = value != NULL && *value != '\0';
+            bool never = false, other = false;
+            char *copy = xstrdup(value ? value : "");
+            char *saveptr = NULL;
+            for (char *word = strtok_r(copy, ",", &saveptr); word && ok;
+                 word = strtok_r(NULL, ",", &saveptr)) {
+                if (strcasecmp(word, "NEVER") == 0)
+                    never = true;
+                else if (strcasecmp(word, "SUCCESS") == 0 || strcasecmp(word, "FAILURE") == 0 ||
+                         strcasecmp(word, "DELAY") == 0)
+                    other = true;
+                else
+                    ok = false;
+            }
+            free(copy);
+            if (!ok || (never && other)) {
+                session_reply(s, 501, "5.5.4", "Bad NOTIFY parameter");
+                return -1;
+            }
+        } else if (strcmp(keyword, "ORCPT") == 0) {
+            char decoded[600];
+            const char *semicolon = value ? strchr(value, ';') : NULL;
+            if (semicolon == NULL || semicolon == value || strlen(value) > 500 ||
+                smtp_xtext_decode(semicolon + 1, decoded, sizeof decoded) < 0) {
+                session_reply(s, 501, "5.5.4", "Bad ORCPT parameter");
+                return -1;
+            }
+        } else {
+            session_reply(s, 555, "5.5.4", "Unsupported option");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void session_proceed_rcpt(struct porter_session *s, int rc)
+{
+    if (rc == PORTER_DECLINED) {
+        /* Nobody said yes: never an open relay. */
+        session_reply(s, 450, "4.7.1", "No plugin decided whether relaying is allowed");
+    } else if (!session_apply_refusal(s, PORTER_HOOK_RCPT, rc)) {
+        struct param_list params = {0};
+        for (size_t i = 0; i < s->path.param_count; i++)
+            param_list_add(&params, s->path.params[i].keyword, s->path.params[i].value);
+        transaction_add_recipient(s->transaction, s->path.address, &params);
+        param_list_clear(&params);
+        session_reply_verdict(s, PORTER_HOOK_RCPT, PORTER_OK);
+        session_set_state(s, SESSION_STATE_RCPT);
+    }
+    session_input_resume(s);
+}
+
+/* ---------------------------------------------------------------- DATA and BDAT */
+
+/* session_open_message - spool file and data reader for a new message; -1 (logged) */
+static int session_open_message(struct porter_session *s)
+{
+    if (transaction_spool_open(s->transaction, s->config->spool_dir) != 0) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=spool_error dir=%s error=\"%s\"",
+                    s->config->spool_dir, strerror(errno));
+        return -1;
+    }
+    struct data_limits limits = {
+        .max_message_size = s->config->max_message_size,
+        .max_line_length = (size_t)s->config->max_data_line,
+        .max_header_size = (size_t)s->config->max_header_size,
+        .max_header_count = (size_t)s->config->max_header_count,
+        .bare_policy = s->config->bare_lf == 0 ? DATA_BARE_REJECT : DATA_BARE_NORMALIZE,
+    };
+    s->reader = data_reader_new(&limits, s->transaction->spool_fd);
+    return 0;
+}
+
+static int session_check_data(struct porter_session *s, const char *argument)
+{
+    if (argument[0] != '\0') {
+        session_reply(s, 501, "5.5.4", "Syntax: DATA");
+        return -1;
+    }
+    return 0;
+}
+
+static void session_proceed_data(struct porter_session *s, int rc)
+{
+    if (!session_apply_refusal(s, PORTER_HOOK_DATA, rc)) {
+        if (session_open_message(s) == 0) {
+            session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+            session_set_state(s, SESSION_STATE_DATA);
+        } else {
+            session_reply(s, 451, "4.3.0", "Local error in processing, try again later");
+        }
+    }
+    session_input_resume(s);
+}
+
+/* session_bdat_begin - consume the chunk that follows whatever we answer */
+static int session_check_bdat(struct porter_session *s, const char *argument)
+{
+    unsigned long long size;
+    bool last;
+    if (smtp_parse_bdat(argument, strlen(argument), &size, &last) != 0) {
+        /* The chunk's length is unknown, so its bytes cannot be skipped: resync is impossible. */
+        session_reply(s, 501, "5.5.4", "Syntax: BDAT count [LAST]");
+        session_finish_closing(s, "bdat_syntax");
+        return -1;
+    }
+    s->bdat_remaining = size;
+    s->bdat_last = last;
+    const char *problem = NULL;
+    if (s->state == SESSION_STATE_GREETED)
+        problem = "Error: send HELO/EHLO first";
+    else if (s->state == SESSION_STATE_READY)
+        problem = "Error: need MAIL command";
+    else if (s->state == SESSION_STATE_MAIL)
+        problem = "Error: need RCPT command";
+    if (problem != NULL) {
+        /* Read and drop the chunk, then refuse it. */
+        s->flags |= SESSION_FLAG_BDAT_FAILED;
+        free(s->command_argument);
+        s->command_argument = xstrdup(problem);
+        session_set_state(s, SESSION_STATE_BDAT);
+        return -1;
+    }
+    if (s->state == SESSION_STATE_BDAT)
+        return 1; /* a further chunk: no hook */
+    return 0;
+}
+
+static void session_proceed_bdat(struct porter_session *s, int rc)
+{
+    if (session_verdict_is_refusal(rc) || rc == PORTER_DONE) {
+        int code;
+        const char *enhanced, *text;
+        reply_resolve(&s->run.reply, PORTER_HOOK_DATA, rc, &code, &enhanced, &text);
+        free(s->command_argument);
+        s->command_argument = xasprintf("%d %s %s", code, enhanced, text);
+        s->flags |= SESSION_FLAG_BDAT_FAILED;
+    } else if (session_open_message(s) != 0) {
+        free(s->command_argument);
+        s->command_argument = xstrdup("451 4.3.0 Local error in processing, try again later");
+        s->flags |= SESSION_FLAG_BDAT_FAILED;
+    }
+    session_set_state(s, SESSION_STATE_BDAT);
+    session_input_resume(s);
+}
+
+/* session_bdat_chunk_end - all bytes of one chunk are in */
+static void session_bdat_chunk_end(struct porter_session *s)
+{
+    if (s->flags & SESSION_FLAG_BDAT_FAILED) {
+        const char *stored = s->command_argument ? s->command_argument : "";
+        int code = 0;
+        char enhanced[16] = "";
+        int offset = 0;
+        if (sscanf(stored, "%d %15s %n", &code, enhanced, &offset) >= 2 && code >= 400) {
+            session_reply(s, code, enhanced, stored + offset);
+        } else {
+            session_reply(s, 503, "5.5.1", stored[0] ? stored : "Bad sequence of commands");
+        }
+        if (s->bdat_last || s->transaction == NULL || s->reader == NULL) {
+            if (s->transaction != NULL) {
+                session_reset_transaction(s);
+            } else {
+                s->flags &= ~(unsigned)SESSION_FLAG_BDAT_FAILED;
+                session_set_state(s, s->helo[0] ? SESSION_STATE_READY : SESSION_STATE_GREETED);
+            }
+        }
+        return;
+    }
+    if (s->bdat_last) {
+        session_end_of_data(s);
+        return;
+    }
+    if (data_reader_size(s->reader) > s->config->max_message_size) {
+        /* Refuse now; the client may still send chunks, which we read and drop. */
+        session_reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+        free(s->command_argument);
+        s->command_argument = xstrdup("552 5.3.4 Message size exceeds fixed maximum message size");
+        s->flags |= SESSION_FLAG_BDAT_FAILED;
+        return;
+    }
+    char text[96];
+    snprintf(text, sizeof text, "Ok: %llu octets received", data_reader_size(s->reader));
+    session_reply(s, 250, "2.0.0", text);
+}
+
+/* ---------------------------------------------------------------- small commands */
+
+static int session_check_no_argument(struct porter_session *s, const char *argument)
+{
+    if (argument[0] != '\0') {
+        session_reply(s, 501, "5.5.4", "Syntax: this command takes no argument");
+        return -1;
+    }
+    return 0;
+}
+
+static int session_check_vrfy(struct porter_session *s, const char *argument)
+{
+    if (argument[0] == '\0') {
+        session_reply(s, 501, "5.5.4", "Syntax: VRFY address");
+        return -1;
+    }
+    return 0;
+}
+
+static void session_proceed_rset(struct porter_session *s, int rc)
+{
+    session_reset_transaction(s);
+    session_reply(s, 250, "2.0.0", "Ok");
+    session_input_resume(s);
+}
+
+static void session_proceed_noop(struct porter_session *s, int rc)
+{
+    if (!session_apply_refusal(s, PORTER_HOOK_NOOP, rc))
+        session_reply_verdict(s, PORTER_HOOK_NOOP, PORTER_OK);
+    session_input_resume(s);
+}
+
+static void session_proceed_vrfy(struct porter_session *s, int rc)
+{
+    if (rc == PORTER_OK)
+        session_reply_verdict(s, PORTER_HOOK_VRFY, rc);
+    else if (!session_apply_refusal(s, PORTER_HOOK_VRFY, rc))
+        session_reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+    session_input_resume(s);
+}
+
+static void session_proceed_help(struct porter_session *s, int rc)
+{
+    if (!session_apply_refusal(s, PORTER_HOOK_HELP, rc))
+        session_reply(s, 214, "2.0.0", "Porter SMTP gateway: commands HELO EHLO MAIL RCPT DATA "
+                      "BDAT RSET NOOP QUIT VRFY HELP");
+    session_input_resume(s);
+}
+
+static void session_proceed_quit(struct porter_session *s, int rc)
+{
+    if (rc == PORTER_DONE && s->run.reply.code != 0) {
+        session_reply_verdict(s, PORTER_HOOK_QUIT, rc);
+    } else {
+        char text[300];
+        snprintf(text, sizeof text, "%s closing connection", s->config->hostname);
+        session_reply(s, 221, "2.0.0", text);
+    }
+    session_finish_closing(s, "quit");
+    session_input_resume(s);
+}
+
+static void session_proceed_unrecognized(struct porter_session *s, int rc)
+{
+    if (rc == PORTER_OK || rc == PORTER_DONE) {
+        session_reply_verdict(s, PORTER_HOOK_UNRECOGNIZED_COMMAND, rc);
+    } else if (!session_apply_refusal(s, PORTER_HOOK_UNRECOGNIZED_COMMAND, rc)) {
+        s->unrecognized++;
+        session_reply(s, 500, "5.5.2", "Error: command not recognized");
+    }
+    session_input_resume(s);
+}
+
+static int session_check_not_implemented(struct porter_session *s, const char *argument)
+{
+    session_reply(s, 502, "5.5.1", "Error: command not implemented");
+    return -1;
+}
+
+#define STATES_TRANSACTION (STATE_BIT(SESSION_STATE_READY) | STATE_BIT(SESSION_STATE_MAIL) | \
+                            STATE_BIT(SESSION_STATE_RCPT))
+
+static const struct session_command session_commands[] = {
+    {SMTP_VERB_HELO, PORTER_HOOK_HELO, STATES_AFTER_GREETING, session_check_helo, session_proceed_helo},
+    {SMTP_VERB_EHLO, PORTER_HOOK_EHLO, STATES_AFTER_GREETING, session_check_helo, session_proceed_helo},
+    {SMTP_VERB_MAIL, PORTER_HOOK_MAIL, STATE_BIT(SESSION_STATE_READY), session_check_mail, session_proceed_mail},
+    {SMTP_VERB_RCPT, PORTER_HOOK_RCPT, STATE_BIT(SESSION_STATE_MAIL) | STATE_BIT(SESSION_STATE_RCPT),
+     session_check_rcpt, session_proceed_rcpt},
+    {SMTP_VERB_DATA, PORTER_HOOK_DATA, STATE_BIT(SESSION_STATE_RCPT), session_check_data, session_proceed_data},
+    {SMTP_VERB_BDAT, PORTER_HOOK_DATA, STATES_AFTER_GREETING | STATE_BIT(SESSION_STATE_BDAT),
+     session_check_bdat, session_proceed_bdat},
+    {SMTP_VERB_RSET, -1, STATES_AFTER_GREETING | STATE_BIT(SESSION_STATE_BDAT),
+     session_check_no_argument, session_proceed_rset},
+    {SMTP_VERB_NOOP, PORTER_HOOK_NOOP, STATES_AFTER_GREETING | STATE_BIT(SESSION_STATE_BDAT), NULL,
+     session_proceed_noop},
+    {SMTP_VERB_QUIT, PORTER_HOOK_QUIT, STATES_AFTER_GREETING | STATE_BIT(SESSION_STATE_BDAT), NULL,
+     session_proceed_quit},
+    {SMTP_VERB_VRFY, PORTER_HOOK_VRFY, STATES_AFTER_GREETING, session_check_vrfy, session_proceed_vrfy},
+    {SMTP_VERB_HELP, PORTER_HOOK_HELP, STATES_AFTER_GREETING, NULL, session_proceed_help},
+    {SMTP_VERB_EXPN, -1, STATES_AFTER_GREETING, session_check_not_implemented, NULL},
+    {SMTP_VERB_STARTTLS, -1, STATES_AFTER_GREETING, session_check_not_implemented, NULL},
+    {SMTP_VERB_AUTH, -1, STATES_AFTER_GREETING, session_check_not_implemented, NULL},
+    {SMTP_VERB_UNKNOWN, PORTER_HOOK_UNRECOGNIZED_COMMAND, STATES_AFTER_GREETING, NULL,
+     session_proceed_unrecognized},
+};
+
+/* session_sequence_error - the 503 text for a command in the wrong state */
+static void session_sequence_error(struct porter_session *s, enum smtp_verb verb)
+{
+    const char *text = "Error: bad sequence of commands";
+    int code = 503;
+    if (s->state == SESSION_STATE_GREETED && verb != SMTP_VERB_DATA)
+        text = "Error: send HELO/EHLO first";
+    else if (verb == SMTP_VERB_MAIL && (s->state == SESSION_STATE_MAIL || s->state == SESSION_STATE_RCPT))
+        text = "Error: nested MAIL command";
+    else if (verb == SMTP_VERB_RCPT || (verb == SMTP_VERB_DATA && s->state == SESSION_STATE_READY))
+        text = "Error: need MAIL command";
+    else if (verb == SMTP_VERB_DATA && s->state == SESSION_STATE_MAIL) {
+        code = 554;
+        text = "Error: no valid recipients";
+    } else if (verb == SMTP_VERB_DATA && s->state == SESSION_STATE_BDAT)
+        text = "Error: DATA cannot be mixed with BDAT";
+    else if (s->state == SESSION_STATE_BDAT)
+        text = "Error: only BDAT is allowed after BDAT without LAST";
+    session_reply(s, code, "5.5.1", text);
+}
+
+/* session_dispatch - one command line (CRLF removed) */
+static void session_dispatch(struct porter_session *s, const char *line, size_t length)
+{
+    struct smtp_command command;
+    if (smtp_parse_command(line, length, &command) != 0) {
+        session_reply(s, 500, "5.5.2", "Error: bad syntax");
+        return;
+    }
+    const struct session_command *row = NULL;
+    for (size_t i = 0; i < sizeof session_commands / sizeof session_commands[0]; i++)
+        if (session_commands[i].verb == command.verb)
+            row = &session_commands[i];
+    if (!(row->states & STATE_BIT(s->state))) {
+        session_sequence_error(s, command.verb);
+        return;
+    }
+    s->command = row;
+    free(s->command_argument);
+    s->command_argument = command.verb == SMTP_VERB_UNKNOWN
+                              ? xstrndup(line, length)
+                              : xstrndup(command.argument, command.argument_length);
+    if (log_enabled(PORTER_LOG_DEBUG))
+        log_message(PORTER_LOG_DEBUG, s->id_string, "event=command verb=%s state=%s",
+                    smtp_verb_name(command.verb), session_state_name(s->state));
+    int checked = row->check != NULL ? row->check(s, s->command_argument) : 0;
+    if (checked < 0 || row->proceed == NULL)
+        return;
+    if (checked > 0 || row->hook < 0) {
+        row->proceed(s, PORTER_DECLINED);
+        return;
+    }
+    hook_chain_run(s, (enum porter_hook)row->hook, row->proceed);
+}
+
+/* ---------------------------------------------------------------- input */
+
+/* session_feed_data - hand buffered bytes to the DATA reader; true when the message ended */
+static bool session_feed_data(struct porter_session *s, struct evbuffer *input)
+{
+    while (evbuffer_get_length(input) > 0) {
+        struct evbuffer_iovec vec;
+        if (evbuffer_peek(input, -1, NULL, &vec, 1) < 1)
+            break;
+        bool done = false;
+        size_t used = data_reader_feed_dot(s->reader, vec.iov_base, vec.iov_len, &done);
+        evbuffer_drain(input, used);
+        if (done)
+            return true;
+    }
+    return false;
+}
+
+/* session_feed_chunk - BDAT bytes; true when the chunk is complete */
+static bool session_feed_chunk(struct porter_session *s, struct evbuffer *input)
+{
+    while (s->bdat_remaining > 0 && evbuffer_get_length(input) > 0) {
+        struct evbuffer_iovec vec;
+        if (evbuffer_peek(input, -1, NULL, &vec, 1) < 1)
+            break;
+        size_t take = vec.iov_len;
+        if ((unsigned long long)take > s->bdat_remaining)
+            take = (size_t)s->bdat_remaining;
+        if (s->reader != NULL && !(s->flags & SESSION_FLAG_BDAT_FAILED))
+            data_reader_feed_chunk(s->reader, vec.iov_base, take);
+        evbuffer_drain(input, take);
+        s->bdat_remaining -= take;
+    }
+    return s->bdat_remaining == 0;
+}
+
+/* session_take_line - one command line out of input; 1 got one, 0 need more, -1 replied */
+static int session_take_line(struct porter_session *s, struct evbuffer *input, char **line,
+                             size_t *length)
+{
+    size_t eol_length = 0;
+    struct evbuffer_ptr eol = evbuffer_search_eol(input, NULL, &eol_length, EVBUFFER_EOL_LF);
+    size_t limit = (size_t)s->config->max_command_line;
+    if (eol.pos < 0) {
+        if (evbuffer_get_length(input) > limit) {
+            evbuffer_drain(input, evbuffer_get_length(input));
+            s->flags |= SESSION_FLAG_DISCARD_LINE;
+        }
+        return 0;
+    }
+    size_t total = (size_t)eol.pos + eol_length;
+    if ((s->flags & SESSION_FLAG_DISCARD_LINE) || (size_t)eol.pos > limit) {
+        evbuffer_drain(input, total);
+        s->flags &= ~(unsigned)SESSION_FLAG_DISCARD_LINE;
+        session_reply(s, 500, "5.5.2", "Error: line too long");
+        return -1;
+    }
+    char *bytes = (char *)evbuffer_pullup(input, (ev_ssize_t)total);
+    size_t content = (size_t)eol.pos;
+    bool crlf = content > 0 && bytes[content - 1] == '\r';
+    if (crlf)
+        content--;
+    if (!crlf && s->config->bare_lf == 0) {
+        evbuffer_drain(input, total);
+        session_reply(s, 500, "5.5.2", "Error: bare <LF> received");
+        return -1;
+    }
+    *line = xstrndup(bytes, content);
+    *length = content;
+    evbuffer_drain(input, total);
+    if (memchr(*line, '\r', content) != NULL || memchr(*line, '\0', content) != NULL) {
+        free(*line);
+        session_reply(s, 500, "5.5.2", "Error: bare <CR> or NUL in command");
+        return -1;
+    }
+    return 1;
+}
+
+/* session_check_limits - too many errors or unknown commands: 421 and close */
+static bool session_check_limits(struct porter_session *s)
+{
+    if (s->errors > (unsigned)s->config->max_errors ||
+        s->unrecognized > (unsigned)s->config->max_unrecognized) {
+        char text[300];
+        snprintf(text, sizeof text, "%s Error: too many errors", s->config->hostname);
+        session_reply(s, 421, "4.7.0", text);
+        session_finish_closing(s, "too_many_errors");
+        return false;
+    }
+    return true;
+}
+
+/* session_process_input - handle everything buffered, in order, until we must wait */
+static void session_process_input(struct porter_session *s)
+{
+    if (s->in_input)
+        return;
+    s->in_input = true;
+    while (!s->closed && !s->run.active && s->state != SESSION_STATE_CLOSING &&
+           s->state != SESSION_STATE_CONNECT) {
+        struct evbuffer *input = bufferevent_get_input(s->input);
+        if (s->state == SESSION_STATE_DATA) {
+            if (!session_feed_data(s, input))
+                break;
+            session_end_of_data(s);
+            continue;
+        }
+        if (s->state == SESSION_STATE_BDAT && s->bdat_remaining > 0) {
+            if (!session_feed_chunk(s, input))
+                break;
+            session_bdat_chunk_end(s);
+            continue;
+        }
+        if ((s->flags & SESSION_FLAG_DRAINING) && s->transaction == NULL) {
+            char text[300];
+            snprintf(text, sizeof text, "%s Service shutting down, closing connection",
+                     s->config->hostname);
+            session_reply(s, 421, "4.3.2", text);
+            session_finish_closing(s, "shutdown");
+            break;
+        }
+        char *line = NULL;
+        size_t length = 0;
+        int got = session_take_line(s, input, &line, &length);
+        if (got == 0)
+            break;
+        if (got > 0) {
+            session_dispatch(s, line, length);
+            free(line);
+        }
+        if (!s->closed && s->state != SESSION_STATE_CLOSING)
+            session_check_limits(s);
+    }
+    s->in_input = false;
+    if (s->input_eof && !s->closed && !s->run.active && s->state != SESSION_STATE_CLOSING)
+        session_close(s, s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT
+                             ? "lost_connection_in_data" : "client_disconnected");
+    if (!s->closed && !s->run.active)
+        session_arm_idle(s);
+    if (s->closed)
+        session_release(s);
+}
+
+void session_input_resume(struct porter_session *s)
+{
+    if (!s->in_input && !s->closed)
+        session_process_input(s);
+}
+
+/* ---------------------------------------------------------------- bufferevent callbacks */
+
+static void session_read_ready(struct bufferevent *bev, void *arg)
+{
+    struct porter_session *s = arg;
+    session_arm_idle(s);
+    session_process_input(s);
+}
+
+static void session_write_done(struct bufferevent *bev, void *arg)
+{
+    struct porter_session *s = arg;
+    if (s->state == SESSION_STATE_CLOSING && !s->closed)
+        session_close(s, s->final_log ? s->final_log : "closed");
+}
+
+static void session_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct porter_session *s = arg;
+    if ((what & BEV_EVENT_EOF) && bev == s->input && !s->closed) {
+        /* Handle what the client sent before it closed (a piped script ends like this);
+         * session_process_input closes once nothing is left to do. */
+        s->input_eof = true;
+        session_process_input(s);
+        return;
+    }
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        session_close(s, "connection_error");
+}
+
+/* ---------------------------------------------------------------- start */
+
+static void session_proceed_connect(struct porter_session *s, int rc)
+{
+    if (rc == PORTER_DENY || rc == PORTER_DENY_DISCONNECT) {
+        session_reply_verdict(s, PORTER_HOOK_CONNECT, rc);
+        session_finish_closing(s, "connect_refused");
+        return;
+    }
+    if (rc == PORTER_DENYSOFT || rc == PORTER_DENYSOFT_DISCONNECT) {
+        session_reply_verdict(s, PORTER_HOOK_CONNECT, rc == PORTER_DENYSOFT
+                                                          ? PORTER_DENYSOFT_DISCONNECT : rc);
+        session_finish_closing(s, "connect_refused");
+        return;
+    }
+    if (rc == PORTER_DONE && s->run.reply.code != 0) {
+        session_reply_verdict(s, PORTER_HOOK_CONNECT, rc);
+    } else {
+        char text[300];
+        snprintf(text, sizeof text, "%s ESMTP Porter", s->config->hostname);
+        session_reply(s, 220, NULL, text);
+    }
+    session_set_state(s, SESSION_STATE_GREETED);
+    session_input_resume(s);
+}
+
+/* session_new - the parts common to sockets and stdio */
+static struct porter_session *session_new(struct worker *worker)
+{
+    struct porter_session *s = xcalloc(1, sizeof *s);
+    s->worker = worker;
+    s->id = worker_next_session_id(worker);
+    snprintf(s->id_string, sizeof s->id_string, "%llX", (unsigned long long)s->id);
+    s->base = worker_event_base(worker);
+    s->state = SESSION_STATE_CONNECT;
+    s->helo = xstrdup("");
+    s->client_name = xstrdup("unknown");
+    s->role = "smtp";
+    gettimeofday(&s->connected_at, NULL);
+    s->idle_timer = evtimer_new(s->base, session_idle_fired, s);
+    s->session_timer = evtimer_new(s->base, session_total_fired, s);
+    if (s->idle_timer == NULL || s->session_timer == NULL)
+        abort();
+    return s;
+}
+
+/* session_begin - timers, callbacks and the connect hook */
+static void session_begin(struct porter_session *s)
+{
+    double total = s->config->session_timeout;
+    struct timeval tv = {(time_t)total, 0};
+    evtimer_add(s->session_timer, &tv);
+    bufferevent_setcb(s->input, session_read_ready, NULL, session_event, s);
+    if (s->output != s->input)
+        bufferevent_setcb(s->output, NULL, session_write_done, session_event, s);
+    else
+        bufferevent_setcb(s->input, session_read_ready, session_write_done, session_event, s);
+    bufferevent_setwatermark(s->input, EV_READ, 0, SESSION_READ_HIGH_WATER);
+    bufferevent_enable(s->input, EV_READ);
+    bufferevent_enable(s->output, EV_WRITE);
+    log_message(PORTER_LOG_INFO, s->id_string, "event=connect client=%s port=%d local=%s:%d role=%s",
+                s->client_ip, s->client_port, s->local_ip, s->local_port, s->role);
+    session_arm_idle(s);
+    hook_chain_run(s, PORTER_HOOK_CONNECT, session_proceed_connect);
+}
+
+/* session_address_string - numeric host and port of a socket address */
+void session_address_string(const struct sockaddr *sa, char *host, size_t size, int *port)
+{
+    host[0] = '\0';
+    *port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)size);
+        *port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)size);
+        *port = ntohs(in6->sin6_port);
+        if (strncmp(host, "::ffff:", 7) == 0 && strchr(host + 7, '.') != NULL)
+            memmove(host, host + 7, strlen(host + 7) + 1);
+    } else {
+        snprintf(host, size, "127.0.0.1");
+    }
+}
+
+struct porter_session *session_start(struct worker *worker, int fd, const struct sockaddr *peer,
+                                     socklen_t peer_length, const char *role)
+{
+    struct porter_session *s = session_new(worker);
+    s->role = role;
+    session_address_string(peer, s->client_ip, sizeof s->client_ip, &s->client_port);
+    struct sockaddr_storage local;
+    socklen_t local_length = sizeof local;
+    if (getsockname(fd, (struct sockaddr *)&local, &local_length) == 0)
+        session_address_string((struct sockaddr *)&local, s->local_ip, sizeof s->local_ip,
+                               &s->local_port);
+    s->input = s->output = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (s->input == NULL)
+        abort();
+    return s;
+}
+
+struct porter_session *session_start_stdio(struct worker *worker, const char *client_ip,
+                                           bool trace)
+{
+    struct porter_session *s = session_new(worker);
+    snprintf(s->client_ip, sizeof s->client_ip, "%s", client_ip ? client_ip : "127.0.0.1");
+    snprintf(s->local_ip, sizeof s->local_ip, "127.0.0.1");
+    struct sockaddr_storage peer;
+    socklen_t peer_length = sizeof peer;
+    if (client_ip == NULL && getpeername(0, (struct sockaddr *)&peer, &peer_length) == 0)
+        session_address_string((struct sockaddr *)&peer, s->client_ip, sizeof s->client_ip,
+                               &s->client_port);
+    if (trace)
+        s->flags |= SESSION_FLAG_TRACE;
+    evutil_make_socket_nonblocking(0);
+    evutil_make_socket_nonblocking(1);
+    s->input = bufferevent_socket_new(s->base, 0, 0);
+    s->output = bufferevent_socket_new(s->base, 1, 0);
+    if (s->input == NULL || s->output == NULL)
+        abort();
+    return s;
+}
+
+/* session_attach - the worker's config and plugins, then go */
+void session_attach(struct porter_session *s, const struct porter_config *config,
+                    struct plugin_registry *plugins)
+{
+    s->config = config;
+    s->plugins = plugins;
+    plugin_registry_retain(plugins);
+    s->plugin_data = xcalloc(plugins->count + 1, sizeof *s->plugin_data);
+    session_begin(s);
+}
+
+void session_drain(struct porter_session *s)
+{
+    if (s->closed || s->state == SESSION_STATE_CLOSING)
+        return;
+    s->flags |= SESSION_FLAG_DRAINING;
+    if (!s->run.active && s->transaction == NULL && s->state != SESSION_STATE_CONNECT) {
+        char text[300];
+        snprintf(text, sizeof text, "%s Service shutting down, closing connection",
+                 s->config->hostname);
+        session_reply(s, 421, "4.3.2", text);
+        session_finish_closing(s, "shutdown");
+    }
+}

@@ -1,0 +1,152 @@
+/*
+ * session.h - one SMTP connection: the state machine driven by the command table, the hook
+ * chains it runs, and the transaction it holds.
+ *
+ * Interface: session_start takes an accepted connection (or stdin/stdout) and owns it until it
+ * closes; the worker learns of the end through worker_session_closed. Everything a plugin sees
+ * is reached through plugin_api.c, which reads this struct. A session is freed only when no
+ * hook chain is running on it and no blocking job refers to it (session_release).
+ * Fatal: out of memory. A misbehaving client gets a reply or a disconnect, never a crash.
+ */
+#ifndef PORTER_SESSION_H
+#define PORTER_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#ifndef PORTER_CORE
+#define PORTER_CORE
+#endif
+#include <porter/plugin.h>
+
+#include "data.h"
+#include "reply.h"
+#include "smtp_parse.h"
+#include "transaction.h"
+
+struct bufferevent;
+struct event;
+struct worker;
+struct porter_config;
+struct plugin_registry;
+struct plugin_instance;
+struct hook_continuation;
+
+enum session_state {
+    SESSION_STATE_CONNECT = 0, /* connect hooks running, no greeting yet */
+    SESSION_STATE_GREETED,     /* waiting for HELO/EHLO */
+    SESSION_STATE_READY,       /* HELO/EHLO done, no transaction */
+    SESSION_STATE_MAIL,        /* MAIL accepted, waiting for RCPT */
+    SESSION_STATE_RCPT,        /* at least one RCPT accepted */
+    SESSION_STATE_DATA,        /* reading a DATA body */
+    SESSION_STATE_BDAT,        /* reading BDAT chunks */
+    SESSION_STATE_CLOSING,     /* final reply queued; closing when it is written */
+    SESSION_STATE_COUNT
+};
+const char *session_state_name(enum session_state state);
+
+/* Yes/no facts about a session. */
+enum session_flag {
+    SESSION_FLAG_EHLO = 1 << 0,         /* the client said EHLO */
+    SESSION_FLAG_RELAY = 1 << 1,        /* relaying allowed (relay client, authenticated) */
+    SESSION_FLAG_TLS = 1 << 2,
+    SESSION_FLAG_DISCARD_LINE = 1 << 3, /* skipping the rest of an overlong command line */
+    SESSION_FLAG_BDAT_FAILED = 1 << 4,  /* a BDAT chunk failed: the rest of them are discarded */
+    SESSION_FLAG_TRACE = 1 << 5,        /* --trace: hooks and verdicts to stderr */
+    SESSION_FLAG_DRAINING = 1 << 6,     /* the worker is shutting down: close when idle */
+};
+
+/* The hook chain currently running on the session (at most one). */
+struct hook_run {
+    bool active;
+    bool waiting;                  /* a plugin returned PENDING */
+    bool resumed;                  /* an answer arrived; resume_event will continue the chain */
+    enum porter_hook hook;
+    size_t position;               /* index into the registry's list for this hook */
+    unsigned long long generation; /* names this wait; bumped when it ends */
+    int resumed_rc;
+    struct reply reply;            /* the reply attached to the deciding verdict */
+    const struct plugin_instance *plugin; /* the plugin being called or waited for */
+    const char *decider;           /* name of the plugin that decided, for the log line */
+    void (*done)(struct porter_session *s, int rc);
+    struct event *timeout_event;
+    struct event *resume_event;
+    struct timeval started;        /* for --trace */
+    bool in_call;                  /* inside a plugin's hook or continuation: may go PENDING */
+    struct hook_continuation *continuation; /* a timer or blocking job the wait depends on */
+};
+
+struct porter_session {
+    uint64_t id;
+    char id_string[24];
+    struct worker *worker;
+    const struct porter_config *config;
+    struct plugin_registry *plugins;
+    struct event_base *base;
+    struct bufferevent *input;   /* the client's bytes come from here */
+    struct bufferevent *output;  /* replies go here (same as input except for stdio) */
+    enum session_state state;
+    unsigned flags;
+    const char *role;            /* listener role: "smtp", "submission", "submissions" */
+    char client_ip[64];
+    int client_port;
+    char local_ip[64];
+    int local_port;
+    char *client_name;           /* "unknown" unless a plugin resolves it */
+    char *helo;                  /* "" before HELO/EHLO */
+    char *auth_user;             /* NULL unless authenticated */
+    struct note_list notes;      /* connection notes */
+    void **plugin_data;          /* one pointer per plugin instance (porter_data_get/set) */
+    struct transaction *transaction;
+    /* the command being handled */
+    const struct session_command *command;
+    char *command_argument;
+    struct smtp_path path;       /* MAIL/RCPT address, valid during their hooks */
+    bool path_valid;
+    /* DATA / BDAT */
+    struct data_reader *reader;
+    unsigned long long bdat_remaining;
+    bool bdat_last;
+    bool smtputf8;               /* MAIL had SMTPUTF8 */
+    /* counters and limits */
+    unsigned messages;
+    unsigned errors;
+    unsigned unrecognized;
+    struct timeval connected_at;
+    struct event *idle_timer;    /* greeting / command / data timeouts */
+    struct event *session_timer; /* the whole session */
+    struct hook_run run;
+    unsigned blocking_jobs;      /* run_blocking jobs still referring to this session */
+    bool closed;                 /* the connection is gone; free when nothing refers to it */
+    bool in_input;               /* session_process_input is on the stack */
+    bool input_eof;              /* the client closed its side; close when the input is done */
+    char *final_log;             /* reason for closing, for the last log line */
+};
+
+/* session_start - begin a session on an accepted socket (fd owned by the session). */
+struct porter_session *session_start(struct worker *worker, int fd, const struct sockaddr *peer,
+                                     socklen_t peer_length, const char *role);
+/* session_start_stdio - begin a session on stdin/stdout; client_ip as given (or "127.0.0.1") */
+struct porter_session *session_start_stdio(struct worker *worker, const char *client_ip,
+                                           bool trace);
+/* session_attach - give a started session its config and plugins and send it on its way */
+void session_attach(struct porter_session *s, const struct porter_config *config,
+                    struct plugin_registry *plugins);
+/* session_address_string - numeric host (IPv4-mapped shown as IPv4) and port */
+void session_address_string(const struct sockaddr *sa, char *host, size_t size, int *port);
+/* session_drain - the worker stops: close an idle session now (421), a busy one when idle */
+void session_drain(struct porter_session *s);
+/* session_close - drop the connection now (after flushing what can be flushed) */
+void session_close(struct porter_session *s, const char *reason);
+
+/* The hook runner (plugin_host.c) calls back into the session through these. */
+void session_reply(struct porter_session *s, int code, const char *enhanced, const char *text);
+void session_log_verdict(struct porter_session *s, enum porter_hook hook, int rc);
+/* session_release - free the session if it is closed and nothing refers to it */
+void session_release(struct porter_session *s);
+/* session_input_resume - after a hook chain ends: go on reading pipelined commands */
+void session_input_resume(struct porter_session *s);
+
+#endif

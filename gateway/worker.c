@@ -1,0 +1,457 @@
+/*
+ * worker.c - one worker process: accept connections, hold sessions, drain on SIGTERM.
+ *
+ * The worker accepts on the listening sockets the master opened (every worker accepts on the
+ * same sockets; the kernel hands each connection to one of them), enforces the connection
+ * limits (in total and per client IP) before a session starts, and keeps its sessions in a
+ * table keyed by session id so that late answers can be matched without raw pointers.
+ * SIGTERM (or SIGINT in the foreground) drains: stop accepting, let sessions finish, close
+ * idle ones with 421, and after shutdown_timeout close whatever is left.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "config.h"
+#include "log.h"
+#include "memory.h"
+#include "plugin_host.h"
+#include "session.h"
+#include "thread_pool.h"
+#include "worker.h"
+
+#define WORKER_THREADS 4
+#define WORKER_TABLE_INITIAL 1024
+
+/* Per-client-IP connection counts (open addressing, tombstone-free by rebuild). */
+struct ip_count {
+    char ip[64];
+    unsigned count;
+};
+
+struct worker {
+    struct event_base *base;
+    const struct porter_config *config;
+    struct plugin_registry *plugins;
+    struct thread_pool *pool;
+    struct evconnlistener **listeners;
+    size_t listener_count;
+    const char **listener_roles;
+    /* sessions by id: open addressing with linear probing, power-of-two size */
+    struct porter_session **table;
+    size_t table_size;
+    size_t session_count;
+    struct ip_count *ips;
+    size_t ip_size;
+    uint64_t next_id;
+    bool draining;
+    bool retiring;                 /* a reload replaced us: finish sessions, accept no more */
+    struct event *signal_retire;
+    struct event *signal_term;
+    struct event *signal_int;
+    struct event *drain_deadline;
+    bool stdio;
+};
+
+struct worker *worker_current;
+
+/* worker_hash - mix a 64-bit id */
+static size_t worker_hash(uint64_t id)
+{
+    id ^= id >> 33;
+    id *= 0xff51afd7ed558ccdULL;
+    id ^= id >> 33;
+    return (size_t)id;
+}
+
+static void worker_table_insert(struct worker *w, struct porter_session *s);
+
+/* worker_table_grow - double the session table */
+static void worker_table_grow(struct worker *w)
+{
+    struct porter_session **old = w->table;
+    size_t old_size = w->table_size;
+    w->table_size = old_size ? old_size * 2 : WORKER_TABLE_INITIAL;
+    w->table = xcalloc(w->table_size, sizeof *w->table);
+    w->session_count = 0;
+    for (size_t i = 0; i < old_size; i++)
+        if (old[i] != NULL)
+            worker_table_insert(w, old[i]);
+    free(old);
+}
+
+static void worker_table_insert(struct worker *w, struct porter_session *s)
+{
+    if ((w->session_count + 1) * 2 > w->table_size)
+        worker_table_grow(w);
+    size_t mask = w->table_size - 1;
+    size_t i = worker_hash(s->id) & mask;
+    while (w->table[i] != NULL)
+        i = (i + 1) & mask;
+    w->table[i] = s;
+    w->session_count++;
+}
+
+struct porter_session *worker_find_session(struct worker *w, uint64_t id)
+{
+    if (w->table_size == 0)
+        return NULL;
+    size_t mask = w->table_size - 1;
+    for (size_t i = worker_hash(id) & mask; w->table[i] != NULL; i = (i + 1) & mask)
+        if (w->table[i]->id == id)
+            return w->table[i];
+    return NULL;
+}
+
+/* worker_table_remove - delete with backward-shift so probing stays correct */
+static void worker_table_remove(struct worker *w, uint64_t id)
+{
+    size_t mask = w->table_size - 1;
+    size_t i = worker_hash(id) & mask;
+    while (w->table[i] != NULL && w->table[i]->id != id)
+        i = (i + 1) & mask;
+    if (w->table[i] == NULL)
+        return;
+    w->table[i] = NULL;
+    w->session_count--;
+    for (size_t j = (i + 1) & mask; w->table[j] != NULL; j = (j + 1) & mask) {
+        struct porter_session *moved = w->table[j];
+        w->table[j] = NULL;
+        w->session_count--;
+        worker_table_insert(w, moved);
+    }
+}
+
+/* worker_ip_slot - the count slot of an IP (created when create is true) */
+static struct ip_count *worker_ip_slot(struct worker *w, const char *ip, bool create)
+{
+    if (w->ip_size == 0) {
+        w->ip_size = WORKER_TABLE_INITIAL * 4;
+        w->ips = xcalloc(w->ip_size, sizeof *w->ips);
+    }
+    size_t hash = 5381;
+    for (const char *p = ip; *p; p++)
+        hash = hash * 33 + (unsigned char)*p;
+    size_t mask = w->ip_size - 1;
+    struct ip_count *free_slot = NULL;
+    for (size_t probe = 0; probe < w->ip_size; probe++) {
+        struct ip_count *slot = &w->ips[(hash + probe) & mask];
+        if (slot->ip[0] == '\0')
+            return create ? (free_slot ? free_slot : slot) : NULL;
+        if (strcmp(slot->ip, ip) == 0)
+            return slot;
+        if (slot->count == 0 && free_slot == NULL)
+            free_slot = slot;
+    }
+    return create ? free_slot : NULL;
+}
+
+/* worker_ip_rebuild - when the table is mostly stale entries, start it over */
+static void worker_ip_rebuild(struct worker *w)
+{
+    struct ip_count *old = w->ips;
+    size_t old_size = w->ip_size;
+    size_t live = 0;
+    for (size_t i = 0; i < old_size; i++)
+        live += old[i].count > 0;
+    w->ip_size = old_size;
+    while (live * 2 > w->ip_size / 2)
+        w->ip_size *= 2;
+    w->ips = xcalloc(w->ip_size, sizeof *w->ips);
+    for (size_t i = 0; i < old_size; i++) {
+        if (old[i].count > 0) {
+            struct ip_count *slot = worker_ip_slot(w, old[i].ip, true);
+            *slot = old[i];
+        }
+    }
+    free(old);
+}
+
+/* worker_ip_acquire - count a new connection from ip; false when over the limit */
+static bool worker_ip_acquire(struct worker *w, const char *ip)
+{
+    struct ip_count *slot = worker_ip_slot(w, ip, true);
+    if (slot == NULL) {
+        worker_ip_rebuild(w);
+        slot = worker_ip_slot(w, ip, true);
+        if (slot == NULL)
+            return true;
+    }
+    if (slot->ip[0] == '\0' || strcmp(slot->ip, ip) != 0) {
+        snprintf(slot->ip, sizeof slot->ip, "%s", ip);
+        slot->count = 0;
+    }
+    if (slot->count >= (unsigned)w->config->max_connections_per_ip)
+        return false;
+    slot->count++;
+    return true;
+}
+
+static void worker_ip_release(struct worker *w, const char *ip)
+{
+    struct ip_count *slot = worker_ip_slot(w, ip, false);
+    if (slot != NULL && slot->count > 0)
+        slot->count--;
+}
+
+struct thread_pool *worker_thread_pool(struct worker *w)
+{
+    return w->pool;
+}
+
+struct event_base *worker_event_base(struct worker *w)
+{
+    return w->base;
+}
+
+uint64_t worker_next_session_id(struct worker *w)
+{
+    return ((uint64_t)getpid() << 32) | ++w->next_id;
+}
+
+bool worker_draining(const struct worker *w)
+{
+    return w->draining;
+}
+
+void worker_session_closed(struct worker *w, struct porter_session *s)
+{
+    worker_table_remove(w, s->id);
+    if (!w->stdio)
+        worker_ip_release(w, s->client_ip);
+    if (w->stdio || ((w->draining || w->retiring) && w->session_count == 0))
+        event_base_loopexit(w->base, NULL);
+}
+
+/* worker_refuse - answer a connection we will not serve, without a session */
+static void worker_refuse(int fd, const char *text)
+{
+    ssize_t ignored = write(fd, text, strlen(text));
+    (void)ignored;
+    close(fd);
+}
+
+/* worker_accept - a new connection on one of the listeners */
+static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
+                          struct sockaddr *address, int length, void *arg)
+{
+    struct worker *w = worker_current;
+    const char *role = arg;
+    if (w->draining) {
+        worker_refuse(fd, "421 4.3.2 Service shutting down, closing connection\r\n");
+        return;
+    }
+    if (w->session_count >= (size_t)w->config->max_connections) {
+        log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused reason=max_connections "
+                    "limit=%ld", w->config->max_connections);
+        worker_refuse(fd, "421 4.7.0 Too many connections, try again later\r\n");
+        return;
+    }
+    char ip[64];
+    int port;
+    session_address_string(address, ip, sizeof ip, &port);
+    if (!worker_ip_acquire(w, ip)) {
+        log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused client=%s "
+                    "reason=max_connections_per_ip limit=%ld", ip, w->config->max_connections_per_ip);
+        worker_refuse(fd, "421 4.7.0 Too many connections from your address, try again later\r\n");
+        return;
+    }
+    evutil_make_socket_nonblocking(fd);
+    struct porter_session *s = session_start(w, fd, address, (socklen_t)length, role);
+    worker_table_insert(w, s);
+    session_attach(s, w->config, w->plugins);
+}
+
+/* worker_accept_error - EMFILE and friends: log, keep going */
+static void worker_accept_error(struct evconnlistener *listener, void *arg)
+{
+    int error = EVUTIL_SOCKET_ERROR();
+    log_message(PORTER_LOG_ERR, NULL, "event=accept_error error=\"%s\"",
+                evutil_socket_error_to_string(error));
+}
+
+/* worker_each_session - call fn on every session; fn may close sessions */
+static void worker_each_session(struct worker *w, void (*fn)(struct porter_session *s))
+{
+    size_t count = 0;
+    uint64_t *ids = xcalloc(w->session_count + 1, sizeof *ids);
+    for (size_t i = 0; i < w->table_size; i++)
+        if (w->table[i] != NULL)
+            ids[count++] = w->table[i]->id;
+    for (size_t i = 0; i < count; i++) {
+        struct porter_session *s = worker_find_session(w, ids[i]);
+        if (s != NULL)
+            fn(s);
+    }
+    free(ids);
+}
+
+/* worker_close_late - a session still open at the drain deadline */
+static void worker_close_late(struct porter_session *s)
+{
+    session_reply(s, 421, "4.3.2", "Service shutting down, closing connection");
+    session_close(s, "shutdown_deadline");
+}
+
+/* worker_drain_deadline - sessions had their time: close what is left */
+static void worker_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    log_message(PORTER_LOG_NOTICE, NULL, "event=drain_deadline sessions=%zu", w->session_count);
+    worker_each_session(w, worker_close_late);
+    event_base_loopexit(w->base, NULL);
+}
+
+/* worker_drain - stop accepting; sessions finish; idle ones are told 421 now */
+static void worker_drain(struct worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    if (w->drain_deadline != NULL) {
+        event_free(w->drain_deadline);
+        w->drain_deadline = NULL;
+    }
+    log_message(PORTER_LOG_NOTICE, NULL, "event=draining sessions=%zu timeout=%.0fs",
+                w->session_count, w->config->shutdown_timeout);
+    for (size_t i = 0; i < w->listener_count; i++)
+        evconnlistener_disable(w->listeners[i]);
+    worker_each_session(w, session_drain);
+    if (w->session_count == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    double seconds = w->config->shutdown_timeout;
+    struct timeval tv = {(time_t)seconds, 0};
+    w->drain_deadline = evtimer_new(w->base, worker_drain_deadline, w);
+    evtimer_add(w->drain_deadline, &tv);
+}
+
+static void worker_signal(evutil_socket_t signal_number, short what, void *arg)
+{
+    worker_drain(arg);
+}
+
+/* worker_drain_timer - a retiring worker's sessions ran out of time: drain now */
+static void worker_retire_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    worker_drain(arg);
+}
+
+/* worker_retire - SIGUSR1 from the master after a reload: stop accepting, finish sessions */
+static void worker_retire(evutil_socket_t signal_number, short what, void *arg)
+{
+    struct worker *w = arg;
+    if (w->retiring || w->draining)
+        return;
+    w->retiring = true;
+    log_message(PORTER_LOG_INFO, NULL, "event=retiring sessions=%zu", w->session_count);
+    for (size_t i = 0; i < w->listener_count; i++)
+        evconnlistener_disable(w->listeners[i]);
+    if (w->session_count == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    struct timeval tv = {(time_t)w->config->session_timeout, 0};
+    w->drain_deadline = evtimer_new(w->base, worker_retire_deadline, w);
+    evtimer_add(w->drain_deadline, &tv);
+}
+
+/* worker_new - event base, thread pool, signals */
+static struct worker *worker_new(const struct porter_config *config,
+                                 struct plugin_registry *plugins, bool stdio)
+{
+    evthread_use_pthreads();
+    struct worker *w = xcalloc(1, sizeof *w);
+    struct event_config *event_config = event_config_new();
+    if (stdio)
+        event_config_avoid_method(event_config, "epoll"); /* stdin may be a regular file */
+    w->base = event_base_new_with_config(event_config);
+    event_config_free(event_config);
+    if (w->base == NULL) {
+        log_message(PORTER_LOG_ERR, NULL, "event=fatal error=\"cannot create the event loop\"");
+        exit(1);
+    }
+    evthread_make_base_notifiable(w->base);
+    w->config = config;
+    w->plugins = plugins;
+    w->stdio = stdio;
+    w->pool = thread_pool_start(w->base, WORKER_THREADS);
+    worker_current = w;
+    signal(SIGPIPE, SIG_IGN);
+    w->signal_term = evsignal_new(w->base, SIGTERM, worker_signal, w);
+    evsignal_add(w->signal_term, NULL);
+    if (!stdio) {
+        w->signal_int = evsignal_new(w->base, SIGINT, worker_signal, w);
+        evsignal_add(w->signal_int, NULL);
+        w->signal_retire = evsignal_new(w->base, SIGUSR1, worker_retire, w);
+        evsignal_add(w->signal_retire, NULL);
+    }
+    worker_table_grow(w);
+    return w;
+}
+
+/* worker_free - after the loop ended */
+static void worker_free(struct worker *w)
+{
+    thread_pool_stop(w->pool);
+    for (size_t i = 0; i < w->listener_count; i++)
+        evconnlistener_free(w->listeners[i]);
+    free(w->listeners);
+    if (w->signal_term)
+        event_free(w->signal_term);
+    if (w->signal_int)
+        event_free(w->signal_int);
+    if (w->signal_retire)
+        event_free(w->signal_retire);
+    if (w->drain_deadline)
+        event_free(w->drain_deadline);
+    free(w->table);
+    free(w->ips);
+    event_base_free(w->base);
+    worker_current = NULL;
+    free(w);
+}
+
+int worker_run(const struct porter_config *config, struct plugin_registry *plugins,
+               const struct worker_listener *listeners, size_t listener_count)
+{
+    struct worker *w = worker_new(config, plugins, false);
+    w->listeners = xcalloc(listener_count + 1, sizeof *w->listeners);
+    for (size_t i = 0; i < listener_count; i++) {
+        w->listeners[i] = evconnlistener_new(w->base, worker_accept, (void *)listeners[i].role,
+                                             LEV_OPT_REUSEABLE, -1, listeners[i].fd);
+        if (w->listeners[i] == NULL) {
+            log_message(PORTER_LOG_ERR, NULL, "event=fatal error=\"cannot listen on fd %d\"",
+                        listeners[i].fd);
+            return 1;
+        }
+        evconnlistener_set_error_cb(w->listeners[i], worker_accept_error);
+        w->listener_count++;
+    }
+    log_message(PORTER_LOG_INFO, NULL, "event=worker_started pid=%ld", (long)getpid());
+    event_base_dispatch(w->base);
+    log_message(PORTER_LOG_INFO, NULL, "event=worker_stopped pid=%ld", (long)getpid());
+    worker_free(w);
+    return 0;
+}
+
+int worker_run_stdio(const struct porter_config *config, struct plugin_registry *plugins,
+                     const char *client_ip, bool trace)
+{
+    struct worker *w = worker_new(config, plugins, true);
+    struct porter_session *s = session_start_stdio(w, client_ip, trace);
+    worker_table_insert(w, s);
+    session_attach(s, config, plugins);
+    event_base_dispatch(w->base);
+    worker_free(w);
+    return 0;
+}

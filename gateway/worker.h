@@ -1,0 +1,47 @@
+/*
+ * worker.h - one worker process: an event loop that accepts on the listening sockets it
+ * inherited from the master and serves thousands of sessions, or one stdio session.
+ *
+ * Interface: worker_run / worker_run_stdio run the loop until the worker is told to stop
+ * (SIGTERM: drain) and return the process exit code. The worker owns its sessions, its
+ * session table (sessions are found by id, never kept by raw pointer across waits), the
+ * per-client-IP connection counts, and the thread pool for run_blocking.
+ * Fatal: out of memory, failure to create the event base.
+ */
+#ifndef PORTER_WORKER_H
+#define PORTER_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct porter_config;
+struct plugin_registry;
+struct porter_session;
+struct thread_pool;
+
+/* A listening socket the master opened, with its role. */
+struct worker_listener {
+    int fd;
+    const char *role;
+};
+
+struct worker;
+
+/* worker_current - the worker of this process (one per process) */
+extern struct worker *worker_current;
+
+int worker_run(const struct porter_config *config, struct plugin_registry *plugins,
+               const struct worker_listener *listeners, size_t listener_count);
+int worker_run_stdio(const struct porter_config *config, struct plugin_registry *plugins,
+                     const char *client_ip, bool trace);
+
+struct porter_session *worker_find_session(struct worker *worker, uint64_t id);
+struct thread_pool *worker_thread_pool(struct worker *worker);
+struct event_base *worker_event_base(struct worker *worker);
+/* worker_session_closed - the session's connection ended: forget it */
+void worker_session_closed(struct worker *worker, struct porter_session *s);
+uint64_t worker_next_session_id(struct worker *worker);
+bool worker_draining(const struct worker *worker);
+
+#endif

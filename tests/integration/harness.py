@@ -1,0 +1,221 @@
+"""harness.py - start a real porter on loopback for an integration test, talk to it, stop it.
+
+Every test builds a configuration directory of its own (a temporary directory), starts
+`porter run -f` on a free loopback port, drives it with real clients (smtplib, raw sockets,
+swaks), and stops it by PID. Nothing here talks to anything but 127.0.0.1 / ::1.
+
+Use:
+    with Porter(plugins="rcpt_ok rcpthosts=rcpthosts\nqueue_maildir path=maildir") as p:
+        p.smtp()...
+    check(condition, "what", got, want)  -> records a result; finish() prints the summary line.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP_BUILDDIR = os.environ.get("top_builddir", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+TOP_SRCDIR = os.environ.get("top_srcdir", TOP_BUILDDIR)
+PORTER = os.path.join(TOP_BUILDDIR, "porter")
+PLUGIN_DIR = os.path.join(TOP_BUILDDIR, "native-plugins")
+
+_results = {"passed": 0, "failed": 0}
+
+
+def check(condition, what, got=None, want=None):
+    """Record one assertion; print got/want on failure."""
+    if condition:
+        _results["passed"] += 1
+        print("ok - %s" % what)
+    else:
+        _results["failed"] += 1
+        print("not ok - %s: got %r, want %r" % (what, got, want))
+    sys.stdout.flush()
+    return condition
+
+
+def finish():
+    """Print the closing line and exit with the right status."""
+    print("%d passed, %d failed" % (_results["passed"], _results["failed"]))
+    sys.exit(1 if _results["failed"] or _results["passed"] == 0 else 0)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, host="127.0.0.1", timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+DEFAULT_PLUGINS = "rcpt_ok rcpthosts=rcpthosts\nqueue_maildir path=maildir\n"
+
+
+class Porter:
+    """A porter daemon with its own configuration directory, on a free loopback port."""
+
+    def __init__(self, plugins=DEFAULT_PLUGINS, settings=None, rcpthosts="localhost\nexample.com\n",
+                 relayclients="", workers=1):
+        self.dir = tempfile.mkdtemp(prefix="porter-test-")
+        self.port = free_port()
+        self.workers = workers
+        self.settings = {
+            "hostname": "porter.test",
+            "listen": "127.0.0.1:%d smtp" % self.port,
+            "workers": str(workers),
+            "plugin_dir": PLUGIN_DIR,
+            "spool_dir": os.path.join(self.dir, "spool"),
+            "log_level": "info",
+            "shutdown_timeout": "5s",
+        }
+        if settings:
+            self.settings.update(settings)
+        self.write_config(plugins, rcpthosts, relayclients)
+        self.process = None
+        self.log_path = os.path.join(self.dir, "porter.log")
+
+    def write_config(self, plugins, rcpthosts="localhost\nexample.com\n", relayclients=""):
+        with open(os.path.join(self.dir, "porter.conf"), "w") as f:
+            for key, value in self.settings.items():
+                for item in (value if isinstance(value, list) else [value]):
+                    f.write("%s = %s\n" % (key, item))
+        with open(os.path.join(self.dir, "plugins"), "w") as f:
+            f.write(plugins)
+        with open(os.path.join(self.dir, "rcpthosts"), "w") as f:
+            f.write(rcpthosts)
+        with open(os.path.join(self.dir, "relayclients"), "w") as f:
+            f.write(relayclients)
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([PORTER, "run", "-f", "-c", self.dir], stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        if not wait_port(self.port):
+            self.stop()
+            raise RuntimeError("porter did not start:\n" + self.log_text())
+        return self
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if exc[0] is None and os.environ.get("PORTER_KEEP") is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print("# kept %s" % self.dir)
+            print(self.log_text()[-4000:])
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def maildir_messages(self, folder="maildir"):
+        """The delivered messages (bytes), oldest first."""
+        new = os.path.join(self.dir, folder, "new")
+        if not os.path.isdir(new):
+            return []
+        names = sorted(os.listdir(new), key=lambda n: os.stat(os.path.join(new, n)).st_mtime_ns)
+        out = []
+        for name in names:
+            with open(os.path.join(new, name), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def connect(self, timeout=10):
+        return Client(self.port, timeout)
+
+    def worker_pids(self):
+        """PIDs of this master's worker processes (children of the master we started)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.process.pid:
+                    pids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+        return sorted(pids)
+
+
+class Client:
+    """A raw SMTP client over a socket: send bytes, read whole replies."""
+
+    def __init__(self, port, timeout=10, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buffer = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def reply(self):
+        """One complete (possibly multi-line) reply: (code, [lines]). code 0 on EOF."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return (0, lines)
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            text = line.decode("utf-8", "replace")
+            lines.append(text)
+            if len(text) < 4 or text[3] != "-":
+                try:
+                    return (int(text[:3]), lines)
+                except ValueError:
+                    return (-1, lines)
+
+    def command(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def closed(self, timeout=5):
+        """True when the server closed the connection (EOF) within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+                self.buffer += data
+        except (socket.timeout, TimeoutError):
+            return False
+        except OSError:
+            return True
+
+    def close(self):
+        self.sock.close()
