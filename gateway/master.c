@@ -60,6 +60,7 @@ struct master {
     bool stopping;
     struct event *restart_timer;
     struct event *kill_timer;
+    struct event *signals[4];
 };
 
 /* master_print_errors - every configuration error on its own line */
@@ -289,7 +290,15 @@ static void master_spawn(struct master *m, size_t slot)
         return;
     }
     if (pid == 0) {
+        /* The worker gets a loop of its own: the master's events stay the master's. The epoll
+         * instance is shared across fork, so it is replaced (event_reinit) before freeing. */
         event_reinit(m->base);
+        for (size_t i = 0; i < sizeof m->signals / sizeof m->signals[0]; i++)
+            event_free(m->signals[i]);
+        event_free(m->restart_timer);
+        event_free(m->kill_timer);
+        event_base_free(m->base);
+        m->base = NULL;
         master_worker_main(m);
     }
     m->slots[slot].pid = pid;
@@ -496,14 +505,12 @@ int master_run(const char *directory, bool foreground)
     if (m.base == NULL)
         return 1;
     signal(SIGPIPE, SIG_IGN);
-    struct event *signals[] = {
-        evsignal_new(m.base, SIGCHLD, master_child, &m),
-        evsignal_new(m.base, SIGHUP, master_reload, &m),
-        evsignal_new(m.base, SIGTERM, master_stop, &m),
-        evsignal_new(m.base, SIGINT, master_stop, &m),
-    };
-    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
-        evsignal_add(signals[i], NULL);
+    m.signals[0] = evsignal_new(m.base, SIGCHLD, master_child, &m);
+    m.signals[1] = evsignal_new(m.base, SIGHUP, master_reload, &m);
+    m.signals[2] = evsignal_new(m.base, SIGTERM, master_stop, &m);
+    m.signals[3] = evsignal_new(m.base, SIGINT, master_stop, &m);
+    for (size_t i = 0; i < sizeof m.signals / sizeof m.signals[0]; i++)
+        evsignal_add(m.signals[i], NULL);
     m.restart_timer = evtimer_new(m.base, master_restart_due, &m);
     m.kill_timer = evtimer_new(m.base, master_kill_stragglers, &m);
     m.slot_count = master_worker_count(m.config);
@@ -512,8 +519,8 @@ int master_run(const char *directory, bool foreground)
     log_message(PORTER_LOG_NOTICE, NULL, "event=started pid=%ld workers=%zu listen=%s",
                 (long)getpid(), m.slot_count, m.config->listen[0].address);
     event_base_dispatch(m.base);
-    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
-        event_free(signals[i]);
+    for (size_t i = 0; i < sizeof m.signals / sizeof m.signals[0]; i++)
+        event_free(m.signals[i]);
     event_free(m.restart_timer);
     event_free(m.kill_timer);
     event_base_free(m.base);

@@ -237,7 +237,9 @@ static void hook_chain_finish(struct porter_session *s, int rc)
         hook_chain_notify(s, PORTER_HOOK_DENY);
     void (*done)(struct porter_session *, int) = run->done;
     run->done = NULL;
+    session_hold(s);
     done(s, rc);
+    session_unhold(s);
 }
 
 static void hook_chain_step(struct porter_session *s);
@@ -331,9 +333,18 @@ static void hook_chain_step(struct porter_session *s)
 }
 
 /* hook_chain_timeout - a waiting plugin missed its deadline: DENYSOFT */
+static void hook_chain_timeout_locked(struct porter_session *s);
+
 static void hook_chain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct porter_session *s = arg;
+    session_hold(s);
+    hook_chain_timeout_locked(s);
+    session_unhold(s);
+}
+
+static void hook_chain_timeout_locked(struct porter_session *s)
+{
     struct hook_run *run = &s->run;
     if (!run->active || !run->waiting)
         return;
@@ -356,7 +367,9 @@ static void hook_chain_resumed(evutil_socket_t fd, short what, void *arg)
     if (!s->run.active || !s->run.resumed)
         return;
     s->run.resumed = false;
+    session_hold(s);
     hook_chain_answer(s, s->run.resumed_rc);
+    session_unhold(s);
 }
 
 /* hook_chain_events - create the session's two chain events on first use */
@@ -505,7 +518,9 @@ static void hook_chain_timer_fired(evutil_socket_t fd, short what, void *arg)
     struct porter_session *s = c->session;
     event_free(c->timer);
     c->timer = NULL;
+    session_hold(s);
     hook_continuation_run(s, c, 0);
+    session_unhold(s);
 }
 
 /* hook_guard - PENDING helpers are allowed only inside a chain's hook call */
@@ -544,9 +559,10 @@ static void hook_chain_job_done(void *arg, int result)
 {
     struct hook_continuation *c = arg;
     struct porter_session *s = c->session;
+    session_hold(s);
     s->blocking_jobs--;
     hook_continuation_run(s, c, result);
-    session_release(s);
+    session_unhold(s);
 }
 
 int hook_chain_run_blocking(struct porter_session *s, porter_work_fn work, porter_done_fn done,

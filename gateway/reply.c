@@ -139,6 +139,8 @@ struct reply_default_row {
 };
 
 static const struct reply_default_row reply_defaults[] = {
+    {PORTER_HOOK_MAIL, PORTER_OK, 250, "2.1.0", "Ok"},
+    {PORTER_HOOK_RCPT, PORTER_OK, 250, "2.1.5", "Ok"},
     {PORTER_HOOK_CONNECT, PORTER_DENY, 554, "5.7.1", "Connection refused"},
     {PORTER_HOOK_CONNECT, PORTER_DENYSOFT, 421, "4.7.0", "Service not available, try again later"},
     {PORTER_HOOK_MAIL, PORTER_DENY, 550, "5.7.1", "Sender rejected"},

@@ -62,6 +62,8 @@ static void session_process_input(struct porter_session *s);
 static void session_set_state(struct porter_session *s, enum session_state state);
 static void session_finish_closing(struct porter_session *s, const char *reason);
 static void session_arm_idle(struct porter_session *s);
+static void session_total_fired_locked(struct porter_session *s);
+static void session_idle_fired_locked(struct porter_session *s);
 static void session_reset_transaction(struct porter_session *s);
 
 /* ---------------------------------------------------------------- replies */
@@ -142,8 +144,19 @@ static void session_free(struct porter_session *s)
 
 void session_release(struct porter_session *s)
 {
-    if (s->closed && !s->run.active && s->blocking_jobs == 0 && !s->in_input)
+    if (s->closed && !s->run.active && s->blocking_jobs == 0 && s->holds == 0)
         session_free(s);
+}
+
+void session_hold(struct porter_session *s)
+{
+    s->holds++;
+}
+
+void session_unhold(struct porter_session *s)
+{
+    s->holds--;
+    session_release(s);
 }
 
 void session_close(struct porter_session *s, const char *reason)
@@ -206,6 +219,13 @@ static void session_set_state(struct porter_session *s, enum session_state state
 static void session_idle_fired(evutil_socket_t fd, short what, void *arg)
 {
     struct porter_session *s = arg;
+    session_hold(s);
+    session_idle_fired_locked(s);
+    session_unhold(s);
+}
+
+static void session_idle_fired_locked(struct porter_session *s)
+{
     if (s->state == SESSION_STATE_CLOSING) {
         session_close(s, s->final_log ? s->final_log : "flush_timeout");
         return;
@@ -225,6 +245,13 @@ static void session_idle_fired(evutil_socket_t fd, short what, void *arg)
 static void session_total_fired(evutil_socket_t fd, short what, void *arg)
 {
     struct porter_session *s = arg;
+    session_hold(s);
+    session_total_fired_locked(s);
+    session_unhold(s);
+}
+
+static void session_total_fired_locked(struct porter_session *s)
+{
     if (s->state == SESSION_STATE_CLOSING)
         return;
     hook_chain_cancel(s);
@@ -264,6 +291,7 @@ static void session_reset_transaction(struct porter_session *s)
     s->smtputf8 = false;
     s->bdat_remaining = 0;
     s->bdat_last = false;
+    s->bdat_chunk = false;
     s->flags &= ~(unsigned)SESSION_FLAG_BDAT_FAILED;
     if (s->state != SESSION_STATE_CONNECT && s->state != SESSION_STATE_GREETED &&
         s->state != SESSION_STATE_CLOSING)
@@ -401,8 +429,7 @@ static void session_end_of_data(struct porter_session *s)
 
 static int session_check_helo(struct porter_session *s, const char *argument)
 {
-    if (argument[0] == '\0' || strchr(argument, ' ') != NULL ||
-        !smtp_domain_valid(argument, true)) {
+    if (!smtp_domain_valid(argument, true)) {
         session_reply(s, 501, "5.5.4", s->command->verb == SMTP_VERB_EHLO
                                            ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
         return -1;
@@ -453,7 +480,8 @@ static int session_path_parse(struct porter_session *s, const char *argument,
     }
     struct smtp_parse_limits limits = {
         .max_local_part = 64, .max_domain = 255, .max_path = 256,
-        .allow_utf8 = kind == SMTP_PATH_FORWARD ? s->smtputf8 : true,
+        /* MAIL: the parser honours the command's own SMTPUTF8 parameter */
+        .allow_utf8 = kind == SMTP_PATH_FORWARD ? s->smtputf8 : false,
     };
     struct smtp_parse_error error = {0};
     if (smtp_parse_path(argument, strlen(argument), kind, &limits, &s->path, &error) != 0) {
@@ -676,6 +704,7 @@ static int session_check_bdat(struct porter_session *s, const char *argument)
     }
     s->bdat_remaining = size;
     s->bdat_last = last;
+    s->bdat_chunk = true;
     const char *problem = NULL;
     if (s->state == SESSION_STATE_GREETED)
         problem = "Error: send HELO/EHLO first";
@@ -907,10 +936,11 @@ static void session_dispatch(struct porter_session *s, const char *line, size_t 
     if (log_enabled(PORTER_LOG_DEBUG))
         log_message(PORTER_LOG_DEBUG, s->id_string, "event=command verb=%s state=%s",
                     smtp_verb_name(command.verb), session_state_name(s->state));
+    /* check: -1 it replied (refused), 1 accepted with nothing more to do, 0 run the hook */
     int checked = row->check != NULL ? row->check(s, s->command_argument) : 0;
-    if (checked < 0 || row->proceed == NULL)
+    if (checked != 0 || row->proceed == NULL)
         return;
-    if (checked > 0 || row->hook < 0) {
+    if (row->hook < 0) {
         row->proceed(s, PORTER_DECLINED);
         return;
     }
@@ -995,11 +1025,11 @@ static int session_take_line(struct porter_session *s, struct evbuffer *input, c
     return 1;
 }
 
-/* session_check_limits - too many errors or unknown commands: 421 and close */
+/* session_check_limits - too many errors or unknown commands: 421 and close; false then */
 static bool session_check_limits(struct porter_session *s)
 {
-    if (s->errors > (unsigned)s->config->max_errors ||
-        s->unrecognized > (unsigned)s->config->max_unrecognized) {
+    if (s->errors >= (unsigned)s->config->max_errors ||
+        s->unrecognized >= (unsigned)s->config->max_unrecognized) {
         char text[300];
         snprintf(text, sizeof text, "%s Error: too many errors", s->config->hostname);
         session_reply(s, 421, "4.7.0", text);
@@ -1015,6 +1045,7 @@ static void session_process_input(struct porter_session *s)
     if (s->in_input)
         return;
     s->in_input = true;
+    session_hold(s);
     while (!s->closed && !s->run.active && s->state != SESSION_STATE_CLOSING &&
            s->state != SESSION_STATE_CONNECT) {
         struct evbuffer *input = bufferevent_get_input(s->input);
@@ -1024,9 +1055,10 @@ static void session_process_input(struct porter_session *s)
             session_end_of_data(s);
             continue;
         }
-        if (s->state == SESSION_STATE_BDAT && s->bdat_remaining > 0) {
+        if (s->state == SESSION_STATE_BDAT && s->bdat_chunk) {
             if (!session_feed_chunk(s, input))
                 break;
+            s->bdat_chunk = false;
             session_bdat_chunk_end(s);
             continue;
         }
@@ -1043,21 +1075,18 @@ static void session_process_input(struct porter_session *s)
         int got = session_take_line(s, input, &line, &length);
         if (got == 0)
             break;
-        if (got > 0) {
+        /* Like Postfix: past the error limits the next command gets 421 instead of service. */
+        if (got > 0 && session_check_limits(s))
             session_dispatch(s, line, length);
-            free(line);
-        }
-        if (!s->closed && s->state != SESSION_STATE_CLOSING)
-            session_check_limits(s);
+        free(line);
     }
-    s->in_input = false;
     if (s->input_eof && !s->closed && !s->run.active && s->state != SESSION_STATE_CLOSING)
         session_close(s, s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT
                              ? "lost_connection_in_data" : "client_disconnected");
+    s->in_input = false;
     if (!s->closed && !s->run.active)
         session_arm_idle(s);
-    if (s->closed)
-        session_release(s);
+    session_unhold(s);
 }
 
 void session_input_resume(struct porter_session *s)
@@ -1092,8 +1121,8 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
         session_process_input(s);
         return;
     }
-    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-        session_close(s, "connection_error");
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT | BEV_EVENT_EOF))
+        session_close(s, what & BEV_EVENT_EOF ? "client_disconnected" : "connection_error");
 }
 
 /* ---------------------------------------------------------------- start */

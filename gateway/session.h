@@ -109,6 +109,7 @@ struct porter_session {
     struct data_reader *reader;
     unsigned long long bdat_remaining;
     bool bdat_last;
+    bool bdat_chunk;             /* a BDAT chunk's bytes are being read */
     bool smtputf8;               /* MAIL had SMTPUTF8 */
     /* counters and limits */
     unsigned messages;
@@ -121,6 +122,7 @@ struct porter_session {
     unsigned blocking_jobs;      /* run_blocking jobs still referring to this session */
     bool closed;                 /* the connection is gone; free when nothing refers to it */
     bool in_input;               /* session_process_input is on the stack */
+    unsigned holds;              /* callers on the stack that still use the session */
     bool input_eof;              /* the client closed its side; close when the input is done */
     char *final_log;             /* reason for closing, for the last log line */
 };
@@ -146,6 +148,10 @@ void session_reply(struct porter_session *s, int code, const char *enhanced, con
 void session_log_verdict(struct porter_session *s, enum porter_hook hook, int rc);
 /* session_release - free the session if it is closed and nothing refers to it */
 void session_release(struct porter_session *s);
+/* session_hold / session_unhold - keep the session alive across a call that may close it;
+ * session_unhold frees it if it closed meanwhile (so do not use s after it) */
+void session_hold(struct porter_session *s);
+void session_unhold(struct porter_session *s);
 /* session_input_resume - after a hook chain ends: go on reading pipelined commands */
 void session_input_resume(struct porter_session *s);
 

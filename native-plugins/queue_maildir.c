@@ -36,10 +36,20 @@ struct maildir_job {
     int error;
 };
 
-/* maildir_create - DIR with tmp/, new/ and cur/ */
+/* maildir_create - DIR (and its parents) with tmp/, new/ and cur/ */
 static int maildir_create(const char *directory)
 {
     static const char *const parts[] = {"", "/tmp", "/new", "/cur"};
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", directory);
+    for (char *p = parent + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(parent, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
     for (size_t i = 0; i < 4; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s%s", directory, parts[i]);

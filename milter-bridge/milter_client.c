@@ -1,0 +1,656 @@
+/*
+ * milter_client.c - one asynchronous connection to one milter (see milter_client.h).
+ *
+ * Interface: milter_client.h. The client is a small state machine (IDLE -> CONNECTING ->
+ * NEGOTIATING -> READY, and FAILED from anywhere) over a libevent bufferevent. Frames are
+ * cut with milter_frame_next (limit MILTER_MAX_FRAME: Porter never offers SMFIP_MDS_*) and
+ * decoded and validated with milter_codec.c; each reply is checked against the command that
+ * awaits it with milter_reply_allowed and the negotiated actions and protocol flags. One
+ * timer covers connect, every awaited reply and output that does not drain; it restarts on
+ * every command sent, every SMFIR_PROGRESS and every drained write.
+ *
+ * Fatal: out of memory and libevent object creation failures (abort). A misbehaving milter
+ * only ever makes the client FAILED, with one failed() call that names the reason.
+ * Memory: the client owns everything it points to; it is freed by milter_client_close, and
+ * when that is called from inside one of its own callbacks the free waits until the
+ * callback returned (the depth counter).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "memory.h"
+#include "milter_client.h"
+
+#define MILTER_CLIENT_REASON_MAX 300
+
+struct milter_client {
+    struct event_base *base;
+    char *name;
+    struct milter_address address;
+    double connect_timeout, command_timeout, content_timeout;
+    struct milter_client_callbacks callbacks;
+    void *arg;
+
+    enum milter_client_state state;
+    struct bufferevent *bev;
+    struct event *timer;       /* connect, reply and drain deadline */
+    struct event *fail_event;  /* delivers a failure detected inside a milter_client_* call */
+    int awaited;               /* command type whose reply is awaited, or -1 */
+    double timeout;            /* the deadline that goes with the current wait */
+    bool failed_called;
+    struct milter_negotiated negotiated;
+    char reason[MILTER_CLIENT_REASON_MAX];
+
+    bool in_open;              /* inside bufferevent_socket_connect (which may call back) */
+    unsigned depth;            /* callbacks on the stack */
+    bool closing;              /* milter_client_close was called during a callback */
+};
+
+static const char *const client_state_names[MILTER_CLIENT_STATE_COUNT] = {
+    "idle", "connecting", "negotiating", "ready", "failed",
+};
+
+const char *milter_client_state_name(enum milter_client_state state)
+{
+    return (unsigned) state < MILTER_CLIENT_STATE_COUNT ? client_state_names[state] : "invalid";
+}
+
+/* ---------------------------------------------------------------- addresses */
+
+/* address_error - format an error message for milter_address_parse */
+static int address_error(char *error, size_t size, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+static int address_error(char *error, size_t size, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    if (size > 0)
+        vsnprintf(error, size, format, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* address_resolve - host and port into out->sockaddr (family AF_INET, AF_INET6 or either) */
+static int address_resolve(const char *host, const char *port, int family,
+                           struct milter_address *out, char *error, size_t error_size)
+{
+    char *end = NULL;
+    long number = strtol(port, &end, 10);
+    if (port[0] == '\0' || *end != '\0' || number < 1 || number > 65535)
+        return address_error(error, error_size, "bad port '%s'", port);
+    struct addrinfo hints = {0}, *result = NULL;
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int rc = getaddrinfo(host, port, &hints, &result);
+    if (rc != 0 || result == NULL)
+        return address_error(error, error_size, "cannot resolve '%s': %s", host,
+                             rc != 0 ? gai_strerror(rc) : "no address");
+    if (result->ai_addrlen > sizeof out->sockaddr) {
+        freeaddrinfo(result);
+        return address_error(error, error_size, "address of '%s' too long", host);
+    }
+    memcpy(&out->sockaddr, result->ai_addr, result->ai_addrlen);
+    out->length = (socklen_t) result->ai_addrlen;
+    freeaddrinfo(result);
+    return 0;
+}
+
+/* address_parse_inet - "PORT@HOST", "HOST:PORT" or "[ADDR]:PORT" */
+static int address_parse_inet(const char *rest, int family, struct milter_address *out,
+                              char *error, size_t error_size)
+{
+    char host[MILTER_ADDRESS_TEXT_MAX], port[16];
+    const char *at = strchr(rest, '@');
+    if (at != NULL) {
+        if ((size_t) (at - rest) >= sizeof port)
+            return address_error(error, error_size, "bad port in '%s'", rest);
+        memcpy(port, rest, (size_t) (at - rest));
+        port[at - rest] = '\0';
+        snprintf(host, sizeof host, "%s", at + 1);
+    } else if (rest[0] == '[') {
+        const char *close = strchr(rest, ']');
+        if (close == NULL || close[1] != ':')
+            return address_error(error, error_size, "expected [ADDRESS]:PORT, got '%s'", rest);
+        if ((size_t) (close - rest - 1) >= sizeof host || strlen(close + 2) >= sizeof port)
+            return address_error(error, error_size, "address too long: '%s'", rest);
+        memcpy(host, rest + 1, (size_t) (close - rest - 1));
+        host[close - rest - 1] = '\0';
+        snprintf(port, sizeof port, "%s", close + 2);
+    } else {
+        const char *colon = strrchr(rest, ':');
+        if (colon == NULL)
+            return address_error(error, error_size, "expected PORT@HOST or HOST:PORT, got '%s'",
+                                 rest);
+        if ((size_t) (colon - rest) >= sizeof host || strlen(colon + 1) >= sizeof port)
+            return address_error(error, error_size, "address too long: '%s'", rest);
+        memcpy(host, rest, (size_t) (colon - rest));
+        host[colon - rest] = '\0';
+        snprintf(port, sizeof port, "%s", colon + 1);
+    }
+    if (host[0] == '\0')
+        return address_error(error, error_size, "missing host in '%s'", rest);
+    return address_resolve(host, port, family, out, error, error_size);
+}
+
+int milter_address_parse(const char *text, struct milter_address *out, char *error,
+                         size_t error_size)
+{
+    memset(out, 0, sizeof *out);
+    if (text == NULL || text[0] == '\0')
+        return address_error(error, error_size, "empty socket address");
+    if (strlen(text) >= sizeof out->text)
+        return address_error(error, error_size, "socket address too long");
+    snprintf(out->text, sizeof out->text, "%s", text);
+    const char *path = NULL;
+    if (strncmp(text, "unix:", 5) == 0)
+        path = text + 5;
+    else if (strncmp(text, "local:", 6) == 0)
+        path = text + 6;
+    else if (text[0] == '/')
+        path = text;
+    if (path != NULL) {
+        struct sockaddr_un *un = (struct sockaddr_un *) &out->sockaddr;
+        if (path[0] == '\0')
+            return address_error(error, error_size, "empty socket path");
+        if (strlen(path) >= sizeof un->sun_path)
+            return address_error(error, error_size, "socket path too long: %s", path);
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, path, strlen(path) + 1);
+        out->length = (socklen_t) sizeof *un;
+        return 0;
+    }
+    if (strncmp(text, "inet:", 5) == 0)
+        return address_parse_inet(text + 5, AF_INET, out, error, error_size);
+    if (strncmp(text, "inet6:", 6) == 0)
+        return address_parse_inet(text + 6, AF_INET6, out, error, error_size);
+    return address_error(error, error_size,
+                         "socket must be unix:/PATH, inet:PORT@HOST, inet:HOST:PORT or "
+                         "inet6:[ADDRESS]:PORT, got '%s'", text);
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+static void client_timer_fired(evutil_socket_t fd, short what, void *arg);
+static void client_fail_fired(evutil_socket_t fd, short what, void *arg);
+static void client_read(struct bufferevent *bev, void *arg);
+static void client_write(struct bufferevent *bev, void *arg);
+static void client_event(struct bufferevent *bev, short what, void *arg);
+
+struct milter_client *milter_client_new(struct event_base *base,
+                                        const struct milter_client_settings *settings,
+                                        const struct milter_client_callbacks *callbacks,
+                                        void *arg)
+{
+    struct milter_client *c = xcalloc(1, sizeof *c);
+    c->base = base;
+    c->name = xstrdup(settings->name ? settings->name : "milter");
+    c->address = *settings->address;
+    c->connect_timeout = settings->connect_timeout;
+    c->command_timeout = settings->command_timeout;
+    c->content_timeout = settings->content_timeout;
+    c->callbacks = *callbacks;
+    c->arg = arg;
+    c->state = MILTER_CLIENT_IDLE;
+    c->awaited = -1;
+    c->timer = evtimer_new(base, client_timer_fired, c);
+    c->fail_event = event_new(base, -1, 0, client_fail_fired, c);
+    if (c->timer == NULL || c->fail_event == NULL)
+        abort();
+    return c;
+}
+
+/* client_free - release everything; only when no callback is on the stack */
+static void client_free(struct milter_client *c)
+{
+    if (c->bev != NULL)
+        bufferevent_free(c->bev);
+    event_free(c->timer);
+    event_free(c->fail_event);
+    for (int i = 0; i < MILTER_MACRO_STAGE_COUNT; i++)
+        free(c->negotiated.macro_lists[i]);
+    free(c->name);
+    free(c);
+}
+
+/* client_timer_arm - (re)start the deadline */
+static void client_timer_arm(struct milter_client *c, double seconds)
+{
+    if (seconds <= 0)
+        seconds = 0.001;
+    struct timeval tv = {(time_t) seconds,
+                         (suseconds_t) ((seconds - (double) (time_t) seconds) * 1e6)};
+    c->timeout = seconds;
+    evtimer_add(c->timer, &tv);
+}
+
+/* client_mark_failed - FAILED: stop I/O and timers, remember why (first reason wins) */
+static void client_mark_failed(struct milter_client *c, const char *format, va_list ap)
+{
+    if (c->state == MILTER_CLIENT_FAILED)
+        return;
+    c->state = MILTER_CLIENT_FAILED;
+    vsnprintf(c->reason, sizeof c->reason, format, ap);
+    c->awaited = -1;
+    evtimer_del(c->timer);
+    if (c->bev != NULL) {
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    }
+}
+
+/* client_callback_begin / _end - guard callbacks so a close inside one is deferred;
+ * client_callback_end returns true when the client is gone */
+static void client_callback_begin(struct milter_client *c)
+{
+    c->depth++;
+}
+
+static bool client_callback_end(struct milter_client *c)
+{
+    c->depth--;
+    if (c->depth == 0 && c->closing) {
+        client_free(c);
+        return true;
+    }
+    return c->closing;
+}
+
+/* client_fail - FAILED and failed() now (we are in an event callback of our own) */
+static void client_fail(struct milter_client *c, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+static void client_fail(struct milter_client *c, const char *format, ...)
+{
+    if (c->state == MILTER_CLIENT_FAILED)
+        return;
+    va_list ap;
+    va_start(ap, format);
+    client_mark_failed(c, format, ap);
+    va_end(ap);
+    if (!c->failed_called && !c->closing) {
+        c->failed_called = true;
+        client_callback_begin(c);
+        c->callbacks.failed(c->arg, c->reason);
+        client_callback_end(c);
+    }
+}
+
+/* client_fail_later - FAILED now, failed() from the loop (we are inside an API call) */
+static void client_fail_later(struct milter_client *c, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+static void client_fail_later(struct milter_client *c, const char *format, ...)
+{
+    if (c->state == MILTER_CLIENT_FAILED)
+        return;
+    va_list ap;
+    va_start(ap, format);
+    client_mark_failed(c, format, ap);
+    va_end(ap);
+    event_active(c->fail_event, EV_READ, 0);
+}
+
+static void client_fail_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct milter_client *c = arg;
+    if (c->failed_called || c->closing)
+        return;
+    c->failed_called = true;
+    client_callback_begin(c);
+    c->callbacks.failed(c->arg, c->reason);
+    client_callback_end(c);
+}
+
+void milter_client_close(struct milter_client *c, bool abort_message)
+{
+    if (c == NULL || c->closing)
+        return;
+    if (c->state == MILTER_CLIENT_READY && c->awaited < 0 && c->bev != NULL &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        struct milter_buffer frames = {0};
+        if (abort_message)
+            milter_encode_abort(&frames);
+        milter_encode_quit(&frames);
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        if (fd >= 0) {
+            ssize_t sent = send(fd, frames.data, frames.length, MSG_DONTWAIT | MSG_NOSIGNAL);
+            (void) sent; /* best effort: the milter also handles EOF */
+        }
+        milter_buffer_free(&frames);
+    }
+    c->closing = true;
+    if (c->bev != NULL) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    evtimer_del(c->timer);
+    event_del(c->fail_event);
+    if (c->depth == 0)
+        client_free(c);
+}
+
+/* ---------------------------------------------------------------- connecting */
+
+int milter_client_open(struct milter_client *c)
+{
+    if (c->state != MILTER_CLIENT_IDLE) {
+        snprintf(c->reason, sizeof c->reason, "open called twice");
+        return -1;
+    }
+    c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL)
+        abort();
+    bufferevent_setcb(c->bev, client_read, client_write, client_event, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, MILTER_CLIENT_OUTPUT_LOW, 0);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 4 * (MILTER_MAX_FRAME + MILTER_LENGTH_BYTES));
+    c->state = MILTER_CLIENT_CONNECTING;
+    client_timer_arm(c, c->connect_timeout);
+    errno = 0;
+    c->in_open = true;
+    int rc = bufferevent_socket_connect(c->bev, (struct sockaddr *) &c->address.sockaddr,
+                                        (int) c->address.length);
+    int error = errno;
+    c->in_open = false;
+    if (rc != 0 || c->state == MILTER_CLIENT_FAILED) {
+        c->state = MILTER_CLIENT_FAILED;
+        evtimer_del(c->timer);
+        snprintf(c->reason, sizeof c->reason, "cannot connect to %s: %s", c->address.text,
+                 error ? strerror(error) : "connect failed");
+        c->failed_called = true; /* the caller learns it from the return value */
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* client_negotiate - connected: send SMFIC_OPTNEG with everything Postfix offers */
+static void client_negotiate(struct milter_client *c)
+{
+    struct milter_buffer frame = {0};
+    milter_encode_optneg(&frame, MILTER_PROTOCOL_VERSION, milter_offered_actions(),
+                         milter_offered_protocol(MILTER_PROTOCOL_VERSION));
+    c->state = MILTER_CLIENT_NEGOTIATING;
+    c->awaited = MILTER_COMMAND_OPTNEG;
+    bufferevent_write(c->bev, frame.data, frame.length);
+    milter_buffer_free(&frame);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    client_timer_arm(c, c->command_timeout);
+}
+
+/* client_negotiated - take the OPTNEG answer: check it and keep a copy of the macro lists */
+static void client_negotiated(struct milter_client *c, const struct milter_optneg *answer)
+{
+    const char *error = NULL;
+    if (milter_optneg_check(MILTER_PROTOCOL_VERSION, milter_offered_actions(),
+                            milter_offered_protocol(MILTER_PROTOCOL_VERSION), answer,
+                            &error) != 0) {
+        client_fail(c, "negotiation refused: %s (version %u, actions 0x%x, protocol 0x%x)",
+                    error, (unsigned) answer->version, (unsigned) answer->actions,
+                    (unsigned) answer->protocol);
+        return;
+    }
+    c->negotiated.version = answer->version;
+    c->negotiated.actions = answer->actions;
+    c->negotiated.protocol = answer->protocol;
+    for (size_t i = 0; i < answer->macro_list_count; i++) {
+        const struct milter_macro_list *list = &answer->macro_lists[i];
+        free(c->negotiated.macro_lists[list->stage]);
+        c->negotiated.macro_lists[list->stage] = xstrdup(list->names);
+    }
+    c->state = MILTER_CLIENT_READY;
+    c->awaited = -1;
+    evtimer_del(c->timer);
+    client_callback_begin(c);
+    c->callbacks.ready(c->arg);
+    client_callback_end(c);
+}
+
+/* ---------------------------------------------------------------- sending */
+
+/* client_timeout_for - content_timeout for message content, command_timeout otherwise */
+static double client_timeout_for(const struct milter_client *c, enum milter_command_type command)
+{
+    switch (command) {
+    case MILTER_COMMAND_HEADER:
+    case MILTER_COMMAND_EOH:
+    case MILTER_COMMAND_BODY:
+    case MILTER_COMMAND_BODYEOB:
+        return c->content_timeout;
+    default:
+        return c->command_timeout;
+    }
+}
+
+int milter_client_send(struct milter_client *c, const struct milter_buffer *buffer,
+                       enum milter_command_type command, bool awaits_reply)
+{
+    if (c->state != MILTER_CLIENT_READY || c->closing)
+        return -1;
+    if (c->awaited >= 0) {
+        client_fail_later(c, "internal error: %s sent while the reply to %s is awaited",
+                          milter_command_type_name(command),
+                          milter_command_type_name(c->awaited));
+        return -1;
+    }
+    if (buffer->length > 0 && bufferevent_write(c->bev, buffer->data, buffer->length) != 0) {
+        client_fail_later(c, "cannot queue %zu bytes for the milter", buffer->length);
+        return -1;
+    }
+    c->awaited = awaits_reply ? (int) command : -1;
+    double timeout = client_timeout_for(c, command);
+    if (awaits_reply || milter_client_output_pending(c) > 0)
+        client_timer_arm(c, timeout);
+    else
+        c->timeout = timeout;
+    return 0;
+}
+
+enum milter_client_state milter_client_state(const struct milter_client *c)
+{
+    return c->state;
+}
+
+bool milter_client_waiting(const struct milter_client *c)
+{
+    return c->awaited >= 0;
+}
+
+size_t milter_client_output_pending(const struct milter_client *c)
+{
+    if (c->bev == NULL)
+        return 0;
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+const struct milter_negotiated *milter_client_negotiated(const struct milter_client *c)
+{
+    return &c->negotiated;
+}
+
+const char *milter_client_reason(const struct milter_client *c)
+{
+    return c->reason;
+}
+
+/* ---------------------------------------------------------------- events */
+
+static void client_timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct milter_client *c = arg;
+    switch (c->state) {
+    case MILTER_CLIENT_CONNECTING:
+        client_fail(c, "timeout: no connection to %s after %.1fs", c->address.text, c->timeout);
+        break;
+    case MILTER_CLIENT_NEGOTIATING:
+        client_fail(c, "timeout: no answer to SMFIC_OPTNEG after %.1fs", c->timeout);
+        break;
+    case MILTER_CLIENT_READY:
+        if (c->awaited >= 0)
+            client_fail(c, "timeout: no reply to %s after %.1fs",
+                        milter_command_type_name(c->awaited), c->timeout);
+        else if (milter_client_output_pending(c) > 0)
+            client_fail(c, "timeout: the milter read nothing for %.1fs (%zu bytes unsent)",
+                        c->timeout, milter_client_output_pending(c));
+        break;
+    default:
+        break;
+    }
+}
+
+static void client_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct milter_client *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        client_negotiate(c);
+        return;
+    }
+    if (c->in_open) {
+        /* libevent reports a connect that failed at once from inside the connect call:
+         * milter_client_open returns -1 instead of calling back. */
+        c->state = MILTER_CLIENT_FAILED;
+        return;
+    }
+    int error = EVUTIL_SOCKET_ERROR();
+    if (c->state == MILTER_CLIENT_CONNECTING)
+        client_fail(c, "cannot connect to %s: %s", c->address.text,
+                    error ? evutil_socket_error_to_string(error) : "connection refused");
+    else if (what & BEV_EVENT_EOF)
+        client_fail(c, "the milter closed the connection%s%s",
+                    c->awaited >= 0 ? " while Porter waited for the reply to " : "",
+                    c->awaited >= 0 ? milter_command_type_name(c->awaited) : "");
+    else
+        client_fail(c, "socket error: %s",
+                    error ? evutil_socket_error_to_string(error) : "unknown");
+}
+
+/* client_write - output fell to the low-water mark: restart the drain deadline, tell */
+static void client_write(struct bufferevent *bev, void *arg)
+{
+    struct milter_client *c = arg;
+    if (c->state != MILTER_CLIENT_READY)
+        return;
+    if (c->awaited >= 0 || milter_client_output_pending(c) > 0)
+        client_timer_arm(c, c->timeout);
+    else
+        evtimer_del(c->timer);
+    if (c->callbacks.drained != NULL) {
+        client_callback_begin(c);
+        c->callbacks.drained(c->arg);
+        client_callback_end(c);
+    }
+}
+
+/* client_frame - one frame from the milter; false when the client is gone or failed */
+static bool client_frame(struct milter_client *c, const struct milter_frame *frame)
+{
+    if (c->awaited < 0) {
+        client_fail(c, "unexpected %s while no command awaits a reply",
+                    milter_reply_name(frame->command));
+        return false;
+    }
+    struct milter_reply reply;
+    const char *error = NULL;
+    if (milter_reply_decode(frame, &reply, &error) != 0) {
+        client_fail(c, "malformed %s (%zu bytes) in reply to %s: %s",
+                    milter_reply_name(frame->command), frame->length,
+                    milter_command_type_name(c->awaited), error ? error : "invalid");
+        return false;
+    }
+    const struct milter_negotiated *n = &c->negotiated;
+    if (!milter_reply_allowed(c->awaited, reply.type, n->actions, n->protocol)) {
+        client_fail(c, "%s is not allowed in reply to %s", milter_reply_type_name(reply.type),
+                    milter_command_type_name(c->awaited));
+        return false;
+    }
+    if (c->state == MILTER_CLIENT_NEGOTIATING) {
+        client_negotiated(c, &reply.optneg);
+        return c->state == MILTER_CLIENT_READY && !c->closing;
+    }
+    if (reply.type == MILTER_REPLY_PROGRESS) {
+        client_timer_arm(c, c->timeout);
+        return true;
+    }
+    bool final = true;
+    switch (reply.type) {
+    case MILTER_REPLY_ADDRCPT:
+    case MILTER_REPLY_DELRCPT:
+    case MILTER_REPLY_ADDRCPT_PAR:
+    case MILTER_REPLY_CHGFROM:
+    case MILTER_REPLY_ADDHEADER:
+    case MILTER_REPLY_INSHEADER:
+    case MILTER_REPLY_CHGHEADER:
+    case MILTER_REPLY_REPLBODY:
+    case MILTER_REPLY_QUARANTINE:
+        final = false; /* modifications come before the end-of-message verdict */
+        break;
+    default:
+        break;
+    }
+    if (final) {
+        c->awaited = -1;
+        if (milter_client_output_pending(c) == 0)
+            evtimer_del(c->timer);
+    } else {
+        client_timer_arm(c, c->timeout);
+    }
+    client_callback_begin(c);
+    c->callbacks.reply(c->arg, &reply);
+    bool gone = client_callback_end(c);
+    return !gone && c->state == MILTER_CLIENT_READY;
+}
+
+/* client_read - cut the input into frames and handle each, until one is incomplete */
+static void client_read(struct bufferevent *bev, void *arg)
+{
+    struct milter_client *c = arg;
+    struct evbuffer *input = bufferevent_get_input(bev);
+    client_callback_begin(c);
+    while (c->state == MILTER_CLIENT_NEGOTIATING || c->state == MILTER_CLIENT_READY) {
+        size_t available = evbuffer_get_length(input);
+        if (available < MILTER_LENGTH_BYTES)
+            break;
+        unsigned char prefix[MILTER_LENGTH_BYTES];
+        evbuffer_copyout(input, prefix, sizeof prefix);
+        uint32_t length = ((uint32_t) prefix[0] << 24) | ((uint32_t) prefix[1] << 16) |
+                          ((uint32_t) prefix[2] << 8) | prefix[3];
+        size_t need = MILTER_LENGTH_BYTES;
+        if (length > 0 && length <= MILTER_MAX_FRAME) {
+            need += length;
+            if (available < need)
+                break;
+        }
+        const unsigned char *bytes = evbuffer_pullup(input, (ev_ssize_t) need);
+        struct milter_frame frame;
+        size_t consumed = 0;
+        int rc = milter_frame_next(bytes, need, MILTER_MAX_FRAME, &frame, &consumed);
+        if (rc < 0) {
+            client_fail(c, "bad frame from the milter: %s (length field %u)",
+                        frame.error ? frame.error : "invalid", (unsigned) length);
+            break;
+        }
+        if (rc == 0)
+            break;
+        bool go_on = client_frame(c, &frame);
+        if (c->closing)
+            break;
+        evbuffer_drain(input, consumed);
+        if (!go_on)
+            break;
+    }
+    client_callback_end(c);
+}

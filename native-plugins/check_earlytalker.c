@@ -1,0 +1,67 @@
+/*
+ * check_earlytalker - enforce "the server says hello first" (RFC 5321 3.1): a client that
+ * talks before the greeting is usually spamware that does not wait for replies.
+ *
+ * Hook: connect. The greeting is held for wait seconds with a timer (the hook answers PENDING;
+ * the worker goes on serving other sessions). When the timer fires, bytes the client sent
+ * meanwhile (porter_input_pending) make the verdict:
+ *     action=denysoft  421 4.7.0 and the connection closes (the default; a real MTA retries)
+ *     action=deny      554 5.7.1 and the connection closes
+ *     action=log       a log line only; the session goes on
+ * Either way no mail is accepted on a refused connection. A polite client gets the 220 after
+ * the wait. Clients listed in allow= skip the wait.
+ *
+ * Arguments: wait=SECONDS (default 1; fractions allowed; 0 checks on the next loop turn),
+ *            action=denysoft|deny|log (default denysoft),
+ *            allow=CIDR list or file (default: none).
+ *
+ * Memory: the state (and its CIDR list) is freed by fini.
+ */
+#include <stdlib.h>
+
+#include <porter/plugin.h>
+
+static const int earlytalker_verdicts[] = {PORTER_DENYSOFT, PORTER_DENY, PORTER_DECLINED};
+
+struct earlytalker {
+    double wait;
+    int action;
+    porter_cidr_list *allow;
+};
+
+static void *earlytalker_init(porter_args *a)
+{
+    struct earlytalker *e = calloc(1, sizeof *e);
+    e->wait = porter_arg_seconds(a, "wait", 1.0);
+    e->action = porter_arg_choice(a, "action", "denysoft|deny|log");
+    e->allow = porter_arg_cidr(a, "allow");
+    return e;
+}
+
+static void earlytalker_fini(void *state)
+{
+    porter_cidr_free(state != NULL ? ((struct earlytalker *)state)->allow : NULL);
+    free(state);
+}
+
+/* earlytalker_done - the wait is over: did the client talk? */
+static int earlytalker_done(porter_session *s, void *state, int result)
+{
+    const struct earlytalker *e = state;
+    if (s == NULL || porter_input_pending(s) == 0)
+        return PORTER_DECLINED;
+    porter_log(s, PORTER_LOG_NOTICE, "event=earlytalker bytes=%zu", porter_input_pending(s));
+    return porter_reply(s, earlytalker_verdicts[e->action], 0, NULL,
+                        "Don't be rude and talk before I say hello!");
+}
+
+static int earlytalker_connect(porter_session *s, void *state)
+{
+    const struct earlytalker *e = state;
+    if (porter_cidr_match(e->allow, porter_client_ip(s)))
+        return PORTER_DECLINED;
+    return porter_timer(s, e->wait, earlytalker_done, state);
+}
+
+PORTER_PLUGIN(.name = "check_earlytalker", .init = earlytalker_init, .fini = earlytalker_fini,
+              .hooks[PORTER_HOOK_CONNECT] = earlytalker_connect);
