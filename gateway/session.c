@@ -26,6 +26,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "auth_results.h"
 #include "config.h"
 #include "log.h"
 #include "memory.h"
@@ -360,6 +361,7 @@ static void session_proceed_queue(struct porter_session *s, int rc)
 static void session_proceed_data_post(struct porter_session *s, int rc)
 {
     if (rc == PORTER_OK || rc == PORTER_DECLINED) {
+        auth_results_apply(s);
         hook_chain_run(s, PORTER_HOOK_QUEUE, session_proceed_queue);
         return;
     }

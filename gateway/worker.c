@@ -202,6 +202,11 @@ static void worker_ip_release(struct worker *w, const char *ip)
         slot->count--;
 }
 
+void worker_add_session(struct worker *w, struct porter_session *s)
+{
+    worker_table_insert(w, s);
+}
+
 struct thread_pool *worker_thread_pool(struct worker *w)
 {
     return w->pool;
@@ -365,8 +370,8 @@ static void worker_retire(evutil_socket_t signal_number, short what, void *arg)
     evtimer_add(w->drain_deadline, &tv);
 }
 
-/* worker_new - event base, thread pool, signals */
-static struct worker *worker_new(const struct porter_config *config,
+/* worker_create - event base, thread pool, signals */
+struct worker *worker_create(const struct porter_config *config,
                                  struct plugin_registry *plugins, bool stdio)
 {
     evthread_use_pthreads();
@@ -399,8 +404,8 @@ static struct worker *worker_new(const struct porter_config *config,
     return w;
 }
 
-/* worker_free - after the loop ended */
-static void worker_free(struct worker *w)
+/* worker_destroy - after the loop ended */
+void worker_destroy(struct worker *w)
 {
     thread_pool_stop(w->pool);
     for (size_t i = 0; i < w->listener_count; i++)
@@ -424,7 +429,7 @@ static void worker_free(struct worker *w)
 int worker_run(const struct porter_config *config, struct plugin_registry *plugins,
                const struct worker_listener *listeners, size_t listener_count)
 {
-    struct worker *w = worker_new(config, plugins, false);
+    struct worker *w = worker_create(config, plugins, false);
     w->listeners = xcalloc(listener_count + 1, sizeof *w->listeners);
     for (size_t i = 0; i < listener_count; i++) {
         w->listeners[i] = evconnlistener_new(w->base, worker_accept, (void *)listeners[i].role,
@@ -440,18 +445,18 @@ int worker_run(const struct porter_config *config, struct plugin_registry *plugi
     log_message(PORTER_LOG_INFO, NULL, "event=worker_started pid=%ld", (long)getpid());
     event_base_dispatch(w->base);
     log_message(PORTER_LOG_INFO, NULL, "event=worker_stopped pid=%ld", (long)getpid());
-    worker_free(w);
+    worker_destroy(w);
     return 0;
 }
 
 int worker_run_stdio(const struct porter_config *config, struct plugin_registry *plugins,
                      const char *client_ip, bool trace)
 {
-    struct worker *w = worker_new(config, plugins, true);
+    struct worker *w = worker_create(config, plugins, true);
     struct porter_session *s = session_start_stdio(w, client_ip, trace);
     worker_table_insert(w, s);
     session_attach(s, config, plugins);
     event_base_dispatch(w->base);
-    worker_free(w);
+    worker_destroy(w);
     return 0;
 }

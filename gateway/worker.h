@@ -36,6 +36,13 @@ int worker_run(const struct porter_config *config, struct plugin_registry *plugi
 int worker_run_stdio(const struct porter_config *config, struct plugin_registry *plugins,
                      const char *client_ip, bool trace);
 
+/* worker_create / worker_destroy - the loop, pool and session table without serving (the
+ * transports above use them; unit tests drive sessions on a worker made this way) */
+struct worker *worker_create(const struct porter_config *config, struct plugin_registry *plugins,
+                             bool stdio);
+void worker_destroy(struct worker *worker);
+/* worker_add_session - enter a started session into the table (before session_attach) */
+void worker_add_session(struct worker *worker, struct porter_session *s);
 struct porter_session *worker_find_session(struct worker *worker, uint64_t id);
 struct thread_pool *worker_thread_pool(struct worker *worker);
 struct event_base *worker_event_base(struct worker *worker);
