@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""bench/smtp.py - throughput of Porter's raw accept path next to Postfix's smtp-sink.
+
+Starts porter (chain: rcpt_ok + queue_discard) and smtp-sink on loopback ports, drives each
+with Postfix's smtp-source (MESSAGES messages of SIZE bytes at concurrency 1, 10, 100), and
+prints messages/s and CPU milliseconds per message for both, measured in the same run. Then
+opens IDLE idle sessions to one porter worker and prints that worker's resident memory.
+Everything stays on 127.0.0.1; every process started here is stopped by PID.
+
+Usage: bench/smtp.py [--messages 5000] [--size 4096] [--idle 10000]
+"""
+import argparse
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+from harness import Porter, free_port, wait_port  # noqa: E402
+
+SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+
+
+def cpu_seconds(pids):
+    """User+system CPU seconds used so far by these processes (and their reaped children)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / tick
+        except OSError:
+            pass
+    return total
+
+
+def children(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def drive(port, messages, size, concurrency, pids):
+    """Run smtp-source against port; (messages/s, CPU ms per message of pids)."""
+    before = cpu_seconds(pids)
+    start = time.time()
+    result = subprocess.run([SMTP_SOURCE, "-s", str(concurrency), "-m", str(messages), "-l", str(size),
+                             "-f", "bench@example.org", "-t", "bench@example.com", "127.0.0.1:%d" % port],
+                            capture_output=True, text=True, timeout=600)
+    elapsed = time.time() - start
+    used = cpu_seconds(pids) - before
+    if result.returncode != 0:
+        print("  smtp-source failed: %s" % result.stderr.strip()[:300])
+    return messages / elapsed, used * 1000.0 / messages
+
+
+def throughput(args):
+    sink_port = free_port()
+    sink = subprocess.Popen([SMTP_SINK] + (["-u", "nobody"] if os.geteuid() == 0 else []) + ["127.0.0.1:%d" % sink_port, "1000"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    settings = {"max_connections_per_ip": "1000", "log_level": "warning",
+                "max_messages_per_session": "100000"}
+    porter = Porter(plugins="rcpt_ok rcpthosts=rcpthosts\nqueue_discard\n", settings=settings,
+                    workers=os.cpu_count() or 2).start()
+    try:
+        wait_port(sink_port)
+        porter_pids = [porter.process.pid] + porter.worker_pids()
+        print("%-12s %-6s %12s %14s %12s %14s %8s" % ("messages", "conc", "porter msg/s", "porter cpu ms",
+                                                       "sink msg/s", "sink cpu ms", "ratio"))
+        for concurrency in (1, 10, 100):
+            p_rate, p_cpu = drive(porter.port, args.messages, args.size, concurrency, porter_pids)
+            s_rate, s_cpu = drive(sink_port, args.messages, args.size, concurrency, [sink.pid])
+            print("%-12d %-6d %12.0f %14.3f %12.0f %14.3f %8.2f" % (args.messages, concurrency, p_rate, p_cpu,
+                                                                   s_rate, s_cpu, s_rate / p_rate))
+    finally:
+        porter.stop()
+        porter.__exit__(None, None, None)
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(timeout=10)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def idle_sessions(args):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = args.idle + 1000
+    if hard < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+        except (ValueError, OSError):
+            print("idle sessions: cannot raise the open-file limit to %d (hard %d)" % (wanted, hard))
+            return
+    else:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    settings = {"max_connections_per_ip": str(args.idle + 10), "max_connections": str(args.idle + 10),
+                "log_level": "warning", "greeting_timeout": "10m", "command_timeout": "10m"}
+    porter = Porter(plugins="rcpt_ok rcpthosts=rcpthosts\nqueue_discard\n", settings=settings, workers=1).start()
+    sockets = []
+    try:
+        worker = porter.worker_pids()[0]
+        base = rss_kb(worker)
+        deadline = time.time() + 120
+        for i in range(args.idle):
+            if time.time() > deadline:
+                break
+            s = socket.create_connection(("127.0.0.1", porter.port), timeout=10)
+            sockets.append(s)
+        greeted = 0
+        for s in sockets:
+            try:
+                if s.recv(512).startswith(b"220"):
+                    greeted += 1
+            except OSError:
+                pass
+        time.sleep(0.5)
+        held = rss_kb(worker)
+        print("idle sessions: %d open, %d greeted, worker RSS %.1f MB (%.1f MB before), %.2f KB per session"
+              % (len(sockets), greeted, held / 1024.0, base / 1024.0,
+                 (held - base) / max(1, len(sockets))))
+    finally:
+        for s in sockets:
+            s.close()
+        porter.stop()
+        porter.__exit__(None, None, None)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--idle", type=int, default=10000)
+    args = parser.parse_args()
+    throughput(args)
+    idle_sessions(args)
+
+
+if __name__ == "__main__":
+    main()
