@@ -120,6 +120,15 @@ void session_log_verdict(struct porter_session *s, enum porter_hook hook, int rc
 
 /* ---------------------------------------------------------------- closing */
 
+/* session_transaction_free - end the transaction; its spool file goes back to the worker */
+static void session_transaction_free(struct porter_session *s)
+{
+    if (s->transaction != NULL)
+        worker_spool_give(s->worker, transaction_spool_take(s->transaction));
+    transaction_free(s->transaction);
+    s->transaction = NULL;
+}
+
 /* session_free - release everything; only from session_release */
 static void session_free(struct porter_session *s)
 {
@@ -128,7 +137,7 @@ static void session_free(struct porter_session *s)
     if (s->session_timer)
         event_free(s->session_timer);
     hook_chain_cancel(s);
-    transaction_free(s->transaction);
+    session_transaction_free(s);
     data_reader_free(s->reader);
     if (s->path_valid)
         smtp_path_clear(&s->path);
@@ -285,7 +294,7 @@ static void session_reset_transaction(struct porter_session *s)
 {
     if (s->transaction != NULL)
         hook_chain_notify(s, PORTER_HOOK_RESET_TRANSACTION);
-    transaction_free(s->transaction);
+    session_transaction_free(s);
     s->transaction = NULL;
     data_reader_free(s->reader);
     s->reader = NULL;
@@ -574,7 +583,7 @@ static int session_check_mail(struct porter_session *s, const char *argument)
 static void session_proceed_mail(struct porter_session *s, int rc)
 {
     if (session_apply_refusal(s, PORTER_HOOK_MAIL, rc)) {
-        transaction_free(s->transaction);
+        session_transaction_free(s);
         s->transaction = NULL;
         s->smtputf8 = false;
     } else {
@@ -655,7 +664,8 @@ static void session_proceed_rcpt(struct porter_session *s, int rc)
 /* session_open_message - spool file and data reader for a new message; -1 (logged) */
 static int session_open_message(struct porter_session *s)
 {
-    if (transaction_spool_open(s->transaction, s->config->spool_dir) != 0) {
+    if (transaction_spool_open(s->transaction, s->config->spool_dir,
+                               worker_spool_take(s->worker)) != 0) {
         log_message(PORTER_LOG_ERR, s->id_string, "event=spool_error dir=%s error=\"%s\"",
                     s->config->spool_dir, strerror(errno));
         return -1;

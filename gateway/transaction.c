@@ -182,12 +182,19 @@ static int spool_file_open(const char *directory)
     return fd;
 }
 
-int transaction_spool_open(struct transaction *t, const char *directory)
+int transaction_spool_open(struct transaction *t, const char *directory, int spare_fd)
 {
     if (t->spool_fd >= 0)
         close(t->spool_fd);
-    t->spool_fd = spool_file_open(directory);
+    t->spool_fd = spare_fd >= 0 ? spare_fd : spool_file_open(directory);
     return t->spool_fd >= 0 ? 0 : -1;
+}
+
+int transaction_spool_take(struct transaction *t)
+{
+    int fd = t->spool_fd;
+    t->spool_fd = -1;
+    return fd;
 }
 
 void transaction_headers_changed(struct transaction *t)

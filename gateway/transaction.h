@@ -83,8 +83,11 @@ void note_list_clear(struct note_list *list);
 void note_list_set(struct note_list *list, const char *key, const char *value);
 const char *note_list_get(const struct note_list *list, const char *key);
 
-/* transaction_spool_open - create the anonymous spool file in directory; 0 or -1 */
-int transaction_spool_open(struct transaction *t, const char *directory);
+/* transaction_spool_open - use spare_fd (an empty spool file, or -1) or create an anonymous
+ * spool file in directory; the transaction owns it from now on; 0 or -1 */
+int transaction_spool_open(struct transaction *t, const char *directory, int spare_fd);
+/* transaction_spool_take - hand the spool file back to the caller (-1 if none) */
+int transaction_spool_take(struct transaction *t);
 /* transaction_headers_changed - drop the rendering cache after an edit */
 void transaction_headers_changed(struct transaction *t);
 /* transaction_render_headers - the current header block (cached until the next edit) */

@@ -29,6 +29,7 @@
 #include "worker.h"
 
 #define WORKER_THREADS 4
+#define WORKER_SPARE_SPOOLS 64 /* emptied spool files kept for reuse: inode creation is costly */
 #define WORKER_TABLE_INITIAL 1024
 
 /* Per-client-IP connection counts (open addressing, tombstone-free by rebuild). */
@@ -59,6 +60,8 @@ struct worker {
     struct event *signal_int;
     struct event *drain_deadline;
     bool stdio;
+    int spare_spools[WORKER_SPARE_SPOOLS];
+    size_t spare_count;
 };
 
 struct worker *worker_current;
@@ -200,6 +203,21 @@ static void worker_ip_release(struct worker *w, const char *ip)
     struct ip_count *slot = worker_ip_slot(w, ip, false);
     if (slot != NULL && slot->count > 0)
         slot->count--;
+}
+
+int worker_spool_take(struct worker *w)
+{
+    return w->spare_count > 0 ? w->spare_spools[--w->spare_count] : -1;
+}
+
+void worker_spool_give(struct worker *w, int fd)
+{
+    if (fd < 0)
+        return;
+    if (w->spare_count < WORKER_SPARE_SPOOLS && ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0)
+        w->spare_spools[w->spare_count++] = fd;
+    else
+        close(fd);
 }
 
 void worker_add_session(struct worker *w, struct porter_session *s)
@@ -419,6 +437,8 @@ void worker_destroy(struct worker *w)
         event_free(w->signal_retire);
     if (w->drain_deadline)
         event_free(w->drain_deadline);
+    while (w->spare_count > 0)
+        close(w->spare_spools[--w->spare_count]);
     free(w->table);
     free(w->ips);
     event_base_free(w->base);

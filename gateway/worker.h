@@ -41,6 +41,11 @@ int worker_run_stdio(const struct porter_config *config, struct plugin_registry 
 struct worker *worker_create(const struct porter_config *config, struct plugin_registry *plugins,
                              bool stdio);
 void worker_destroy(struct worker *worker);
+/* worker_spool_take / worker_spool_give - a pool of empty anonymous spool files, so that a
+ * message does not cost a file creation; take gives -1 when the pool is empty, give empties
+ * the file (or closes it when the pool is full) */
+int worker_spool_take(struct worker *worker);
+void worker_spool_give(struct worker *worker, int fd);
 /* worker_add_session - enter a started session into the table (before session_attach) */
 void worker_add_session(struct worker *worker, struct porter_session *s);
 struct porter_session *worker_find_session(struct worker *worker, uint64_t id);
