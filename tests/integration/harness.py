@@ -44,6 +44,20 @@ def finish():
     sys.exit(1 if _results["failed"] or _results["passed"] == 0 else 0)
 
 
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "SUMMARY: UndefinedBehaviorSanitizer", "double free", "Segmentation fault")
+
+
+def sanitizer_check(text, where):
+    """Fail the test when a sanitizer (or a crash) reported anything in text."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    found = [m for m in SANITIZER_MARKERS if m in text]
+    if found:
+        start = text.find(found[0])
+        check(False, "no sanitizer report or crash in %s" % where, text[max(0, start - 200):start + 1500], "none")
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -119,6 +133,7 @@ class Porter:
         if getattr(self, "log", None):
             self.log.close()
             self.log = None
+            sanitizer_check(self.log_text(), "porter daemon log")
 
     def __enter__(self):
         return self.start()
