@@ -18,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "log.h"
 #include "memory.h"
 #include "plugin_args.h"
@@ -273,7 +274,7 @@ static void hook_chain_wait(struct porter_session *s)
         return;
     run->waiting = true;
     double seconds = run->plugin->timeout > 0 ? run->plugin->timeout : 30;
-    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+    struct timeval tv = clock_timeval(seconds);
     evtimer_add(run->timeout_event, &tv);
 }
 
@@ -541,9 +542,7 @@ int hook_chain_timer(struct porter_session *s, double seconds, porter_done_fn do
     c->timer = evtimer_new(s->base, hook_chain_timer_fired, c);
     if (c->timer == NULL)
         abort();
-    if (seconds < 0)
-        seconds = 0;
-    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+    struct timeval tv = clock_timeval(seconds);
     evtimer_add(c->timer, &tv);
     return PORTER_PENDING;
 }

@@ -28,6 +28,7 @@
 
 #include "auth_results.h"
 #include "config.h"
+#include "clock.h"
 #include "log.h"
 #include "memory.h"
 #include "plugin_host.h"
@@ -283,7 +284,7 @@ static void session_arm_idle(struct porter_session *s)
         seconds = s->config->greeting_timeout;
     if (s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT)
         seconds = s->config->data_timeout;
-    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+    struct timeval tv = clock_timeval(seconds);
     evtimer_add(s->idle_timer, &tv);
 }
 
@@ -1187,7 +1188,7 @@ static struct porter_session *session_new(struct worker *worker)
 static void session_begin(struct porter_session *s)
 {
     double total = s->config->session_timeout;
-    struct timeval tv = {(time_t)total, 0};
+    struct timeval tv = clock_timeval(total);
     evtimer_add(s->session_timer, &tv);
     bufferevent_setcb(s->input, session_read_ready, NULL, session_event, s);
     if (s->output != s->input)

@@ -21,6 +21,7 @@
 #include <event2/thread.h>
 
 #include "config.h"
+#include "clock.h"
 #include "log.h"
 #include "memory.h"
 #include "plugin_host.h"
@@ -353,7 +354,7 @@ static void worker_drain(struct worker *w)
         return;
     }
     double seconds = w->config->shutdown_timeout;
-    struct timeval tv = {(time_t)seconds, 0};
+    struct timeval tv = clock_timeval(seconds);
     w->drain_deadline = evtimer_new(w->base, worker_drain_deadline, w);
     evtimer_add(w->drain_deadline, &tv);
 }
@@ -383,7 +384,7 @@ static void worker_retire(evutil_socket_t signal_number, short what, void *arg)
         event_base_loopexit(w->base, NULL);
         return;
     }
-    struct timeval tv = {(time_t)w->config->session_timeout, 0};
+    struct timeval tv = clock_timeval(w->config->session_timeout);
     w->drain_deadline = evtimer_new(w->base, worker_retire_deadline, w);
     evtimer_add(w->drain_deadline, &tv);
 }

@@ -5,7 +5,8 @@
  * A recipient is accepted when its domain is listed in rcpthosts (one domain per line; a line
  * ".example.com" also accepts every subdomain), when it is the bare "postmaster" (RFC 5321),
  * or when the client may relay (listed in relayclients, or authenticated). Anything else
- * gets 550 5.7.1 "Relay access denied".
+ * gets 550 5.7.1 "Relay access denied", and so does a local part with '%', '!' or a quoted
+ * '@' (source routing through the downstream MTA) from a client that may not relay.
  *
  * Arguments: rcpthosts=FILE (default "rcpthosts" in the configuration directory),
  *            relayclients=FILE or CIDR list (default: none).
@@ -97,6 +98,10 @@ static int rcpt_ok_rcpt(porter_session *s, void *state)
         return PORTER_OK;
     if (porter_relay_client(s) || porter_auth_user(s) != NULL)
         return PORTER_OK;
+    /* Routing tricks in the local part ("user%host@ours", "host!user@ours", a quoted "@") would
+     * let a downstream MTA relay for us: only relay clients may use them. */
+    if (at != NULL && strcspn(recipient, "%!@") < (size_t)(at - recipient))
+        return porter_reply(s, PORTER_DENY, 550, "5.7.1", "<%s>: Relay access denied", recipient);
     if (at != NULL && rcpt_ok_local(state, at + 1))
         return PORTER_OK;
     return porter_reply(s, PORTER_DENY, 550, "5.7.1", "<%s>: Relay access denied", recipient);
