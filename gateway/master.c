@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -483,9 +484,21 @@ static int master_daemonize(void)
     return 0;
 }
 
+/* master_raise_file_limit - thousands of sessions need thousands of descriptors */
+static void master_raise_file_limit(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+            log_message(PORTER_LOG_WARNING, NULL, "event=rlimit_warning error=\"%s\"", strerror(errno));
+    }
+}
+
 int master_run(const char *directory, bool foreground)
 {
     log_open("porter", LOG_TARGET_STDERR, PORTER_LOG_INFO);
+    master_raise_file_limit();
     struct master m = {0};
     m.config = master_load(directory, true);
     if (m.config == NULL)
