@@ -454,7 +454,7 @@ int worker_run(const struct porter_config *config, struct plugin_registry *plugi
     w->listeners = xcalloc(listener_count + 1, sizeof *w->listeners);
     for (size_t i = 0; i < listener_count; i++) {
         w->listeners[i] = evconnlistener_new(w->base, worker_accept, (void *)listeners[i].role,
-                                             LEV_OPT_REUSEABLE, -1, listeners[i].fd);
+                                             LEV_OPT_REUSEABLE, 0 /* already listening: keep the master's backlog */, listeners[i].fd);
         if (w->listeners[i] == NULL) {
             log_message(PORTER_LOG_ERR, NULL, "event=fatal error=\"cannot listen on fd %d\"",
                         listeners[i].fd);

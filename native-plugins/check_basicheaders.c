@@ -43,21 +43,23 @@ static void *basicheaders_init(porter_args *a)
 static time_t basicheaders_date(const char *text)
 {
     static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
-    static const char *const zones[] = {"UT", "UTC", "GMT", "EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT"};
+    static const char zones[][4] = {"UT", "UTC", "GMT", "EST", "EDT", "CST", "CDT", "MST", "MDT", "PST",
+                                    "PDT"};
     static const int zone_hours[] = {0, 0, 0, -5, -4, -6, -5, -7, -6, -8, -7};
     struct tm tm = {0};
     char month[4], sign[2], digits[5], zone[4];
     int year, weekday = 0, used = 0, seconds = 0, minutes = 0;
     sscanf(text, " %*[A-Za-z] ,%n", &weekday);
     const char *p = text + weekday;
-    if (sscanf(p, " %d %3[A-Za-z] %d %d :%d%n", &tm.tm_mday, month, &year, &tm.tm_hour, &tm.tm_min, &used) != 5)
+    if (sscanf(p, " %d %3[A-Za-z] %d %d :%d%n", &tm.tm_mday, month, &year, &tm.tm_hour, &tm.tm_min,
+               &used) != 5)
         return -1;
     if (sscanf(p += used, " :%d%n", &tm.tm_sec, &seconds) == 1)
         p += seconds;
     while (tm.tm_mon < 12 && strncasecmp(month, months + 3 * tm.tm_mon, 3) != 0)
         tm.tm_mon++;
-    if (tm.tm_mon == 12 || (unsigned)tm.tm_mday - 1 > 30 || (unsigned)tm.tm_hour > 23 || (unsigned)tm.tm_min > 59 ||
-        (unsigned)tm.tm_sec > 60 || year < 0)
+    if (tm.tm_mon == 12 || (unsigned)tm.tm_mday - 1 > 30 || (unsigned)tm.tm_hour > 23 ||
+        (unsigned)tm.tm_min > 59 || (unsigned)tm.tm_sec > 60 || year < 0)
         return -1;
     if (sscanf(p, " %1[+-]%4[0-9]", sign, digits) == 2 && strlen(digits) == 4)
         minutes = (sign[0] == '-' ? -1 : 1) * (atoi(digits) / 100 * 60 + atoi(digits) % 100);
@@ -73,7 +75,7 @@ static int basicheaders_data_post(porter_session *s, void *state)
 {
     const struct basicheaders *b = state;
     const char *from = porter_header_get(s, "From", 0), *date = porter_header_get(s, "Date", 0);
-    time_t now = time(NULL), when = date ? basicheaders_date(date) : -1;
+    time_t now = time(NULL), when = date != NULL ? basicheaders_date(date) : -1;
     if (porter_data_size(s) == 0)
         return porter_reply(s, PORTER_DENY, 550, "5.6.0", "You have to send some data first");
     if (from == NULL || from[strspn(from, " \t\r\n")] == '\0')
@@ -81,10 +83,11 @@ static int basicheaders_data_post(porter_session *s, void *state)
     if (date == NULL || date[strspn(date, " \t\r\n")] == '\0')
         return porter_reply(s, PORTER_DENY, 550, "5.6.0", "Mail with no Date header not accepted here");
     if (when == (time_t)-1)
-        return porter_reply(s, PORTER_DENY, 550, "5.6.0", "Mail with an unreadable Date header not accepted here");
+        return porter_reply(s, PORTER_DENY, 550, "5.6.0", "Mail with an unreadable Date header not "
+                                                          "accepted here");
     if ((double)when < (double)now - b->past || (double)when > (double)now + b->future)
-        return porter_reply(s, PORTER_DENY, 550, "5.6.0",
-                            "Mail with a Date header too far in the past or future not accepted here");
+        return porter_reply(s, PORTER_DENY, 550, "5.6.0", "Mail with a Date header too far in the past "
+                                                          "or future not accepted here");
     return PORTER_DECLINED;
 }
 

@@ -21,11 +21,12 @@
 
 #include <porter/plugin.h>
 
+/* The verdict of each action=, in the order of the choices denysoft|deny|log. */
 static const int earlytalker_verdicts[] = {PORTER_DENYSOFT, PORTER_DENY, PORTER_DECLINED};
 
 struct earlytalker {
     double wait;
-    int action;
+    int verdict; /* for a client that talked first */
     porter_cidr_list *allow;
 };
 
@@ -33,7 +34,7 @@ static void *earlytalker_init(porter_args *a)
 {
     struct earlytalker *e = calloc(1, sizeof *e);
     e->wait = porter_arg_seconds(a, "wait", 1.0);
-    e->action = porter_arg_choice(a, "action", "denysoft|deny|log");
+    e->verdict = earlytalker_verdicts[porter_arg_choice(a, "action", "denysoft|deny|log")];
     e->allow = porter_arg_cidr(a, "allow");
     return e;
 }
@@ -51,8 +52,9 @@ static int earlytalker_done(porter_session *s, void *state, int result)
     if (s == NULL || porter_input_pending(s) == 0)
         return PORTER_DECLINED;
     porter_log(s, PORTER_LOG_NOTICE, "event=earlytalker bytes=%zu", porter_input_pending(s));
-    return porter_reply(s, earlytalker_verdicts[e->action], 0, NULL,
-                        "Don't be rude and talk before I say hello!");
+    if (e->verdict == PORTER_DECLINED) /* action=log */
+        return PORTER_DECLINED;
+    return porter_reply(s, e->verdict, 0, NULL, "Don't be rude and talk before I say hello!");
 }
 
 static int earlytalker_connect(porter_session *s, void *state)

@@ -26,9 +26,10 @@
  *            (db="postgresql:host=/run/postgresql dbname=mail connect_timeout=5") or a URI
  *            (db=postgresql:postgresql://porter@db.example/mail).
  *
- * Threads and memory: one connection per worker process, opened on first use on a pool thread,
- * shared by the pool threads under a mutex, reopened after a PostgreSQL connection breaks,
- * closed by fini. One job per message, freed by sql_done.
+ * Threads and memory: one connection per plugin line in each worker process, opened on first use
+ * on a pool thread (never in init, so nothing crosses fork and files belong to the workers'
+ * user), shared by the pool threads under a mutex, reopened after a PostgreSQL connection
+ * breaks, closed by fini. One job per message, freed by sql_done.
  */
 #include <errno.h>
 #include <limits.h>
@@ -112,8 +113,8 @@ static int sql_connect(struct queue_sql *q, char *error, size_t size)
     }
     if (q->sqlite != NULL)
         return 0;
-    if (sqlite3_open(q->target, &q->sqlite) != SQLITE_OK || sqlite3_busy_timeout(q->sqlite, 5000) != SQLITE_OK ||
-        sqlite3_exec(q->sqlite, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
+    if (sqlite3_open(q->target, &q->sqlite) != SQLITE_OK || sqlite3_busy_timeout(q->sqlite, 5000) ||
+        sqlite3_exec(q->sqlite, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", NULL, NULL, NULL) ||
         sqlite3_exec(q->sqlite, sql_create, NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(error, size, "%s", sqlite3_errmsg(q->sqlite));
         sqlite3_close(q->sqlite);
@@ -189,7 +190,7 @@ static int sql_done(porter_session *s, void *arg, int result)
 static int sql_queue(porter_session *s, void *state)
 {
     struct sql_job *job = calloc(1, sizeof *job);
-    if (porter_message(s, &job->m) != 0 || job->m.body_length >= INT_MAX || job->m.headers_length >= INT_MAX) {
+    if (porter_message(s, &job->m) != 0 || job->m.body_length >= INT_MAX || job->m.headers_length > INT_MAX) {
         free(job);
         return porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Cannot read the message, try again later");
     }
