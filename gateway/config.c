@@ -37,6 +37,7 @@
 #include <porter/plugin.h>
 
 #include "memory.h"
+#include "tls.h"
 
 #ifndef PORTER_PKGLIBDIR
 #define PORTER_PKGLIBDIR "/usr/local/lib/porter"
@@ -49,6 +50,9 @@
 
 static const char *config_check_hostname(const char *value);
 static const char *config_check_account(const char *value);
+static const char *config_check_relay_host(const char *value);
+static const char *config_check_retry_schedule(const char *value);
+static const char *config_check_dns_servers(const char *value);
 
 static const int log_level_values[] = {
     PORTER_LOG_ERR, PORTER_LOG_WARNING, PORTER_LOG_NOTICE, PORTER_LOG_INFO, PORTER_LOG_DEBUG,
@@ -138,9 +142,133 @@ static const struct config_setting config_table[] = {
     {.name = "bare_lf", .type = CONFIG_CHOICE, .offset = FIELD(bare_lf),
      .default_value = "reject", .choices = "reject|normalize",
      .description = "a line ending in LF without CR: refuse it, or read it as CRLF"},
+    {.name = "tls_cert", .type = CONFIG_STRING, .offset = FIELD(tls_cert),
+     .description = "certificate files (PEM: certificate, then intermediates), separated by "
+                    "spaces; the client's SNI picks the one whose names match, the first is the "
+                    "default (default: no TLS)"},
+    {.name = "tls_key", .type = CONFIG_STRING, .offset = FIELD(tls_key),
+     .description = "private key files (PEM, without passphrase), one per tls_cert file in the "
+                    "same order (default: each key is in its certificate file)"},
+    {.name = "tls_chain", .type = CONFIG_STRING, .offset = FIELD(tls_chain),
+     .description = "intermediate certificates (PEM) sent after every certificate"},
+    {.name = "tls_protocols", .type = CONFIG_STRING, .offset = FIELD(tls_protocols),
+     .default_value = "TLSv1.2 TLSv1.3", .check = tls_protocols_check,
+     .description = "TLS versions offered, a contiguous range of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3"},
+    {.name = "tls_ciphers", .type = CONFIG_STRING, .offset = FIELD(tls_ciphers),
+     .default_value = "HIGH:!aNULL:!MD5:!RC4:!3DES",
+     .description = "OpenSSL cipher list for TLS 1.2 and older"},
+    {.name = "tls_ciphersuites", .type = CONFIG_STRING, .offset = FIELD(tls_ciphersuites),
+     .description = "TLS 1.3 cipher suites, colon-separated (default: OpenSSL's)"},
+    {.name = "tls_ca_file", .type = CONFIG_STRING, .offset = FIELD(tls_ca_file),
+     .description = "CA certificates (PEM) that client certificates are verified against"},
+    {.name = "tls_verify_client", .type = CONFIG_CHOICE, .offset = FIELD(tls_verify_client),
+     .default_value = "no", .choices = "no|ask|require",
+     .description = "client certificates: not asked for; asked for (checked against "
+                    "tls_ca_file, the session goes on without one); or required and verified"},
+    {.name = "tls_relay_clientcerts", .type = CONFIG_STRING, .offset = FIELD(tls_relay_clientcerts),
+     .description = "file of SHA-256 client certificate fingerprints, one per line: those "
+                    "clients may relay (needs tls_verify_client = ask or require)"},
+    {.name = "tls_session_cache_size", .type = CONFIG_INTEGER,
+     .offset = FIELD(tls_session_cache_size), .default_value = "20480", .minimum = 0,
+     .maximum = 10000000, .description = "TLS sessions each worker keeps for resumption by "
+                                         "session id; 0 turns the cache off"},
+    {.name = "tls_session_tickets", .type = CONFIG_BOOL, .offset = FIELD(tls_session_tickets),
+     .default_value = "yes", .description = "resume TLS sessions with tickets (the keys are "
+                                            "shared by the workers and new at every reload)"},
+    {.name = "tls_session_timeout", .type = CONFIG_SECONDS, .offset = FIELD(tls_session_timeout),
+     .default_value = "1h", .minimum = 1, .maximum = 604800,
+     .description = "how long a TLS session may be resumed"},
+    {.name = "auth_over_plaintext", .type = CONFIG_BOOL, .offset = FIELD(auth_over_plaintext),
+     .default_value = "no", .description = "offer and accept AUTH without TLS (passwords in "
+                                           "clear text: trusted networks only)"},
+    {.name = "submission_requires_tls", .type = CONFIG_BOOL,
+     .offset = FIELD(submission_requires_tls), .default_value = "yes",
+     .description = "on submission listeners, STARTTLS must come before AUTH and MAIL"},
+    {.name = "auth_max_failures", .type = CONFIG_INTEGER, .offset = FIELD(auth_max_failures),
+     .default_value = "3", .minimum = 1, .maximum = 1000,
+     .description = "failed AUTH attempts in one connection before 421 and disconnect"},
+    {.name = "auth_failure_delay", .type = CONFIG_SECONDS, .offset = FIELD(auth_failure_delay),
+     .default_value = "1", .minimum = 0, .maximum = 60,
+     .description = "wait before answering a failed AUTH; doubles with each further failure "
+                    "(at most 60 seconds)"},
+    {.name = "received_header_auth", .type = CONFIG_BOOL, .offset = FIELD(received_header_auth),
+     .default_value = "no",
+     .description = "name the authenticated user in the Received header"},
     {.name = "log_level", .type = CONFIG_CHOICE, .offset = FIELD(log_level),
      .default_value = "info", .choices = "err|warning|notice|info|debug",
      .choice_values = log_level_values, .description = "least important messages logged"},
+    {.name = "dns_servers", .type = CONFIG_STRING, .offset = FIELD(dns_servers),
+     .check = config_check_dns_servers,
+     .description = "DNS servers for every check (SPF, DKIM, DMARC, plugins): IP[:PORT] words, "
+                    "[IPV6]:PORT with a port (default: the nameservers of /etc/resolv.conf)"},
+    {.name = "dns_timeout", .type = CONFIG_SECONDS, .offset = FIELD(dns_timeout),
+     .default_value = "3", .minimum = 0.01, .maximum = 60,
+     .description = "how long one DNS try waits for its server's answer"},
+    {.name = "dns_retries", .type = CONFIG_INTEGER, .offset = FIELD(dns_retries),
+     .default_value = "2", .minimum = 0, .maximum = 10,
+     .description = "more rounds over the DNS servers after the first, before a lookup fails"},
+    {.name = "dns_cache_size", .type = CONFIG_INTEGER, .offset = FIELD(dns_cache_size),
+     .default_value = "10000", .minimum = 0, .maximum = 10000000,
+     .description = "DNS answers cached per worker for their TTL; 0 turns the cache off"},
+    {.name = "delivery", .type = CONFIG_CHOICE, .offset = FIELD(delivery),
+     .default_value = "auto", .choices = "auto|yes|no",
+     .description = "run the spool's delivery process: auto = when queue_spool is in the "
+                    "plugin chain"},
+    {.name = "queue_dir", .type = CONFIG_STRING, .offset = FIELD(queue_dir),
+     .default_value = "/var/spool/porter/queue",
+     .description = "the spool queue of queue_spool and the delivery process (tmp/, active/, "
+                    "hold/)"},
+    {.name = "relay_host", .type = CONFIG_STRING, .offset = FIELD(relay_host),
+     .check = config_check_relay_host,
+     .description = "where the delivery process relays queued mail: HOST:PORT, [IPV6]:PORT or "
+                    "unix:/PATH (required when the delivery process runs)"},
+    {.name = "relay_protocol", .type = CONFIG_CHOICE, .offset = FIELD(relay_protocol),
+     .default_value = "smtp", .choices = "smtp|lmtp",
+     .description = "the delivery process talks SMTP or LMTP to relay_host"},
+    {.name = "relay_tls", .type = CONFIG_CHOICE, .offset = FIELD(relay_tls),
+     .default_value = "may", .choices = "none|may|encrypt|verify",
+     .description = "STARTTLS to relay_host: never, when offered, required, or required with a "
+                    "verified certificate"},
+    {.name = "relay_tls_ca_file", .type = CONFIG_STRING, .offset = FIELD(relay_tls_ca_file),
+     .description = "CA certificates (PEM) for relay_tls = verify (default: the system's)"},
+    {.name = "relay_tls_server_name", .type = CONFIG_STRING,
+     .offset = FIELD(relay_tls_server_name),
+     .description = "the name relay_host's certificate must carry (default: relay_host's host)"},
+    {.name = "relay_auth_user", .type = CONFIG_STRING, .offset = FIELD(relay_auth_user),
+     .description = "AUTH PLAIN user at relay_host (default: no AUTH)"},
+    {.name = "relay_auth_password_file", .type = CONFIG_STRING,
+     .offset = FIELD(relay_auth_password_file),
+     .description = "file whose first line is relay_auth_user's password"},
+    {.name = "relay_identity", .type = CONFIG_CHOICE, .offset = FIELD(relay_identity),
+     .default_value = "auto", .choices = "auto|xforward|xclient|none",
+     .description = "pass the original client to relay_host with XFORWARD or XCLIENT when it "
+                    "offers them (auto: XFORWARD, else XCLIENT)"},
+    {.name = "relay_connect_timeout", .type = CONFIG_SECONDS,
+     .offset = FIELD(relay_connect_timeout), .default_value = "30", .minimum = 0.1,
+     .maximum = 3600, .description = "delivery: connecting to relay_host and its greeting"},
+    {.name = "relay_command_timeout", .type = CONFIG_SECONDS,
+     .offset = FIELD(relay_command_timeout), .default_value = "300", .minimum = 0.1,
+     .maximum = 3600, .description = "delivery: each reply of relay_host, and each step of "
+                                     "sending the message"},
+    {.name = "relay_data_timeout", .type = CONFIG_SECONDS, .offset = FIELD(relay_data_timeout),
+     .default_value = "600", .minimum = 0.1, .maximum = 3600,
+     .description = "delivery: relay_host's final reply after the message"},
+    {.name = "retry_schedule", .type = CONFIG_STRING, .offset = FIELD(retry_schedule),
+     .default_value = "1m 5m 15m 1h 4h", .check = config_check_retry_schedule,
+     .description = "waits between delivery attempts; the last one repeats until "
+                    "max_queue_lifetime"},
+    {.name = "max_queue_lifetime", .type = CONFIG_SECONDS, .offset = FIELD(max_queue_lifetime),
+     .default_value = "5d", .minimum = 1, .maximum = 31536000,
+     .description = "after this long in the queue a message is returned to its sender"},
+    {.name = "delay_warning_time", .type = CONFIG_SECONDS, .offset = FIELD(delay_warning_time),
+     .default_value = "0", .minimum = 0, .maximum = 31536000,
+     .description = "send one delay notice after a message waited this long (0: never)"},
+    {.name = "delivery_concurrency", .type = CONFIG_INTEGER,
+     .offset = FIELD(delivery_concurrency), .default_value = "20", .minimum = 1,
+     .maximum = 1000, .description = "messages the delivery process relays at once"},
+    {.name = "dsn_return_limit", .type = CONFIG_SIZE, .offset = FIELD(dsn_return_limit),
+     .default_value = "100k", .minimum = 0, .maximum = 1073741824.0,
+     .description = "a bounce returns the whole message only up to this size, else its headers"},
 };
 
 #define CONFIG_TABLE_COUNT (sizeof config_table / sizeof config_table[0])
@@ -175,6 +303,78 @@ const char *config_type_name(int type)
 const char *config_type_syntax(int type)
 {
     return type >= 0 && type < CONFIG_TYPE_COUNT ? config_type_syntaxes[type] : "invalid";
+}
+
+static const char *const config_delivery_names[CONFIG_DELIVERY_COUNT] = {"auto", "yes", "no"};
+
+const char *config_delivery_name(int delivery)
+{
+    return delivery >= 0 && delivery < CONFIG_DELIVERY_COUNT ? config_delivery_names[delivery]
+                                                             : "invalid";
+}
+
+const char *config_retry_schedule_parse(const char *text, double *steps, size_t max, size_t *count)
+{
+    size_t found = 0;
+    const char *p = text;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *start = p;
+        while (*p != '\0' && *p != ' ' && *p != '\t')
+            p++;
+        char word[32];
+        if ((size_t)(p - start) >= sizeof word)
+            return "has a step that is not a duration";
+        memcpy(word, start, (size_t)(p - start));
+        word[p - start] = '\0';
+        double seconds = 0;
+        if (config_parse_seconds(word, &seconds) != 0)
+            return "has a step that is not a duration (like 30s, 5m, 1h)";
+        if (seconds <= 0)
+            return "has a step of 0";
+        if (found >= max)
+            return "has too many steps";
+        if (steps != NULL)
+            steps[found] = seconds;
+        found++;
+    }
+    if (found == 0)
+        return "has no step";
+    *count = found;
+    return NULL;
+}
+
+static const char *config_check_retry_schedule(const char *value)
+{
+    size_t count = 0;
+    return config_retry_schedule_parse(value, NULL, CONFIG_RETRY_STEPS_MAX, &count);
+}
+
+/* config_check_relay_host - HOST:PORT, [IPV6]:PORT or unix:/PATH */
+static const char *config_check_relay_host(const char *value)
+{
+    if (strncmp(value, "unix:", 5) == 0)
+        return value[5] == '/' && strlen(value) < 100 ? NULL : "is not unix:/ABSOLUTE/PATH";
+    const char *colon;
+    if (value[0] == '[') {
+        const char *close = strchr(value, ']');
+        if (close == NULL || close == value + 1 || close[1] != ':')
+            return "is not [IPV6]:PORT";
+        colon = close + 1;
+    } else {
+        colon = strrchr(value, ':');
+        if (colon == NULL || colon == value || memchr(value, ':', (size_t)(colon - value)) != NULL)
+            return "is not HOST:PORT (write IPv6 addresses as [IPV6]:PORT)";
+    }
+    const char *digits = colon + 1;
+    size_t length = strlen(digits);
+    if (length == 0 || length > 5 || strspn(digits, "0123456789") != length ||
+        strtol(digits, NULL, 10) < 1 || strtol(digits, NULL, 10) > 65535)
+        return "has a bad port";
+    return NULL;
 }
 
 const char *config_bare_lf_name(int bare_lf)
@@ -496,6 +696,99 @@ static const char *config_check_account(const char *value)
             return "is not a user or group name (use letters, digits, '_', '-' and '.')";
     }
     return NULL;
+}
+
+/* ---- dns_servers ---- */
+
+/* config_dns_server_parse - one IPV4[:PORT], IPV6 or [IPV6][:PORT] word; NULL or why not */
+static const char *config_dns_server_parse(const char *word, struct sockaddr_storage *out)
+{
+    char host[64];
+    const char *port_text = NULL;
+    size_t length = strlen(word);
+    int family = AF_INET;
+    if (word[0] == '[') {
+        const char *close = strchr(word, ']');
+        if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+            return "has a bad [IPV6]:PORT";
+        length = (size_t)(close - word - 1);
+        word++;
+        port_text = close[1] == ':' ? close + 2 : NULL;
+        family = AF_INET6;
+    } else if (strchr(word, ':') != NULL && strchr(word, ':') != strrchr(word, ':')) {
+        family = AF_INET6; /* a bare IPv6 address: no port */
+    } else if (strchr(word, ':') != NULL) {
+        port_text = strchr(word, ':') + 1;
+        length = (size_t)(port_text - 1 - word);
+    }
+    if (length == 0 || length >= sizeof host)
+        return "has a bad address";
+    memcpy(host, word, length);
+    host[length] = '\0';
+    unsigned long port = 53;
+    if (port_text != NULL) {
+        size_t digits = 0;
+        port = 0;
+        for (; config_is_digit(port_text[digits]) && digits < 6; digits++)
+            port = port * 10 + (unsigned)(port_text[digits] - '0');
+        if (digits == 0 || port_text[digits] != '\0' || port < 1 || port > 65535)
+            return "has a bad port (want 1 to 65535)";
+    }
+    struct sockaddr_storage address;
+    memset(&address, 0, sizeof address);
+    if (family == AF_INET) {
+        struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&address;
+        if (inet_pton(AF_INET, host, &v4->sin_addr) != 1)
+            return "has a bad IPv4 address (a host name is not allowed here)";
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+    } else {
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)&address;
+        if (inet_pton(AF_INET6, host, &v6->sin6_addr) != 1)
+            return "has a bad IPv6 address";
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+    }
+    if (out != NULL)
+        *out = address;
+    return NULL;
+}
+
+const char *config_dns_servers_parse(const char *text, struct sockaddr_storage *servers,
+                                     size_t max, size_t *count)
+{
+    size_t found = 0;
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        size_t length = strcspn(p, " \t,");
+        char word[80];
+        if (length >= sizeof word)
+            return "has an address that is too long";
+        memcpy(word, p, length);
+        word[length] = '\0';
+        p += length;
+        if (found >= max)
+            return "lists too many servers (at most " CONFIG_STRINGIFY(CONFIG_DNS_SERVERS_MAX) ")";
+        const char *reason = config_dns_server_parse(word, servers != NULL ? &servers[found] : NULL);
+        if (reason != NULL)
+            return reason;
+        found++;
+    }
+    if (found == 0)
+        return "lists no server";
+    *count = found;
+    return NULL;
+}
+
+/* config_check_dns_servers - the dns_servers setting's check */
+static const char *config_check_dns_servers(const char *value)
+{
+    size_t count;
+    return config_dns_servers_parse(value, NULL, CONFIG_DNS_SERVERS_MAX, &count);
 }
 
 /* ---- listen ---- */
@@ -916,6 +1209,10 @@ struct porter_config *config_load(const char *directory, struct config_error_lis
             c->hostname = name;
         }
     }
+    if (c != NULL && tls_config_load(c, path, errors) != 0) {
+        config_free(c);
+        c = NULL;
+    }
     free(path);
     free(absolute);
     return c;
@@ -934,6 +1231,7 @@ void config_free(struct porter_config *c)
     }
     free(c->listen);
     free(c->directory);
+    tls_server_free(c->tls);
     free(c);
 }
 

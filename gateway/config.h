@@ -79,7 +79,70 @@ struct porter_config {
     bool received_header;
     int bare_lf;                /* enum config_bare_lf */
     int log_level;              /* enum porter_log_level (syslog level, 3 to 7) */
+    /* The spool queue and its delivery process (spool.c, deliver.c, queue_spool). */
+    int delivery;               /* enum config_delivery */
+    char *queue_dir;            /* resolve with config_path */
+    char *relay_host;           /* "host:port", "[v6]:port", "unix:/path"; NULL: none */
+    int relay_protocol;         /* enum config_relay_protocol */
+    int relay_tls;              /* none|may|encrypt|verify (enum smtp_client_tls) */
+    char *relay_tls_ca_file;    /* NULL: the system's CAs */
+    char *relay_tls_server_name; /* NULL: the relay_host's host */
+    char *relay_auth_user;      /* NULL: no AUTH */
+    char *relay_auth_password_file; /* resolve with config_path */
+    int relay_identity;         /* auto|xforward|xclient|none (enum smtp_client_identity) */
+    double relay_connect_timeout;
+    double relay_command_timeout;
+    double relay_data_timeout;
+    char *retry_schedule;       /* config_retry_schedule_parse */
+    double max_queue_lifetime;
+    double delay_warning_time;  /* 0: no delay notices */
+    long delivery_concurrency;
+    unsigned long long dsn_return_limit;
+    /* DNS (dns.c) */
+    char *dns_servers;          /* "IP[:PORT] ..." (config_dns_servers_parse); NULL: resolv.conf */
+    double dns_timeout;         /* seconds per try */
+    long dns_retries;           /* more rounds over the server list after the first */
+    long dns_cache_size;        /* answers kept per worker; 0: no cache */
+    /* TLS and AUTH (tls.c, auth.c); TLS is off while tls_cert is NULL */
+    char *tls_cert;             /* certificate files, space-separated; resolve with config_path */
+    char *tls_key;              /* key files, one per certificate; NULL: in the certificate files */
+    char *tls_chain;            /* extra intermediates sent with every certificate */
+    char *tls_protocols;        /* "TLSv1.2 TLSv1.3" */
+    char *tls_ciphers;          /* OpenSSL cipher list for TLS 1.2 and older */
+    char *tls_ciphersuites;     /* TLS 1.3 suites; NULL: OpenSSL's */
+    char *tls_ca_file;          /* CAs that client certificates verify against */
+    int tls_verify_client;      /* enum tls_verify (tls.h) */
+    char *tls_relay_clientcerts; /* file of client certificate fingerprints allowed to relay */
+    long tls_session_cache_size; /* per worker; 0: off */
+    bool tls_session_tickets;
+    double tls_session_timeout;
+    bool auth_over_plaintext;   /* AUTH without TLS */
+    bool submission_requires_tls; /* submission listeners: STARTTLS before AUTH and MAIL */
+    long auth_max_failures;     /* failed AUTH attempts, then 421 and disconnect */
+    double auth_failure_delay;  /* before the first 535; doubles with each further failure */
+    bool received_header_auth;  /* the authenticated user in the Received header */
+    struct tls_server *tls;     /* built by config_load from the tls_* settings (tls.h); NULL
+                                   without TLS; freed by config_free */
 };
+
+/* Whether the master runs the spool's delivery process. */
+enum config_delivery {
+    CONFIG_DELIVERY_AUTO = 0, /* when queue_spool is in the plugin chain */
+    CONFIG_DELIVERY_YES,
+    CONFIG_DELIVERY_NO,
+    CONFIG_DELIVERY_COUNT
+};
+const char *config_delivery_name(int delivery);
+
+/* The downstream protocol of the delivery process. */
+enum config_relay_protocol { CONFIG_RELAY_SMTP = 0, CONFIG_RELAY_LMTP, CONFIG_RELAY_PROTOCOL_COUNT };
+
+/* The most steps a retry_schedule may have. */
+#define CONFIG_RETRY_STEPS_MAX 32
+/* config_retry_schedule_parse - "1m 5m 15m 1h 4h": durations separated by blanks, each above
+ * 0, at most max of them into steps (may be NULL to only check). NULL with *count set, or why
+ * the value is bad (a static string). Pure. */
+const char *config_retry_schedule_parse(const char *text, double *steps, size_t max, size_t *count);
 
 /* Setting types. */
 enum config_type {
@@ -116,7 +179,8 @@ struct config_error_list {
 };
 
 /* config_load - read DIRECTORY/porter.conf; a config (caller frees with config_free), or NULL
- * with the errors appended to *errors. Fills in the system's hostname when it is not set. */
+ * with the errors appended to *errors. Fills in the system's hostname when it is not set, and
+ * loads the TLS certificates, keys and CA files the tls_* settings name (tls_config_load). */
 struct porter_config *config_load(const char *directory, struct config_error_list *errors);
 
 /* config_parse - the same from memory (length bytes of text; NUL bytes are errors). Pure.
@@ -154,6 +218,16 @@ void config_errors_clear(struct config_error_list *errors);
  * Value parsers shared by porter.conf and plugin arguments. Each reads the whole of text (no
  * surrounding spaces allowed) and returns 0 with *value set, or -1 leaving *value alone.
  */
+/* The most DNS servers dns_servers may list. */
+#define CONFIG_DNS_SERVERS_MAX 8
+struct sockaddr_storage;
+/* config_dns_servers_parse - a dns_servers value: addresses separated by blanks or commas,
+ * each IPV4[:PORT], IPV6 or [IPV6][:PORT] (port 53 when absent); at most max of them into
+ * servers (may be NULL to only check). NULL with *count set, or why the value is bad (a
+ * static string). Pure. */
+const char *config_dns_servers_parse(const char *text, struct sockaddr_storage *servers,
+                                     size_t max, size_t *count);
+
 /* config_parse_integer - optional '-', decimal digits, optional k/m/g (x1024, case-insensitive) */
 int config_parse_integer(const char *text, long long *value);
 /* config_parse_seconds - digits with an optional fraction, optional s/m/h/d unit; >= 0 */

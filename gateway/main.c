@@ -1,5 +1,5 @@
 /*
- * main.c - porter's command line: run, stdio, check, --version, --help. Nothing else.
+ * main.c - porter's command line: run, stdio, check, queue, --version, --help. Nothing else.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "master.h"
+#include "queue_command.h"
 
 #ifndef PORTER_SYSCONFDIR
 #define PORTER_SYSCONFDIR "/etc/porter"
@@ -19,6 +20,8 @@ static void usage(FILE *out)
             "       porter stdio [-c CONFDIR] [--client-ip ADDR] [--trace]\n"
             "                                         one SMTP session on stdin/stdout\n"
             "       porter check [-c CONFDIR]         check the configuration and every plugin\n"
+            "       porter queue [-c CONFDIR] list|show ID|flush|delete ID|hold ID|release ID\n"
+            "                                         the spool queue (see porter queue --help)\n"
             "       porter --version | --help\n"
             "CONFDIR defaults to %s.\n",
             PORTER_SYSCONFDIR);
@@ -39,6 +42,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(command, "queue") == 0)
+        return queue_command_main(argc - 1, argv + 1, PORTER_SYSCONFDIR);
     const char *directory = PORTER_SYSCONFDIR;
     const char *client_ip = NULL;
     bool foreground = false, trace = false;

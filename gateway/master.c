@@ -10,6 +10,11 @@
  * and on SIGTERM/SIGINT tells workers to drain and waits for them, killing stragglers after
  * shutdown_timeout plus a margin.
  *
+ * When the spool queue is in use (delivery = yes, or auto with queue_spool in the plugin
+ * chain) the master also runs the delivery process (deliver.c): started with the workers,
+ * restarted when it dies (at most once a second), restarted with the new configuration on
+ * SIGHUP, and stopped with the workers on SIGTERM. It dies with the master (PR_SET_PDEATHSIG).
+ *
  * Interface: master.h. Fatal: configuration errors at start (exit 1), bind failures (exit 1).
  */
 #include <arpa/inet.h>
@@ -26,16 +31,19 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "config.h"
+#include "deliver.h"
 #include "log.h"
 #include "master.h"
 #include "memory.h"
 #include "plugin_host.h"
+#include "spool.h"
 #include "worker.h"
 
 #define MASTER_MAX_WORKERS 256
@@ -62,6 +70,9 @@ struct master {
     struct event *restart_timer;
     struct event *kill_timer;
     struct event *signals[4];
+    pid_t delivery_pid;             /* the spool's delivery process, 0 when none runs */
+    time_t delivery_started;
+    bool delivery_restart;          /* a reload stopped it: start it again when it is gone */
 };
 
 /* master_print_errors - every configuration error on its own line */
@@ -69,6 +80,26 @@ static void master_print_errors(const struct config_error_list *errors)
 {
     for (size_t i = 0; i < errors->count; i++)
         log_message(PORTER_LOG_ERR, NULL, "event=config_error error=\"%s\"", errors->messages[i]);
+}
+
+/* master_delivery_wanted - whether this configuration runs the delivery process */
+static bool master_delivery_wanted(const struct porter_config *config)
+{
+    if (config->delivery == CONFIG_DELIVERY_YES)
+        return true;
+    if (config->delivery == CONFIG_DELIVERY_NO)
+        return false;
+    struct plugin_line_list lines = {0};
+    struct config_error_list errors = {0};
+    char *path = config_path(config, config->plugins_file);
+    bool found = false;
+    if (plugin_lines_load(path, &lines, &errors) == 0)
+        for (size_t i = 0; i < lines.count && !found; i++)
+            found = strcmp(lines.items[i].name, "queue_spool") == 0;
+    plugin_lines_clear(&lines);
+    config_errors_clear(&errors);
+    free(path);
+    return found;
 }
 
 /* master_load - configuration plus a trial load of the plugins; NULL on any error */
@@ -96,6 +127,19 @@ static struct porter_config *master_load(const char *directory, bool print)
         char *spool = config_path(config, config->spool_dir);
         free(config->spool_dir);
         config->spool_dir = spool;
+        char *queue = config_path(config, config->queue_dir);
+        free(config->queue_dir);
+        config->queue_dir = queue;
+        if (master_delivery_wanted(config) && config->relay_host == NULL) {
+            const char *message = "porter.conf: relay_host must be set: the spool's delivery "
+                                  "process runs (queue_spool is in the plugin chain, or delivery = yes)";
+            if (print)
+                fprintf(stderr, "%s\n", message);
+            else
+                log_message(PORTER_LOG_ERR, NULL, "event=config_error error=\"%s\"", message);
+            config_free(config);
+            config = NULL;
+        }
     }
     return config;
 }
@@ -258,6 +302,25 @@ static int master_prepare_spool(const struct porter_config *config)
                         strerror(errno));
     }
     free(path);
+    /* the spool queue (queue_spool, the delivery process, `porter queue`), when in use */
+    if (!master_delivery_wanted(config))
+        return 0;
+    if (spool_prepare(config->queue_dir) != 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=spool_error dir=%s error=\"%s\"",
+                    config->queue_dir, strerror(errno));
+        return -1;
+    }
+    if (config->user != NULL && config->user[0] && geteuid() == 0) {
+        struct passwd *pw = getpwnam(config->user);
+        static const char *const parts[] = {"", "/tmp", "/active", "/hold"};
+        for (size_t i = 0; pw != NULL && i < 4; i++) {
+            char *part = xasprintf("%s%s", config->queue_dir, parts[i]);
+            if (chown(part, pw->pw_uid, pw->pw_gid) != 0)
+                log_message(PORTER_LOG_WARNING, NULL, "event=spool_warning dir=%s error=\"%s\"",
+                            part, strerror(errno));
+            free(part);
+        }
+    }
     return 0;
 }
 
@@ -309,6 +372,43 @@ static void master_spawn(struct master *m, size_t slot)
                 (long)pid, slot, m->generation);
 }
 
+/* master_spawn_delivery - fork the spool's delivery process (when the config wants one) */
+static void master_spawn_delivery(struct master *m)
+{
+    if (m->delivery_pid != 0 || m->stopping || !master_delivery_wanted(m->config))
+        return;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=fork_error error=\"%s\"", strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(0); /* the master died while forking */
+        event_reinit(m->base);
+        for (size_t i = 0; i < sizeof m->signals / sizeof m->signals[0]; i++)
+            event_free(m->signals[i]);
+        event_free(m->restart_timer);
+        event_free(m->kill_timer);
+        event_base_free(m->base);
+        m->base = NULL;
+        for (size_t i = 0; i < m->listener_count; i++)
+            close(m->listeners[i].fd); /* never holds the SMTP ports */
+        signal(SIGHUP, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGUSR1, SIG_DFL);
+        if (master_drop_privileges(m->config) != 0)
+            _exit(1);
+        _exit(deliver_run(m->config));
+    }
+    m->delivery_pid = pid;
+    m->delivery_started = time(NULL);
+    log_message(PORTER_LOG_INFO, NULL, "event=delivery_spawned pid=%ld", (long)pid);
+}
+
 /* master_worker_count - how many workers the config asks for */
 static size_t master_worker_count(const struct porter_config *config)
 {
@@ -337,6 +437,12 @@ static void master_restart_due(evutil_socket_t fd, short what, void *arg)
         }
         master_spawn(m, i);
     }
+    if (m->delivery_pid == 0 && master_delivery_wanted(m->config)) {
+        if (now - m->delivery_started < 1)
+            again = true;
+        else
+            master_spawn_delivery(m);
+    }
     if (again) {
         struct timeval second = {1, 0};
         evtimer_add(m->restart_timer, &second);
@@ -349,7 +455,7 @@ static bool master_all_gone(const struct master *m)
     for (size_t i = 0; i < m->slot_count; i++)
         if (m->slots[i].pid != 0)
             return false;
-    return m->retired_count == 0;
+    return m->retired_count == 0 && m->delivery_pid == 0;
 }
 
 /* master_child - SIGCHLD: reap, and respawn current-generation workers */
@@ -360,6 +466,22 @@ static void master_child(evutil_socket_t signal_number, short what, void *arg)
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         bool found = false;
+        if (pid == m->delivery_pid) {
+            found = true;
+            m->delivery_pid = 0;
+            if (!m->stopping) {
+                if (!m->delivery_restart)
+                    log_message(PORTER_LOG_WARNING, NULL, "event=delivery_died pid=%ld status=%s%d",
+                                (long)pid, WIFSIGNALED(status) ? "signal " : "exit ",
+                                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+                m->delivery_restart = false;
+                master_restart_due(-1, 0, m);
+                if (m->delivery_pid == 0 && !evtimer_pending(m->restart_timer, NULL)) {
+                    struct timeval second = {1, 0};
+                    evtimer_add(m->restart_timer, &second);
+                }
+            }
+        }
         for (size_t i = 0; i < m->retired_count && !found; i++) {
             if (m->retired[i] == pid) {
                 m->retired[i] = m->retired[--m->retired_count];
@@ -428,6 +550,13 @@ static void master_reload(evutil_socket_t signal_number, short what, void *arg)
     m->slot_count = master_worker_count(config);
     for (size_t i = 0; i < m->slot_count; i++)
         master_spawn(m, i);
+    if (m->delivery_pid != 0) {
+        /* the delivery process restarts with the new configuration once it has stopped */
+        m->delivery_restart = true;
+        kill(m->delivery_pid, SIGTERM);
+    } else {
+        master_spawn_delivery(m);
+    }
     log_message(PORTER_LOG_NOTICE, NULL, "event=reloaded generation=%u workers=%zu",
                 m->generation, m->slot_count);
 }
@@ -441,6 +570,8 @@ static void master_kill_stragglers(evutil_socket_t fd, short what, void *arg)
             kill(m->slots[i].pid, SIGKILL);
     for (size_t i = 0; i < m->retired_count; i++)
         kill(m->retired[i], SIGKILL);
+    if (m->delivery_pid != 0)
+        kill(m->delivery_pid, SIGKILL);
 }
 
 /* master_stop - SIGTERM/SIGINT: workers drain, then we exit */
@@ -456,6 +587,8 @@ static void master_stop(evutil_socket_t signal_number, short what, void *arg)
             kill(m->slots[i].pid, SIGTERM);
     for (size_t i = 0; i < m->retired_count; i++)
         kill(m->retired[i], SIGTERM);
+    if (m->delivery_pid != 0)
+        kill(m->delivery_pid, SIGTERM);
     if (master_all_gone(m)) {
         event_base_loopexit(m->base, NULL);
         return;
@@ -529,6 +662,7 @@ int master_run(const char *directory, bool foreground)
     m.slot_count = master_worker_count(m.config);
     for (size_t i = 0; i < m.slot_count; i++)
         master_spawn(&m, i);
+    master_spawn_delivery(&m);
     log_message(PORTER_LOG_NOTICE, NULL, "event=started pid=%ld workers=%zu listen=%s",
                 (long)getpid(), m.slot_count, m.config->listen[0].address);
     event_base_dispatch(m.base);
@@ -575,6 +709,9 @@ int master_stdio(const char *directory, const char *client_ip, bool trace)
     char *spool = config_path(config, config->spool_dir);
     free(config->spool_dir);
     config->spool_dir = spool;
+    char *queue = config_path(config, config->queue_dir);
+    free(config->queue_dir);
+    config->queue_dir = queue;
     log_set_level(trace ? PORTER_LOG_INFO : config->log_level < PORTER_LOG_WARNING
                                                 ? config->log_level : PORTER_LOG_WARNING);
     if (master_prepare_spool(config) != 0 || master_drop_privileges(config) != 0) {

@@ -10,19 +10,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "auth.h"
 #include "cidr.h"
 #include "config.h"
+#include "date_parse.h"
+#include "dns.h"
 #include "log.h"
 #include "memory.h"
 #include "plugin_args.h"
 #include "plugin_host.h"
 #include "run_command.h"
 #include "session.h"
+#include "tls.h"
+#include "worker.h"
 
 #define API_TEXT_MAX 8192
 
@@ -65,8 +71,12 @@ static void api_relay_client_set(porter_session *s, bool allowed)
 
 static const char *api_tls_info(porter_session *s, const char *key)
 {
-    return NULL; /* no TLS yet: every TLS fact is absent */
+    return s->tls != NULL ? tls_facts_get(s->tls, key) : NULL;
 }
+
+static const char *api_auth_mechanism(porter_session *s) { return auth_mechanism_current(s); }
+static const char *api_auth_username(porter_session *s) { return auth_username_current(s); }
+static const char *api_auth_password(porter_session *s) { return auth_password_current(s); }
 
 static size_t api_input_pending(porter_session *s)
 {
@@ -362,6 +372,402 @@ static int api_message_write(const struct porter_message *m, int fd)
     return 0;
 }
 
+/* api_setting - a porter.conf setting as text, read from the configuration directory */
+static const char *api_setting(porter_args *a, const char *name)
+{
+    if (a == NULL || name == NULL || a->directory == NULL)
+        return NULL;
+    size_t count = 0;
+    const struct config_setting *table = config_settings(&count);
+    const struct config_setting *row = NULL;
+    for (size_t i = 0; i < count && row == NULL; i++)
+        if (strcmp(table[i].name, name) == 0)
+            row = &table[i];
+    if (row == NULL)
+        return NULL;
+    char *path = config_path_resolve(a->directory, "porter.conf");
+    char *text = NULL, *error = NULL;
+    size_t length = 0;
+    struct porter_config *c = NULL;
+    struct config_error_list errors = {0};
+    if (config_read_file(path, CONFIG_FILE_MAX, &text, &length, &error) == 0)
+        c = config_parse(a->directory, path, text, length, &errors);
+    free(error);
+    free(text);
+    free(path);
+    config_errors_clear(&errors);
+    if (c == NULL)
+        return NULL;
+    const char *field = (const char *)c + row->offset;
+    char *value = NULL;
+    switch (row->type) {
+    case CONFIG_STRING: {
+        const char *string = *(char *const *)(const void *)field;
+        value = string ? xstrdup(string) : NULL;
+        break;
+    }
+    case CONFIG_INTEGER:
+        value = xasprintf("%ld", *(const long *)(const void *)field);
+        break;
+    case CONFIG_SIZE:
+        value = xasprintf("%llu", *(const unsigned long long *)(const void *)field);
+        break;
+    case CONFIG_SECONDS:
+        value = xasprintf("%.6g", *(const double *)(const void *)field);
+        break;
+    case CONFIG_BOOL:
+        value = xstrdup(*(const bool *)(const void *)field ? "yes" : "no");
+        break;
+    case CONFIG_CHOICE: {
+        int stored = *(const int *)(const void *)field;
+        int index = stored;
+        if (row->choice_values != NULL) {
+            index = -1;
+            for (int i = 0; index < 0 && row->choices != NULL; i++) {
+                const char *word = row->choices;
+                for (int j = 0; j < i && word != NULL; j++) {
+                    word = strchr(word, '|');
+                    word = word ? word + 1 : NULL;
+                }
+                if (word == NULL)
+                    break;
+                if (row->choice_values[i] == stored)
+                    index = i;
+            }
+        }
+        const char *word = row->choices;
+        for (int j = 0; j < index && word != NULL; j++) {
+            word = strchr(word, '|');
+            word = word ? word + 1 : NULL;
+        }
+        if (word != NULL && index >= 0)
+            value = xstrndup(word, strcspn(word, "|"));
+        break;
+    }
+    case CONFIG_LISTEN:
+        value = c->listen_count > 0 ? xstrdup(c->listen[0].address) : NULL;
+        break;
+    default:
+        break;
+    }
+    config_free(c);
+    if (value == NULL)
+        return NULL;
+    a->paths = xrealloc(a->paths, (a->path_count + 1) * sizeof *a->paths);
+    a->paths[a->path_count++] = value;
+    return value;
+}
+
+/* api_dns_query - porter_dns_query_sync: the worker's resolver, blocking (pool threads) */
+static struct porter_dns_answer *api_dns_query(int type, const char *name)
+{
+    return dns_query_sync(worker_dns(worker_current), type, name);
+}
+
+/* ---------------------------------------------------------------- running programs */
+
+#define API_COMMAND_ARGS_MAX 1024 /* arguments of one porter_command */
+
+/* One porter_command: the copied argv and the output, shared by the loop and a pool thread. */
+struct api_command {
+    char **argv;
+    double timeout;
+    porter_command_fn done;
+    void *arg;
+    char output[PORTER_COMMAND_OUTPUT_MAX];
+};
+
+static void api_command_free(struct api_command *c)
+{
+    for (size_t i = 0; c->argv[i] != NULL; i++)
+        free(c->argv[i]);
+    free(c->argv);
+    free(c);
+}
+
+/* api_command_work - on a pool thread: run the program */
+static int api_command_work(void *arg)
+{
+    struct api_command *c = arg;
+    return run_command((const char *const *)c->argv, c->timeout, c->output, sizeof c->output);
+}
+
+/* api_command_done - back on the loop: the plugin's continuation gives the verdict */
+static int api_command_done(porter_session *s, void *arg, int status)
+{
+    struct api_command *c = arg;
+    int rc = c->done(s, c->arg, status, c->output);
+    api_command_free(c);
+    return rc;
+}
+
+static int api_command(porter_session *s, const char *const argv[], double timeout,
+                       porter_command_fn done, void *arg)
+{
+    size_t count = 0;
+    while (argv != NULL && argv[count] != NULL && count <= API_COMMAND_ARGS_MAX)
+        count++;
+    if (count == 0 || count > API_COMMAND_ARGS_MAX || done == NULL) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s error=\"porter_command "
+                    "needs a program, at most %d arguments and a continuation\"",
+                    s->run.plugin != NULL ? s->run.plugin->name : "?", API_COMMAND_ARGS_MAX);
+        return PORTER_DENYSOFT;
+    }
+    struct api_command *c = xcalloc(1, sizeof *c);
+    c->argv = xcalloc(count + 1, sizeof *c->argv);
+    for (size_t i = 0; i < count; i++)
+        c->argv[i] = xstrdup(argv[i]);
+    c->timeout = timeout;
+    c->done = done;
+    c->arg = arg;
+    int rc = hook_chain_run_blocking(s, api_command_work, api_command_done, c);
+    if (rc != PORTER_PENDING)
+        api_command_free(c);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- multi-line replies */
+
+/* api_reply_lines - append prefixed lines of text to the reply set in this call */
+static int api_reply_lines(porter_session *s, int rc, const char *prefix, const char *text)
+{
+    struct reply *r = &s->run.reply;
+    if (text == NULL)
+        return rc;
+    if (prefix == NULL)
+        prefix = "";
+    char *buffer = xmalloc(API_TEXT_MAX);
+    size_t used = 0, lines = 0, prefix_length = strlen(prefix);
+    if (r->text != NULL) {
+        used = strlen(r->text);
+        if (used > 0 && r->text[used - 1] == '\n')
+            used--; /* a final '\n' ends the last line: the next one follows it */
+        if (used > API_TEXT_MAX - 1)
+            used = API_TEXT_MAX - 1;
+        memcpy(buffer, r->text, used);
+        lines = 1;
+        for (size_t i = 0; i < used; i++)
+            lines += buffer[i] == '\n';
+    }
+    const char *line = text;
+    while (*line != '\0' && lines < REPLY_LINES_MAX) {
+        size_t length = strcspn(line, "\n");
+        const char *next = line + length + (line[length] == '\n');
+        if (length > 0 && line[length - 1] == '\r')
+            length--;
+        size_t separator = lines > 0 ? 1 : 0;
+        if (used + separator + prefix_length + length > API_TEXT_MAX - 1)
+            break;
+        if (separator)
+            buffer[used++] = '\n';
+        memcpy(buffer + used, prefix, prefix_length);
+        memcpy(buffer + used + prefix_length, line, length);
+        used += prefix_length + length;
+        lines++;
+        line = next;
+    }
+    buffer[used] = '\0';
+    free(r->text);
+    r->text = xstrdup(buffer);
+    free(buffer);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- queue delivery */
+
+/* One porter_deliver: the core's copies of the message, shared by the loop and a pool thread
+ * (the loop writes everything before the job is queued and reads it after it completed). */
+struct api_delivery {
+    struct porter_delivery d;
+    porter_deliver_fn deliver;
+    void *state;
+    char *accepted;               /* NULL: "Ok: queued as" */
+    char *plugin;                 /* for the log */
+    char session_id[24];          /* for the log, when the session is gone */
+    struct worker *worker;        /* takes the spool file back */
+    unsigned long long body_max;  /* max_message_size */
+    bool ran;                     /* deliver was called */
+    char *queue_id, *mail_from, *recipient_list, *message_id, *quarantined, *headers, *body;
+    char **recipients;
+};
+
+static void api_delivery_free(struct api_delivery *job)
+{
+    for (size_t i = 0; job->recipients != NULL && job->recipients[i] != NULL; i++)
+        free(job->recipients[i]);
+    free(job->recipients);
+    free(job->accepted);
+    free(job->plugin);
+    free(job->queue_id);
+    free(job->mail_from);
+    free(job->recipient_list);
+    free(job->message_id);
+    free(job->quarantined);
+    free(job->headers);
+    free(job->body);
+    free(job);
+}
+
+/* api_deliver_work - on a pool thread: read the body, then the plugin's deliver */
+static int api_deliver_work(void *arg)
+{
+    struct api_delivery *job = arg;
+    struct porter_delivery *d = &job->d;
+    const struct porter_message *m = &d->message;
+    if (m->body_length < 0 || (unsigned long long)m->body_length > job->body_max) {
+        snprintf(d->error, sizeof d->error, "the body (%lld bytes) is larger than "
+                 "max_message_size (%llu)", (long long)m->body_length, job->body_max);
+        return -1;
+    }
+    size_t length = (size_t)m->body_length, done = 0;
+    job->body = xmalloc(length + 1);
+    while (done < length) {
+        ssize_t n = pread(m->body_fd, job->body + done, length - done, m->body_offset + (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n < 0)
+                snprintf(d->error, sizeof d->error, "reading the spool file: %m");
+            else
+                snprintf(d->error, sizeof d->error, "reading the spool file: short read");
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    job->body[length] = '\0';
+    d->body = job->body;
+    d->body_length = length;
+    job->ran = true;
+    int result = job->deliver(job->state, d);
+    d->error[sizeof d->error - 1] = '\0';
+    return result == 0 ? 0 : -1;
+}
+
+/* api_delivery_error - d->error fit for a log value: one line, no quotes */
+static const char *api_delivery_error(struct porter_delivery *d)
+{
+    size_t length = strlen(d->error);
+    while (length > 0 && (unsigned char)d->error[length - 1] <= ' ')
+        d->error[--length] = '\0';
+    for (size_t i = 0; i < length; i++) {
+        unsigned char c = (unsigned char)d->error[i];
+        if (c < 0x20 || c == 0x7f)
+            d->error[i] = ' ';
+        else if (c == '"')
+            d->error[i] = '\'';
+    }
+    return length > 0 ? d->error : "the plugin gave no reason";
+}
+
+/* api_deliver_done - back on the loop: 250 once stored, 451 otherwise; the spool file goes
+ * back to the worker */
+static int api_deliver_done(porter_session *s, void *arg, int result)
+{
+    struct api_delivery *job = arg;
+    int rc = PORTER_DENYSOFT;
+    if (s != NULL && result == 0) {
+        char *text = xasprintf("%s %s", job->accepted ? job->accepted : "Ok: queued as",
+                               job->queue_id);
+        reply_set(&s->run.reply, 250, "2.0.0", text);
+        free(text);
+        rc = PORTER_OK;
+    } else if (s != NULL) {
+        log_message(PORTER_LOG_ERR, job->session_id, "event=queue_failed plugin=%s queue_id=%s "
+                    "error=\"%s\"", job->plugin, job->queue_id, api_delivery_error(&job->d));
+        reply_set(&s->run.reply, 451, "4.3.0", NULL);
+    } else {
+        /* Nobody waits: the client left or was answered 451 when the hook timed out. */
+        log_message(PORTER_LOG_WARNING, job->session_id, "event=queue_abandoned plugin=%s "
+                    "queue_id=%s stored=%s reason=\"%s\"", job->plugin, job->queue_id,
+                    result == 0 ? "yes" : "no",
+                    !job->ran     ? "not run: nobody waits any more"
+                    : result == 0 ? "stored after the client left or was answered 451"
+                                  : api_delivery_error(&job->d));
+    }
+    worker_spool_give(job->worker, job->d.message.body_fd);
+    api_delivery_free(job);
+    return rc;
+}
+
+static int api_deliver(porter_session *s, porter_deliver_fn deliver, void *state,
+                       const char *accepted)
+{
+    struct transaction *t = s->transaction;
+    const char *plugin = s->run.plugin != NULL ? s->run.plugin->name : "?";
+    if (s->run.hook != PORTER_HOOK_QUEUE || deliver == NULL || t == NULL || !t->headers_parsed ||
+        t->spool_fd < 0) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s error=\"porter_deliver "
+                    "is for the queue hook, with a deliver function\"", plugin);
+        return PORTER_DENYSOFT;
+    }
+    struct api_delivery *job = xcalloc(1, sizeof *job);
+    job->deliver = deliver;
+    job->state = state;
+    job->accepted = accepted != NULL ? xstrdup(accepted) : NULL;
+    job->plugin = xstrdup(plugin);
+    snprintf(job->session_id, sizeof job->session_id, "%s", s->id_string);
+    job->worker = s->worker;
+    job->body_max = s->config->max_message_size;
+    job->queue_id = xstrdup(t->queue_id);
+    job->mail_from = xstrdup(t->mail_from != NULL ? t->mail_from : "");
+    job->recipients = xcalloc(t->recipient_count + 1, sizeof *job->recipients);
+    size_t list_length = 1;
+    for (size_t i = 0; i < t->recipient_count; i++) {
+        job->recipients[i] = xstrdup(t->recipients[i].address);
+        list_length += strlen(t->recipients[i].address) + 1;
+    }
+    job->recipient_list = xcalloc(list_length, 1);
+    for (size_t i = 0, used = 0; i < t->recipient_count; i++)
+        used += (size_t)snprintf(job->recipient_list + used, list_length - used, "%s%s",
+                                 i > 0 ? "," : "", job->recipients[i]);
+    const char *message_id = headers_get(&t->headers, "Message-Id", 0);
+    if (message_id != NULL) {
+        message_id += strspn(message_id, " \t\r\n");
+        size_t length = strlen(message_id);
+        while (length > 0 && strchr(" \t\r\n", message_id[length - 1]) != NULL)
+            length--;
+        job->message_id = xstrndup(message_id, length);
+    }
+    job->quarantined = t->quarantine_reason != NULL ? xstrdup(t->quarantine_reason) : NULL;
+    size_t headers_length = 0;
+    const char *headers = transaction_render_headers(t, &headers_length);
+    job->headers = xmalloc(headers_length + 1);
+    memcpy(job->headers, headers, headers_length);
+    job->headers[headers_length] = '\0';
+    struct porter_delivery *d = &job->d;
+    d->queue_id = job->queue_id;
+    d->mail_from = job->mail_from;
+    d->recipients = (const char *const *)job->recipients;
+    d->recipient_count = t->recipient_count;
+    d->recipient_list = job->recipient_list;
+    d->message_id = job->message_id;
+    d->quarantined = job->quarantined;
+    d->received = time(NULL);
+    d->message.headers = job->headers;
+    d->message.headers_length = headers_length;
+    d->message.body_offset = t->body_offset;
+    d->message.body_length = t->body_length;
+    d->message.body_fd = transaction_spool_take(t); /* the body cannot change under the job */
+    int rc = hook_chain_run_serial(s, api_deliver_work, api_deliver_done, job);
+    if (rc != PORTER_PENDING) {
+        t->spool_fd = d->message.body_fd;
+        api_delivery_free(job);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- paths in values */
+
+/* api_arg_resolve - a path resolved against the configuration directory, kept with the args */
+static const char *api_arg_resolve(porter_args *a, const char *path)
+{
+    if (a == NULL || path == NULL)
+        return path;
+    a->paths = xrealloc(a->paths, (a->path_count + 1) * sizeof *a->paths);
+    a->paths[a->path_count] = plugin_args_resolve_path(a, path);
+    return a->paths[a->path_count++];
+}
+
 const struct porter_api plugin_api_table = {
     .abi = PORTER_PLUGIN_ABI,
     .reply = api_reply,
@@ -425,4 +831,17 @@ const struct porter_api plugin_api_table = {
     .cidr_free = cidr_free,
     .message_write = api_message_write,
     .run_command = run_command,
+    .setting = api_setting,
+    .dns_lookup = hook_chain_dns,
+    .dns_query = api_dns_query,
+    .dns_answer_free = dns_answer_free,
+    .dns_status_name = dns_status_name,
+    .auth_mechanism = api_auth_mechanism,
+    .auth_username = api_auth_username,
+    .auth_password = api_auth_password,
+    .command = api_command,
+    .reply_lines = api_reply_lines,
+    .date_parse = date_parse,
+    .deliver = api_deliver,
+    .arg_resolve = api_arg_resolve,
 };

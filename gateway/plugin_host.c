@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "clock.h"
+#include "dns.h"
 #include "log.h"
 #include "memory.h"
 #include "plugin_args.h"
@@ -34,7 +35,23 @@ struct hook_continuation {
     void *arg;
     struct event *timer; /* NULL for a blocking job */
     porter_work_fn work;
+    /* a DNS lookup (porter_dns_lookup): dns_done replaces done */
+    porter_dns_fn dns_done;
+    struct dns_query *dns;                      /* NULL once answered */
+    const struct porter_dns_answer *answer;     /* during dns_done only */
+    /* a serial job (porter_deliver): its instance's queue */
+    struct plugin_instance *serial;
+    struct hook_continuation *serial_next;
 };
+
+/* hook_continuation_call - the plugin's continuation (s NULL: nobody waits any more) */
+static int hook_continuation_call(struct hook_continuation *c, struct porter_session *s,
+                                  int result)
+{
+    if (c->dns_done != NULL)
+        return c->dns_done(s, c->arg, s != NULL ? c->answer : NULL);
+    return c->done(s, c->arg, result);
+}
 
 /* plugin_find_file - NAME.so in one of the colon-separated plugin directories */
 static char *plugin_find_file(const struct porter_config *config, const char *name)
@@ -200,10 +217,12 @@ static void hook_trace(struct porter_session *s, const char *plugin, int rc)
     struct timeval now, elapsed;
     gettimeofday(&now, NULL);
     timersub(&now, &s->run.started, &elapsed);
+    char *text = hook_trace_escape(s->run.reply.text);
     fprintf(stderr, "trace: hook=%s plugin=%s verdict=%s time=%.3fms%s%s\n",
             porter_hook_name(s->run.hook), plugin, porter_rc_name(rc),
             (double)elapsed.tv_sec * 1000.0 + (double)elapsed.tv_usec / 1000.0,
-            s->run.reply.text ? " reply=" : "", s->run.reply.text ? s->run.reply.text : "");
+            s->run.reply.text ? " reply=" : "", text);
+    free(text);
 }
 
 /* hook_continuation_drop - forget the continuation of a wait that ended without it */
@@ -213,10 +232,12 @@ static void hook_continuation_drop(struct porter_session *s)
     if (c == NULL)
         return;
     s->run.continuation = NULL;
-    if (c->timer != NULL) {
-        /* A timer can be stopped: its callback learns now that nobody waits. */
-        event_free(c->timer);
-        c->done(NULL, c->arg, 0);
+    if (c->timer != NULL || c->dns != NULL) {
+        /* A timer or a DNS lookup can be stopped: its callback learns now that nobody waits. */
+        if (c->timer != NULL)
+            event_free(c->timer);
+        dns_query_cancel(c->dns);
+        hook_continuation_call(c, NULL, 0);
         free(c);
     } else {
         /* A blocking job runs on: its completion sees the stale generation. */
@@ -494,14 +515,14 @@ static void hook_continuation_run(struct porter_session *s, struct hook_continua
     bool current = s->run.active && s->run.waiting && s->run.continuation == c &&
                    s->run.generation == c->generation && !s->closed;
     if (!current) {
-        c->done(NULL, c->arg, result);
+        hook_continuation_call(c, NULL, result);
         free(c);
         return;
     }
     s->run.continuation = NULL;
     reply_clear(&s->run.reply);
     s->run.in_call = true;
-    int rc = c->done(s, c->arg, result);
+    int rc = hook_continuation_call(c, s, result);
     s->run.in_call = false;
     free(c);
     if (rc == PORTER_PENDING && s->run.continuation == NULL && !s->run.resumed) {
@@ -575,4 +596,103 @@ int hook_chain_run_blocking(struct porter_session *s, porter_work_fn work, porte
     thread_pool_submit(worker_thread_pool(s->worker), hook_chain_job_work, c, hook_chain_job_done,
                        c);
     return PORTER_PENDING;
+}
+
+/* hook_chain_dns_answered - the answer to a plugin's DNS lookup (a dns.c callback) */
+static void hook_chain_dns_answered(const struct porter_dns_answer *answer, void *arg)
+{
+    struct hook_continuation *c = arg;
+    struct porter_session *s = c->session;
+    c->dns = NULL;
+    c->answer = answer;
+    session_hold(s);
+    hook_continuation_run(s, c, answer->status);
+    session_unhold(s);
+}
+
+int hook_chain_dns(struct porter_session *s, int type, const char *name, porter_dns_fn callback,
+                   void *arg)
+{
+    if (!hook_guard(s, "porter_dns_lookup"))
+        return PORTER_DENYSOFT;
+    struct hook_continuation *c = hook_continuation_new(s, NULL, arg);
+    c->dns_done = callback;
+    c->dns = dns_lookup(worker_dns(s->worker), type, name, hook_chain_dns_answered, c);
+    return PORTER_PENDING;
+}
+
+/* hook_chain_serial_start - start the instance's next job unless one runs; jobs nobody waits
+ * for any more are finished without running. The instance lives as long as any queued job's
+ * session (sessions hold the registry), so it is not touched after the last job is gone. */
+static void hook_chain_serial_done(void *arg, int result);
+
+static void hook_chain_serial_start(struct plugin_instance *instance)
+{
+    while (!instance->serial_busy && instance->serial_head != NULL) {
+        struct hook_continuation *c = instance->serial_head;
+        instance->serial_head = c->serial_next;
+        bool last = instance->serial_head == NULL;
+        if (last)
+            instance->serial_tail = NULL;
+        struct porter_session *s = c->session;
+        if (!s->closed && s->run.continuation == c) {
+            instance->serial_busy = true;
+            thread_pool_submit(worker_thread_pool(s->worker), hook_chain_job_work, c,
+                               hook_chain_serial_done, c);
+            return;
+        }
+        session_hold(s);
+        s->blocking_jobs--;
+        hook_continuation_run(s, c, -1); /* not current: done(NULL, arg, -1) and free */
+        session_unhold(s);
+        if (last)
+            return;
+    }
+}
+
+/* hook_chain_serial_done - a serial job ended: start the next one, then finish this one (its
+ * session, still counted busy, keeps the instance alive meanwhile) */
+static void hook_chain_serial_done(void *arg, int result)
+{
+    struct hook_continuation *c = arg;
+    c->serial->serial_busy = false;
+    hook_chain_serial_start(c->serial);
+    hook_chain_job_done(c, result);
+}
+
+int hook_chain_run_serial(struct porter_session *s, porter_work_fn work, porter_done_fn done,
+                          void *arg)
+{
+    if (!hook_guard(s, "porter_deliver"))
+        return PORTER_DENYSOFT;
+    struct plugin_instance *instance = &s->plugins->items[s->run.plugin->index];
+    struct hook_continuation *c = hook_continuation_new(s, done, arg);
+    c->work = work;
+    c->serial = instance;
+    s->blocking_jobs++;
+    if (instance->serial_tail != NULL)
+        instance->serial_tail->serial_next = c;
+    else
+        instance->serial_head = c;
+    instance->serial_tail = c;
+    hook_chain_serial_start(instance);
+    return PORTER_PENDING;
+}
+
+char *hook_trace_escape(const char *text)
+{
+    if (text == NULL)
+        return xstrdup("");
+    size_t length = strlen(text), used = 0;
+    char *escaped = xmalloc(2 * length + 1);
+    for (size_t i = 0; i < length; i++) {
+        if (text[i] == '\n' || text[i] == '\r') {
+            escaped[used++] = '\\';
+            escaped[used++] = text[i] == '\n' ? 'n' : 'r';
+        } else {
+            escaped[used++] = text[i];
+        }
+    }
+    escaped[used] = '\0';
+    return escaped;
 }

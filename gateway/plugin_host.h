@@ -25,6 +25,9 @@ struct plugin_instance {
     void *state;
     double timeout;        /* PENDING answer deadline (hook_timeout= or plugin_timeout) */
     size_t index;          /* position in the registry: the slot of porter_data_get/set */
+    /* porter_deliver: this instance's jobs, run one at a time (loop thread only) */
+    struct hook_continuation *serial_head, *serial_tail;
+    bool serial_busy;      /* one of them is on the pool */
 };
 
 struct plugin_registry {
@@ -57,9 +60,21 @@ int hook_chain_resume(porter_handle handle, int rc, int code, const char *enhanc
                       const char *text);
 /* hook_chain_timer - the waiting hook continues with done(s, arg, 0) after seconds */
 int hook_chain_timer(struct porter_session *s, double seconds, porter_done_fn done, void *arg);
+/* hook_chain_dns - a DNS lookup (dns.c), then callback(s, arg, answer) on the loop */
+int hook_chain_dns(struct porter_session *s, int type, const char *name, porter_dns_fn callback,
+                   void *arg);
 /* hook_chain_run_blocking - work(arg) on the pool, then done(s, arg, result) on the loop */
 int hook_chain_run_blocking(struct porter_session *s, porter_work_fn work, porter_done_fn done,
                             void *arg);
+/* hook_chain_run_serial - like hook_chain_run_blocking, but the jobs of one plugin instance
+ * run one at a time, in order, and a job nobody waits for any more when its turn comes (the
+ * client left, the hook timed out) does not run: done(NULL, arg, -1) frees it. Waiting jobs
+ * hold no pool thread. */
+int hook_chain_run_serial(struct porter_session *s, porter_work_fn work, porter_done_fn done,
+                          void *arg);
+/* hook_trace_escape - text for a --trace line: '\n' and '\r' written as \n and \r, so one
+ * event stays one line; NULL gives ""; the caller frees */
+char *hook_trace_escape(const char *text);
 
 /* The table every plugin gets (plugin_api.c). */
 extern const struct porter_api plugin_api_table;

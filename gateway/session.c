@@ -9,10 +9,18 @@
  * chain runs the loop stops; the chain's end resumes it. Every limit is a setting; every
  * reply carries an enhanced status code except the greeting and the HELO/EHLO replies.
  *
+ * TLS (RFC 3207, RFC 8314): STARTTLS answers 220, stops reading, discards whatever plaintext
+ * the client pipelined after it (the CVE-2011-0411 class: it is never executed inside TLS),
+ * forgets the EHLO, the transaction and any authentication, and once the 220 is written moves
+ * the socket to a TLS bufferevent (tls.c). Input waits until the handshake is done and the
+ * tls hook has run. On a submissions listener the handshake comes first, then the connect
+ * hook and the greeting. AUTH lives in auth.c; submission listeners require it before MAIL.
+ *
  * Interface: session.h. Fatal: out of memory.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +34,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "auth.h"
 #include "auth_results.h"
 #include "config.h"
 #include "clock.h"
@@ -33,6 +42,7 @@
 #include "memory.h"
 #include "plugin_host.h"
 #include "session.h"
+#include "tls.h"
 #include "worker.h"
 
 #define SESSION_READ_HIGH_WATER (256 * 1024)
@@ -62,11 +72,14 @@ struct session_command {
 
 static void session_process_input(struct porter_session *s);
 static void session_set_state(struct porter_session *s, enum session_state state);
-static void session_finish_closing(struct porter_session *s, const char *reason);
 static void session_arm_idle(struct porter_session *s);
 static void session_total_fired_locked(struct porter_session *s);
 static void session_idle_fired_locked(struct porter_session *s);
 static void session_reset_transaction(struct porter_session *s);
+static void session_proceed_connect(struct porter_session *s, int rc);
+static void session_read_ready(struct bufferevent *bev, void *arg);
+static void session_write_done(struct bufferevent *bev, void *arg);
+static void session_event(struct bufferevent *bev, short what, void *arg);
 
 /* ---------------------------------------------------------------- replies */
 
@@ -77,8 +90,11 @@ void session_reply(struct porter_session *s, int code, const char *enhanced, con
     reply_write(bufferevent_get_output(s->output), code, enhanced, text);
     if (code >= 400 && code != 421)
         s->errors++;
-    if (s->flags & SESSION_FLAG_TRACE)
-        fprintf(stderr, "trace: reply=%d %s %s\n", code, enhanced ? enhanced : "", text);
+    if (s->flags & SESSION_FLAG_TRACE) {
+        char *escaped = hook_trace_escape(text); /* a multi-line reply stays one trace line */
+        fprintf(stderr, "trace: reply=%d %s %s\n", code, enhanced ? enhanced : "", escaped);
+        free(escaped);
+    }
 }
 
 /* session_reply_verdict - the reply of the chain's verdict (plugin's text or the default) */
@@ -149,6 +165,8 @@ static void session_free(struct porter_session *s)
     free(s->client_name);
     free(s->helo);
     free(s->auth_user);
+    auth_exchange_free(s->auth);
+    tls_facts_free(s->tls);
     free(s->final_log);
     free(s);
 }
@@ -200,7 +218,7 @@ void session_close(struct porter_session *s, const char *reason)
 }
 
 /* session_finish_closing - flush what is queued for the client, then close */
-static void session_finish_closing(struct porter_session *s, const char *reason)
+void session_finish_closing(struct porter_session *s, const char *reason)
 {
     if (s->closed || s->state == SESSION_STATE_CLOSING)
         return;
@@ -239,6 +257,14 @@ static void session_idle_fired_locked(struct porter_session *s)
 {
     if (s->state == SESSION_STATE_CLOSING) {
         session_close(s, s->final_log ? s->final_log : "flush_timeout");
+        return;
+    }
+    if (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE)) {
+        /* Nothing can be said: the 220 is not read, or the handshake did not finish. */
+        log_message(PORTER_LOG_INFO, s->id_string, "event=tls_timeout client=%s stage=%s",
+                    s->client_ip, s->flags & SESSION_FLAG_TLS_PENDING ? "starttls_reply"
+                                                                      : "handshake");
+        session_close(s, "tls_handshake_timeout");
         return;
     }
     if (s->run.active) {
@@ -324,13 +350,20 @@ static void session_log_transaction(struct porter_session *s, int code, const ch
             break;
         used += (size_t)n;
     }
+    /* TLS and AUTH facts: the identity passed auth_identity_valid (no quotes, no controls). */
+    char secure[400] = "";
+    if (s->tls != NULL || s->auth_user != NULL)
+        snprintf(secure, sizeof secure, "%s%s%s%s%s%s", s->tls ? " tls=" : "",
+                 s->tls && s->tls->version ? s->tls->version : "",
+                 s->tls ? " cipher=" : "", s->tls && s->tls->cipher ? s->tls->cipher : "",
+                 s->auth_user ? " auth=" : "", s->auth_user ? s->auth_user : "");
     log_message(PORTER_LOG_INFO, s->id_string,
                 "event=transaction client=%s helo=%s queue_id=%s from=<%s> to=%s nrcpt=%zu "
-                "size=%llu reply=\"%d %s %s\" plugin=%s%s%s",
+                "size=%llu reply=\"%d %s %s\" plugin=%s%s%s%s",
                 s->client_ip, s->helo, t->queue_id, t->mail_from, recipients, t->recipient_count,
                 t->data_size, code, enhanced ? enhanced : "", text, decider ? decider : "-",
                 t->quarantine_reason ? " quarantined=" : "",
-                t->quarantine_reason ? t->quarantine_reason : "");
+                t->quarantine_reason ? t->quarantine_reason : "", secure);
 }
 
 /* session_end_message - final reply for a message is given: log, count, reset */
@@ -379,7 +412,20 @@ static void session_proceed_data_post(struct porter_session *s, int rc)
     session_input_resume(s);
 }
 
-/* session_received_header - the Received header Porter prepends (RFC 5321 4.4) */
+/* session_comment_text - text for a header comment: printable ASCII, no parentheses */
+static char *session_comment_text(const char *text)
+{
+    char *copy = xstrndup(text, 255);
+    for (char *p = copy; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c >= 0x7f || c == '(' || c == ')' || c == '\\')
+            *p = '?';
+    }
+    return copy;
+}
+
+/* session_received_header - the Received header Porter prepends (RFC 5321 4.4), with
+ * Postfix's TLS and authentication comments */
 static void session_add_received(struct porter_session *s)
 {
     struct transaction *t = s->transaction;
@@ -394,11 +440,20 @@ static void session_add_received(struct porter_session *s)
              (s->flags & SESSION_FLAG_TLS) ? "S" : "", s->auth_user ? "A" : "");
     char *forpart = t->recipient_count == 1 ? xasprintf("\r\n\tfor <%s>", t->recipients[0].address)
                                             : xstrdup("");
-    char *value = xasprintf(" from %s (%s [%s])\r\n\tby %s (Porter) with %s id %s%s;\r\n\t%s",
+    char *tls = s->tls != NULL ? tls_received_comment(s->tls) : xstrdup("");
+    char *user = s->auth_user != NULL && s->config->received_header_auth
+                     ? session_comment_text(s->auth_user) : NULL;
+    char *authenticated = user != NULL ? xasprintf("\r\n\t(Authenticated sender: %s)", user)
+                                       : xstrdup("");
+    char *value = xasprintf(" from %s (%s [%s])%s%s\r\n\tby %s (Porter) with %s id %s%s;\r\n\t%s",
                             s->helo[0] ? s->helo : "unknown", s->client_name, s->client_ip,
-                            s->config->hostname, with, t->queue_id, forpart, date);
+                            tls, authenticated, s->config->hostname, with, t->queue_id, forpart,
+                            date);
     headers_insert(&t->headers, 0, "Received", value);
     transaction_headers_changed(t);
+    free(tls);
+    free(user);
+    free(authenticated);
     free(forpart);
     free(value);
 }
@@ -449,13 +504,20 @@ static int session_check_helo(struct porter_session *s, const char *argument)
     return 0;
 }
 
-/* session_ehlo_keywords - the extensions we advertise; STARTTLS and AUTH join later */
+/* session_tls_offered - STARTTLS is possible: a certificate, a socket, and no TLS yet */
+static bool session_tls_offered(const struct porter_session *s)
+{
+    return s->config->tls != NULL && s->input == s->output && !(s->flags & SESSION_FLAG_TLS);
+}
+
+/* session_ehlo_reply - the extensions we advertise (STARTTLS and AUTH when they are usable) */
 static void session_ehlo_reply(struct porter_session *s)
 {
     char text[1024];
     snprintf(text, sizeof text,
-             "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING\nDSN",
-             s->config->hostname, s->config->max_message_size);
+             "%s\nPIPELINING\nSIZE %llu\n%s%s8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING\nDSN",
+             s->config->hostname, s->config->max_message_size,
+             session_tls_offered(s) ? "STARTTLS\n" : "", auth_offered(s) ? AUTH_EHLO_KEYWORD "\n" : "");
     session_reply(s, 250, NULL, text);
 }
 
@@ -478,6 +540,144 @@ static void session_proceed_helo(struct porter_session *s, int rc)
         session_set_state(s, SESSION_STATE_READY);
     }
     session_input_resume(s);
+}
+
+/* ---------------------------------------------------------------- STARTTLS */
+
+/* session_input_paused - no command is read: TLS is being set up, or a failed AUTH waits */
+static bool session_input_paused(const struct porter_session *s)
+{
+    return (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE)) != 0 ||
+           auth_paused(s);
+}
+
+/* session_tls_purge - drop plaintext read but not handled: it must never run inside TLS */
+static void session_tls_purge(struct porter_session *s)
+{
+    struct evbuffer *input = bufferevent_get_input(s->input);
+    size_t pending = evbuffer_get_length(input);
+    s->flags &= ~(unsigned)SESSION_FLAG_DISCARD_LINE;
+    if (pending == 0)
+        return;
+    log_message(PORTER_LOG_NOTICE, s->id_string, "event=starttls_pipelining client=%s "
+                "discarded=%zu error=\"plaintext sent after STARTTLS is discarded\"",
+                s->client_ip, pending);
+    evbuffer_drain(input, pending);
+}
+
+/* session_tls_start - move the socket from the plaintext bufferevent to a TLS one and start
+ * the handshake; false when that failed (the session is closed then) */
+static bool session_tls_start(struct porter_session *s)
+{
+    s->flags &= ~(unsigned)SESSION_FLAG_TLS_PENDING;
+    session_tls_purge(s);
+    int fd = s->config->tls != NULL ? (int)bufferevent_getfd(s->input) : -1;
+    /* A duplicate: the plaintext bufferevent closes the original when libevent is done. */
+    int copy = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
+    if (copy < 0) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=tls_error client=%s error=\"%s\"",
+                    s->client_ip, fd < 0 ? "no TLS configuration or socket" : strerror(errno));
+        session_close(s, "tls_unavailable");
+        return false;
+    }
+    struct bufferevent *tls = tls_accept(s->config->tls, s->base, copy, s->id_string);
+    if (tls == NULL) {
+        session_close(s, "tls_unavailable");
+        return false;
+    }
+    bufferevent_free(s->input);
+    s->input = s->output = tls;
+    s->flags |= SESSION_FLAG_TLS_HANDSHAKE;
+    bufferevent_setcb(tls, session_read_ready, session_write_done, session_event, s);
+    bufferevent_setwatermark(tls, EV_READ, 0, SESSION_READ_HIGH_WATER);
+    bufferevent_enable(tls, EV_READ | EV_WRITE);
+    session_arm_idle(s);
+    return true;
+}
+
+/* session_proceed_tls - the tls hook's verdict on a new TLS connection */
+static void session_proceed_tls(struct porter_session *s, int rc)
+{
+    if (session_verdict_is_refusal(rc)) {
+        /* No command waits for an answer: every refusal closes the connection. */
+        int code;
+        const char *enhanced, *text;
+        int closing = rc == PORTER_DENY || rc == PORTER_DENY_DISCONNECT
+                          ? PORTER_DENY_DISCONNECT : PORTER_DENYSOFT_DISCONNECT;
+        reply_resolve(&s->run.reply, PORTER_HOOK_TLS, closing, &code, &enhanced, &text);
+        session_reply(s, code, enhanced, text);
+        session_finish_closing(s, "tls_refused");
+        return;
+    }
+    if (s->state == SESSION_STATE_CONNECT) {
+        /* Implicit TLS: now the connection really begins. */
+        hook_chain_run(s, PORTER_HOOK_CONNECT, session_proceed_connect);
+        return;
+    }
+    session_input_resume(s);
+}
+
+/* session_tls_established - the handshake is done: facts, log line, the tls hook */
+static void session_tls_established(struct porter_session *s)
+{
+    s->flags &= ~(unsigned)SESSION_FLAG_TLS_HANDSHAKE;
+    s->flags |= SESSION_FLAG_TLS;
+    tls_facts_free(s->tls);
+    s->tls = tls_facts_collect(s->config->tls, s->input);
+    const struct tls_facts *f = s->tls;
+    if (f->relay)
+        s->flags |= SESSION_FLAG_RELAY;
+    log_message(PORTER_LOG_INFO, s->id_string, "event=tls client=%s version=%s cipher=%s bits=%s "
+                "sni=%s resumed=%s client_cert=%s%s%s%s%s%s%s%s", s->client_ip,
+                f->version ? f->version : "-", f->cipher ? f->cipher : "-",
+                f->bits ? f->bits : "-", f->sni ? f->sni : "-", f->resumed ? f->resumed : "-",
+                f->fingerprint ? "yes" : f->requested ? "none" : "not_requested",
+                f->fingerprint ? " verified=" : "", f->fingerprint ? f->verified : "",
+                f->fingerprint ? " subject_cn=\"" : "", f->subject_cn ? f->subject_cn : "",
+                f->fingerprint ? "\" fingerprint=" : "", f->fingerprint ? f->fingerprint : "",
+                f->relay ? " relay=yes" : "");
+    hook_chain_run(s, PORTER_HOOK_TLS, session_proceed_tls);
+}
+
+static int session_check_starttls(struct porter_session *s, const char *argument)
+{
+    if (argument[0] != '\0') {
+        session_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+        return -1;
+    }
+    if (s->flags & SESSION_FLAG_TLS) {
+        session_reply(s, 503, "5.5.1", "Error: TLS already active");
+        return -1;
+    }
+    if (s->config->tls == NULL) {
+        session_reply(s, 502, "5.5.1", "Error: command not implemented");
+        return -1;
+    }
+    if (!session_tls_offered(s)) {
+        session_reply(s, 454, "4.7.0", "TLS not available due to local problem");
+        return -1;
+    }
+    if (s->transaction != NULL) {
+        session_reply(s, 503, "5.5.1", "Error: MAIL transaction in progress");
+        return -1;
+    }
+    return 0;
+}
+
+/* session_proceed_starttls - 220, then TLS once it is written (session_write_done) */
+static void session_proceed_starttls(struct porter_session *s, int rc)
+{
+    session_reply(s, 220, "2.0.0", "Ready to start TLS");
+    s->flags |= SESSION_FLAG_TLS_PENDING;
+    bufferevent_disable(s->input, EV_READ);
+    session_tls_purge(s);
+    /* RFC 3207 section 4.2: forget everything the client said before TLS. */
+    session_reset_transaction(s);
+    free(s->helo);
+    s->helo = xstrdup("");
+    s->flags &= ~(unsigned)SESSION_FLAG_EHLO;
+    auth_forget(s);
+    session_set_state(s, SESSION_STATE_GREETED);
 }
 
 /* ---------------------------------------------------------------- MAIL */
@@ -546,7 +746,14 @@ static int session_check_mail_params(struct porter_session *s)
                 return -1;
             }
         } else if (strcmp(keyword, "AUTH") == 0) {
-            /* RFC 4954: accepted and kept; trusted only from authenticated clients (later). */
+            /* RFC 4954 section 5: "<>" or an xtext mailbox; kept only from an authenticated
+             * client (session_check_mail stores "<>" for everybody else). */
+            char decoded[AUTH_IDENTITY_MAX * 2 + 2];
+            if (value == NULL || (strcmp(value, "<>") != 0 &&
+                                  smtp_xtext_decode(value, decoded, sizeof decoded) <= 0)) {
+                session_reply(s, 501, "5.5.4", "Bad AUTH parameter");
+                return -1;
+            }
         } else {
             session_reply(s, 555, "5.5.4", "Unsupported option");
             return -1;
@@ -559,8 +766,22 @@ static int session_check_mail_params(struct porter_session *s)
     return 0;
 }
 
+/* session_is_submission - a listener for users' own mail: AUTH comes before MAIL */
+static bool session_is_submission(const struct porter_session *s)
+{
+    return strcmp(s->role, "submission") == 0 || strcmp(s->role, "submissions") == 0;
+}
+
 static int session_check_mail(struct porter_session *s, const char *argument)
 {
+    if (session_is_submission(s) && s->auth_user == NULL) {
+        if (!(s->flags & SESSION_FLAG_TLS) && s->config->submission_requires_tls &&
+            s->config->tls != NULL)
+            session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+        else
+            session_reply(s, 530, "5.7.0", "Authentication required");
+        return -1;
+    }
     if (s->messages >= (unsigned)s->config->max_messages_per_session) {
         session_reply(s, 452, "4.5.3", "Too many messages in this session, try again later");
         return -1;
@@ -575,9 +796,11 @@ static int session_check_mail(struct porter_session *s, const char *argument)
     free(queue_id);
     free(s->transaction->mail_from);
     s->transaction->mail_from = xstrdup(s->path.address);
-    for (size_t i = 0; i < s->path.param_count; i++)
+    for (size_t i = 0; i < s->path.param_count; i++) {
+        bool untrusted = strcmp(s->path.params[i].keyword, "AUTH") == 0 && s->auth_user == NULL;
         param_list_add(&s->transaction->mail_params, s->path.params[i].keyword,
-                       s->path.params[i].value);
+                       untrusted ? "<>" : s->path.params[i].value);
+    }
     return 0;
 }
 
@@ -843,7 +1066,7 @@ static void session_proceed_help(struct porter_session *s, int rc)
 {
     if (!session_apply_refusal(s, PORTER_HOOK_HELP, rc))
         session_reply(s, 214, "2.0.0", "Porter SMTP gateway: commands HELO EHLO MAIL RCPT DATA "
-                      "BDAT RSET NOOP QUIT VRFY HELP");
+                      "BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
     session_input_resume(s);
 }
 
@@ -898,8 +1121,9 @@ static const struct session_command session_commands[] = {
     {SMTP_VERB_VRFY, PORTER_HOOK_VRFY, STATES_AFTER_GREETING, session_check_vrfy, session_proceed_vrfy},
     {SMTP_VERB_HELP, PORTER_HOOK_HELP, STATES_AFTER_GREETING, NULL, session_proceed_help},
     {SMTP_VERB_EXPN, -1, STATES_AFTER_GREETING, session_check_not_implemented, NULL},
-    {SMTP_VERB_STARTTLS, -1, STATES_AFTER_GREETING, session_check_not_implemented, NULL},
-    {SMTP_VERB_AUTH, -1, STATES_AFTER_GREETING, session_check_not_implemented, NULL},
+    {SMTP_VERB_STARTTLS, -1, STATES_AFTER_GREETING, session_check_starttls,
+     session_proceed_starttls},
+    {SMTP_VERB_AUTH, PORTER_HOOK_AUTH, STATES_AFTER_GREETING, auth_check, auth_proceed},
     {SMTP_VERB_UNKNOWN, PORTER_HOOK_UNRECOGNIZED_COMMAND, STATES_AFTER_GREETING, NULL,
      session_proceed_unrecognized},
 };
@@ -996,13 +1220,27 @@ static bool session_feed_chunk(struct porter_session *s, struct evbuffer *input)
     return s->bdat_remaining == 0;
 }
 
+/* session_line_limit - max_command_line, or RFC 4954's 12288 for AUTH lines and answers */
+static size_t session_line_limit(const struct porter_session *s, struct evbuffer *input)
+{
+    size_t limit = (size_t)s->config->max_command_line;
+    if (limit >= AUTH_LINE_MAX)
+        return limit;
+    char head[5];
+    if (auth_wants_line(s) ||
+        (evbuffer_copyout(input, head, sizeof head) == (ev_ssize_t)sizeof head &&
+         strncasecmp(head, "AUTH ", sizeof head) == 0))
+        return AUTH_LINE_MAX;
+    return limit;
+}
+
 /* session_take_line - one command line out of input; 1 got one, 0 need more, -1 replied */
 static int session_take_line(struct porter_session *s, struct evbuffer *input, char **line,
                              size_t *length)
 {
     size_t eol_length = 0;
     struct evbuffer_ptr eol = evbuffer_search_eol(input, NULL, &eol_length, EVBUFFER_EOL_LF);
-    size_t limit = (size_t)s->config->max_command_line;
+    size_t limit = session_line_limit(s, input);
     if (eol.pos < 0) {
         if (evbuffer_get_length(input) > limit) {
             evbuffer_drain(input, evbuffer_get_length(input));
@@ -1031,7 +1269,9 @@ static int session_take_line(struct porter_session *s, struct evbuffer *input, c
     *length = content;
     evbuffer_drain(input, total);
     if (memchr(*line, '\r', content) != NULL || memchr(*line, '\0', content) != NULL) {
+        explicit_bzero(*line, content);
         free(*line);
+        *line = NULL;
         session_reply(s, 500, "5.5.2", "Error: bare <CR> or NUL in command");
         return -1;
     }
@@ -1060,7 +1300,7 @@ static void session_process_input(struct porter_session *s)
     s->in_input = true;
     session_hold(s);
     while (!s->closed && !s->run.active && s->state != SESSION_STATE_CLOSING &&
-           s->state != SESSION_STATE_CONNECT) {
+           s->state != SESSION_STATE_CONNECT && !session_input_paused(s)) {
         struct evbuffer *input = bufferevent_get_input(s->input);
         if (s->state == SESSION_STATE_DATA) {
             if (!session_feed_data(s, input))
@@ -1085,12 +1325,24 @@ static void session_process_input(struct porter_session *s)
         }
         char *line = NULL;
         size_t length = 0;
+        bool answer = auth_wants_line(s);
         int got = session_take_line(s, input, &line, &length);
         if (got == 0)
             break;
+        if (answer) {
+            /* The line answers AUTH's 334: it is not a command (and may be a password). */
+            if (got > 0)
+                auth_line(s, line, length);
+            else
+                auth_cancel(s);
+            free(line);
+            continue;
+        }
         /* Like Postfix: past the error limits the next command gets 421 instead of service. */
         if (got > 0 && session_check_limits(s))
             session_dispatch(s, line, length);
+        if (got > 0 && length >= 4 && strncasecmp(line, "AUTH", 4) == 0)
+            explicit_bzero(line, length); /* an initial response may carry a password */
         free(line);
     }
     if (s->input_eof && !s->closed && !s->run.active && s->state != SESSION_STATE_CLOSING)
@@ -1120,13 +1372,43 @@ static void session_read_ready(struct bufferevent *bev, void *arg)
 static void session_write_done(struct bufferevent *bev, void *arg)
 {
     struct porter_session *s = arg;
-    if (s->state == SESSION_STATE_CLOSING && !s->closed)
+    if (s->state == SESSION_STATE_CLOSING && !s->closed) {
         session_close(s, s->final_log ? s->final_log : "closed");
+        return;
+    }
+    if ((s->flags & SESSION_FLAG_TLS_PENDING) && !s->closed) {
+        /* STARTTLS's 220 is on its way: the handshake starts now. */
+        session_hold(s);
+        session_tls_start(s);
+        session_unhold(s);
+    }
 }
 
 static void session_event(struct bufferevent *bev, short what, void *arg)
 {
     struct porter_session *s = arg;
+    if (s->closed)
+        return;
+    if ((what & BEV_EVENT_CONNECTED) && (s->flags & SESSION_FLAG_TLS_HANDSHAKE)) {
+        session_hold(s);
+        session_tls_established(s);
+        session_unhold(s);
+        return;
+    }
+    if ((what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) && (s->flags & SESSION_FLAG_TLS_HANDSHAKE)) {
+        char reason[512];
+        tls_error_describe(bev, reason, sizeof reason);
+        log_message(PORTER_LOG_NOTICE, s->id_string, "event=tls_handshake_failed client=%s "
+                    "error=\"%s\"", s->client_ip, reason);
+        session_close(s, "tls_handshake_failed");
+        return;
+    }
+    if ((what & BEV_EVENT_ERROR) && (s->flags & SESSION_FLAG_TLS)) {
+        char reason[512];
+        tls_error_describe(bev, reason, sizeof reason);
+        log_message(PORTER_LOG_INFO, s->id_string, "event=tls_error client=%s error=\"%s\"",
+                    s->client_ip, reason);
+    }
     if ((what & BEV_EVENT_EOF) && bev == s->input && !s->closed) {
         /* Handle what the client sent before it closed (a piped script ends like this);
          * session_process_input closes once nothing is left to do. */
@@ -1201,6 +1483,11 @@ static void session_begin(struct porter_session *s)
     log_message(PORTER_LOG_INFO, s->id_string, "event=connect client=%s port=%d local=%s:%d role=%s",
                 s->client_ip, s->client_port, s->local_ip, s->local_port, s->role);
     session_arm_idle(s);
+    if (strcmp(s->role, "submissions") == 0 && s->input == s->output) {
+        /* Implicit TLS (RFC 8314): the handshake first; session_tls_established goes on. */
+        session_tls_start(s);
+        return;
+    }
     hook_chain_run(s, PORTER_HOOK_CONNECT, session_proceed_connect);
 }
 
@@ -1278,6 +1565,10 @@ void session_drain(struct porter_session *s)
 {
     if (s->closed || s->state == SESSION_STATE_CLOSING)
         return;
+    if (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE)) {
+        session_close(s, "shutdown");
+        return;
+    }
     s->flags |= SESSION_FLAG_DRAINING;
     if (!s->run.active && s->transaction == NULL && s->state != SESSION_STATE_CONNECT) {
         char text[300];

@@ -33,6 +33,8 @@ struct porter_config;
 struct plugin_registry;
 struct plugin_instance;
 struct hook_continuation;
+struct tls_facts;
+struct auth_exchange;
 
 enum session_state {
     SESSION_STATE_CONNECT = 0, /* connect hooks running, no greeting yet */
@@ -56,6 +58,8 @@ enum session_flag {
     SESSION_FLAG_BDAT_FAILED = 1 << 4,  /* a BDAT chunk failed: the rest of them are discarded */
     SESSION_FLAG_TRACE = 1 << 5,        /* --trace: hooks and verdicts to stderr */
     SESSION_FLAG_DRAINING = 1 << 6,     /* the worker is shutting down: close when idle */
+    SESSION_FLAG_TLS_PENDING = 1 << 7,  /* STARTTLS answered 220: switch once it is written */
+    SESSION_FLAG_TLS_HANDSHAKE = 1 << 8, /* the TLS handshake runs: no input is read */
 };
 
 /* The hook chain currently running on the session (at most one). */
@@ -97,6 +101,8 @@ struct porter_session {
     char *client_name;           /* "unknown" unless a plugin resolves it */
     char *helo;                  /* "" before HELO/EHLO */
     char *auth_user;             /* NULL unless authenticated */
+    struct tls_facts *tls;       /* NULL until a TLS handshake completed (tls.h) */
+    struct auth_exchange *auth;  /* AUTH state; NULL before the first AUTH (auth.h) */
     struct note_list notes;      /* connection notes */
     void **plugin_data;          /* one pointer per plugin instance (porter_data_get/set) */
     struct transaction *transaction;
@@ -142,6 +148,8 @@ void session_address_string(const struct sockaddr *sa, char *host, size_t size, 
 void session_drain(struct porter_session *s);
 /* session_close - drop the connection now (after flushing what can be flushed) */
 void session_close(struct porter_session *s, const char *reason);
+/* session_finish_closing - stop reading, flush the replies queued, then close */
+void session_finish_closing(struct porter_session *s, const char *reason);
 
 /* The hook runner (plugin_host.c) calls back into the session through these. */
 void session_reply(struct porter_session *s, int code, const char *enhanced, const char *text);

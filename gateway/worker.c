@@ -21,6 +21,7 @@
 #include <event2/thread.h>
 
 #include "config.h"
+#include "dns.h"
 #include "clock.h"
 #include "log.h"
 #include "memory.h"
@@ -44,6 +45,7 @@ struct worker {
     const struct porter_config *config;
     struct plugin_registry *plugins;
     struct thread_pool *pool;
+    struct dns_resolver *dns;      /* the one resolver of this worker (dns.c) */
     struct evconnlistener **listeners;
     size_t listener_count;
     const char **listener_roles;
@@ -231,6 +233,11 @@ struct thread_pool *worker_thread_pool(struct worker *w)
     return w->pool;
 }
 
+struct dns_resolver *worker_dns(struct worker *w)
+{
+    return w != NULL ? w->dns : NULL;
+}
+
 struct event_base *worker_event_base(struct worker *w)
 {
     return w->base;
@@ -408,6 +415,7 @@ struct worker *worker_create(const struct porter_config *config,
     w->config = config;
     w->plugins = plugins;
     w->stdio = stdio;
+    w->dns = dns_resolver_new(w->base, config);
     w->pool = thread_pool_start(w->base, WORKER_THREADS);
     worker_current = w;
     signal(SIGPIPE, SIG_IGN);
@@ -427,6 +435,7 @@ struct worker *worker_create(const struct porter_config *config,
 void worker_destroy(struct worker *w)
 {
     thread_pool_stop(w->pool);
+    dns_resolver_free(w->dns); /* after the pool: blocking queries use it */
     for (size_t i = 0; i < w->listener_count; i++)
         evconnlistener_free(w->listeners[i]);
     free(w->listeners);

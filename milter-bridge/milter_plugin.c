@@ -15,9 +15,14 @@
  *   socket=unix:/PATH | inet:PORT@HOST | inet:HOST:PORT | inet6:[ADDR]:PORT   (required)
  *   name=NAME                 for logs (default: the socket)
  *   default_action=tempfail|accept|reject|quarantine|shutdown   when the milter fails
- *   hooks=LIST                stages whose commands are sent (default: all of connect, helo,
- *                             mail, rcpt, data, data_post, unknown); macros of every stage are
- *                             sent regardless, as Postfix does for skipped events
+ *   hooks=LIST                the stages at which the milter has a say (default: connect, helo,
+ *                             mail, rcpt, data, data_post, unknown). helo, data, data_post and
+ *                             unknown commands are sent only when listed. CONNECT, MAIL and RCPT
+ *                             are also sent when a later listed stage needs them (libmilter
+ *                             takes no message without them); a refusal there is held and
+ *                             given at the next listed stage (a recipient refusal is ignored).
+ *                             Macros of every stage are sent regardless, as Postfix sends them
+ *                             for events a milter asked not to get.
  *   connect_timeout=, command_timeout=, content_timeout=   (defaults 30s, 30s, 300s)
  *   max_replaced_body=BYTES   largest SMFIR_REPLBODY body kept (default 64m)
  *   max_edits=N               most modifications one message may get (default 10000)
@@ -33,6 +38,16 @@
  * reply ('%%' undoubled; 421 also closes); discard -> the message is answered 250 and not
  * delivered; shutdown and conn_fail -> 421 and close. End-of-message edits are kept in order
  * and applied only when the final verdict lets the message through.
+ *
+ * Chain order: put milter lines before rcpt_ok (a plugin that answers OK ends a chain; a
+ * milter after rcpt_ok gets the accepted recipients only just before DATA) and before the
+ * queue plugin (the queue hook keeps a message that a milter discarded before data_post from
+ * being delivered). Give the line a hook_timeout= above its own timeouts: the core's
+ * deadline covers a whole hook, at data_post every header, body and end-of-message round trip.
+ *
+ * SMFIP_RCPT_REJ is offered and honoured as far as the chain allows: the milter sees every
+ * recipient that reaches its line, also those a later plugin then refuses; a recipient an
+ * earlier plugin refused never reaches it (no notification names the refused command).
  *
  * Failure: a milter that cannot be reached, times out, closes, or sends anything invalid is
  * closed, logged with its name and the reason, and gets default_action for the rest of the
@@ -185,13 +200,16 @@ struct milter_conn {
     bool failed;              /* failed; default_action until the next MAIL */
     struct milter_verdict failure; /* the default_action verdict */
     bool connect_sent, helo_sent;
+    bool held_connection;     /* the same for a refusal of the whole connection */
+    struct milter_verdict verdict_held_connection;
 
     /* the transaction */
     bool mail_sent, data_sent;
     bool message_open;        /* transaction commands sent, end of message not answered */
     bool accepted_message;    /* ACCEPT for this message */
-    bool sticky;              /* a catch-up refusal: every later hook gets verdict_sticky */
-    struct milter_verdict verdict_sticky;
+    bool held;                /* the milter refused the transaction where that could not be
+                                 the verdict: later listed hooks of it get verdict_held */
+    struct milter_verdict verdict_held;
     char **recipients_sent;
     size_t recipients_sent_count;
 
@@ -249,14 +267,36 @@ static const char *milter_domain(const char *address)
     return at != NULL && at[1] != '\0' ? at + 1 : NULL;
 }
 
-/* milter_command_listed - does the stage's command go to the milter at all? */
-static bool milter_command_listed(const struct milter_conn *c, enum milter_stage stage,
+/*
+ * milter_command_sent - does the stage's command go to the milter? Yes when the milter
+ * wants it and the stage is listed in hooks=, and also for an unlisted CONNECT, MAIL or RCPT
+ * that a later listed stage needs: libmilter only takes a command in a state its earlier
+ * commands led to, and ignores (never answers) one that skips a state it has a callback for.
+ * The verdict of such a structural command only counts at listed stages (milter_on_reply).
+ */
+static bool milter_command_sent(const struct milter_conn *c, enum milter_stage stage,
                                   enum milter_command_type command)
 {
-    if (!c->m->listed[stage])
-        return false;
     const struct milter_negotiated *n = milter_client_negotiated(c->client);
-    return milter_command_wanted(command, n->version, n->protocol);
+    if (!milter_command_wanted(command, n->version, n->protocol))
+        return false;
+    const bool *listed = c->m->listed;
+    if (listed[stage])
+        return true;
+    bool content = listed[MILTER_STAGE_DATA] || listed[MILTER_STAGE_DATA_POST];
+    switch (stage) {
+    case MILTER_STAGE_CONNECT:
+        for (int i = MILTER_STAGE_HELO; i < MILTER_STAGE_COUNT; i++)
+            if (listed[i])
+                return true;
+        return false;
+    case MILTER_STAGE_MAIL:
+        return listed[MILTER_STAGE_RCPT] || content;
+    case MILTER_STAGE_RCPT:
+        return content;
+    default:
+        return false;
+    }
 }
 
 /* milter_awaits - will the milter answer this command? */
@@ -356,7 +396,7 @@ static void milter_macros_encode(struct milter_conn *c, struct milter_buffer *ou
                                              : milter_default_macros[stage];
     char *copy = xstrdup(list);
     const char *names[MILTER_MACROS_MAX], *values[MILTER_MACROS_MAX];
-    char scratch[MILTER_MACROS_MAX][64];
+    char scratch[MILTER_MACROS_MAX][320]; /* "_" holds a host name and an address */
     size_t count = 0;
     char *saveptr = NULL;
     for (char *word = strtok_r(copy, " \t,", &saveptr); word && count < MILTER_MACROS_MAX;
@@ -384,12 +424,27 @@ static void milter_macros_encode(struct milter_conn *c, struct milter_buffer *ou
 
 /* ---------------------------------------------------------------- verdicts and failure */
 
+/* milter_verdict_at_connect - a refusal at connect: 554 (reject) or 421 and close
+ * (tempfail), as sendmail answers */
+static void milter_verdict_at_connect(struct milter_verdict *v)
+{
+    if (v->rc == PORTER_DENY && v->code == 550)
+        v->code = 554;
+    if (v->rc == PORTER_DENYSOFT) {
+        v->rc = PORTER_DENYSOFT_DISCONNECT;
+        v->code = 421;
+        snprintf(v->enhanced, sizeof v->enhanced, "4.7.0");
+    }
+}
+
 /* milter_finish - the steps ended with verdict v: answer the hook now or resume it */
 static void milter_finish(struct milter_conn *c, const struct milter_verdict *v)
 {
     c->finished = true;
     if (v != &c->verdict)
         c->verdict = *v;
+    if (c->stage == MILTER_STAGE_CONNECT)
+        milter_verdict_at_connect(&c->verdict);
     if (c->in_hook)
         return;
     c->pending = false;
@@ -622,7 +677,7 @@ static int milter_send_stage(struct milter_conn *c, enum milter_stage stage,
     if (macro_stage >= 0)
         milter_macros_encode(c, &frames, (enum milter_macro_stage) macro_stage, rcpt);
     bool send_command = command_frame != NULL && command_frame->length > 0 &&
-                        milter_command_listed(c, stage, command);
+                        milter_command_sent(c, stage, command);
     bool awaits = send_command && milter_awaits(c, command);
     if (send_command)
         milter_buffer_append(&frames, command_frame);
@@ -663,7 +718,7 @@ static void milter_transaction_clear(struct milter_conn *c)
     c->data_sent = false;
     c->message_open = false;
     c->accepted_message = false;
-    c->sticky = false;
+    c->held = false;
     for (size_t i = 0; i < c->recipients_sent_count; i++)
         free(c->recipients_sent[i]);
     free(c->recipients_sent);
@@ -924,7 +979,7 @@ static int milter_step_headers(struct milter_conn *c)
             return -1;
         }
     }
-    if (!milter_command_listed(c, MILTER_STAGE_DATA_POST, MILTER_COMMAND_HEADER))
+    if (!milter_command_sent(c, MILTER_STAGE_DATA_POST, MILTER_COMMAND_HEADER))
         return 0;
     bool awaits = milter_awaits(c, MILTER_COMMAND_HEADER);
     struct milter_buffer frames = {0};
@@ -966,7 +1021,7 @@ static int milter_step_eoh(struct milter_conn *c)
  */
 static int milter_step_body(struct milter_conn *c)
 {
-    if (c->body_skip || !milter_command_listed(c, MILTER_STAGE_DATA_POST, MILTER_COMMAND_BODY))
+    if (c->body_skip || !milter_command_sent(c, MILTER_STAGE_DATA_POST, MILTER_COMMAND_BODY))
         return 0;
     bool awaits = milter_awaits(c, MILTER_COMMAND_BODY);
     static unsigned char chunk[MILTER_BODY_CHUNK_MAX];
@@ -1260,6 +1315,73 @@ static bool milter_connection_level(enum milter_step_kind step)
     return step == MILTER_STEP_CONNECT || step == MILTER_STEP_HELO;
 }
 
+/* milter_step_stage - the hooks= stage a step's command belongs to */
+static enum milter_stage milter_step_stage(enum milter_step_kind step)
+{
+    switch (step) {
+    case MILTER_STEP_OPEN:
+    case MILTER_STEP_CONNECT:
+        return MILTER_STAGE_CONNECT;
+    case MILTER_STEP_HELO:
+        return MILTER_STAGE_HELO;
+    case MILTER_STEP_MAIL:
+        return MILTER_STAGE_MAIL;
+    case MILTER_STEP_RCPT:
+    case MILTER_STEP_CATCH_UP:
+        return MILTER_STAGE_RCPT;
+    case MILTER_STEP_DATA:
+        return MILTER_STAGE_DATA;
+    case MILTER_STEP_UNKNOWN:
+        return MILTER_STAGE_UNKNOWN;
+    default:
+        return MILTER_STAGE_DATA_POST;
+    }
+}
+
+/*
+ * milter_decision - a refusal (reject, tempfail, replycode, shutdown) of the current step.
+ * It is the hook's verdict when the hook is listed in hooks=. A refusal of a recipient at an
+ * unlisted rcpt stage is ignored (the milter was not asked about recipients); any other
+ * refusal ends the milter's part in the transaction (or, for connect and helo, in the
+ * connection) and is held: every later listed hook of that scope gets it.
+ */
+static void milter_decision(struct milter_conn *c, enum milter_step_kind step,
+                            const struct milter_verdict *v)
+{
+    enum milter_stage step_stage = milter_step_stage(step);
+    bool listed = c->m->listed[c->stage];
+    struct milter_verdict declined;
+    milter_verdict_set(&declined, PORTER_DECLINED, 0, NULL, "%s", "");
+    if (step_stage == MILTER_STAGE_RCPT && !c->m->listed[MILTER_STAGE_RCPT] &&
+        v->rc != PORTER_DENYSOFT_DISCONNECT) {
+        porter_log(c->s, PORTER_LOG_INFO, "event=milter_ignored milter=%s step=%s reply=\"%d %s\" "
+                   "reason=\"rcpt is not in hooks=\"", c->m->name, milter_step_name(step), v->code,
+                   v->text);
+        milter_run(c);
+        return;
+    }
+    bool whole_connection = step_stage == MILTER_STAGE_CONNECT || step_stage == MILTER_STAGE_HELO;
+    bool later_hooks = step_stage != c->stage || !listed;
+    if (later_hooks && whole_connection) {
+        c->held_connection = true;
+        c->verdict_held_connection = *v;
+    } else if (later_hooks && c->stage != MILTER_STAGE_UNKNOWN && porter_queue_id(c->s) != NULL &&
+               step_stage >= MILTER_STAGE_MAIL) {
+        c->held = true;
+        c->verdict_held = *v;
+    }
+    if (later_hooks)
+        porter_log(c->s, PORTER_LOG_INFO, "event=milter_refusal milter=%s hook=%s step=%s "
+                   "reply=\"%d %s\" applies=%s", c->m->name, milter_stage_name(c->stage),
+                   milter_step_name(step), v->code, v->text,
+                   listed ? "now_and_later" : "at_listed_hooks");
+    if (whole_connection && later_hooks) {
+        milter_client_close(c->client, false);
+        c->client = NULL;
+    }
+    milter_finish(c, listed ? v : &declined);
+}
+
 static void milter_on_reply(void *arg, const struct milter_reply *reply)
 {
     struct milter_conn *c = arg;
@@ -1340,18 +1462,7 @@ static void milter_on_reply(void *arg, const struct milter_reply *reply)
     }
     if (step == MILTER_STEP_EOM)
         c->message_open = false;
-    if (step == MILTER_STEP_CATCH_UP || (step == MILTER_STEP_MAIL && c->stage != MILTER_STAGE_MAIL))
-        porter_log(s, PORTER_LOG_INFO, "event=milter_catch_up_refused milter=%s hook=%s step=%s "
-                   "rcpt=<%s> reply=\"%d %s\"", c->m->name, milter_stage_name(c->stage),
-                   milter_step_name(step), c->catch_up_address ? c->catch_up_address : "",
-                   v.code, v.text);
-    if (step == MILTER_STEP_MAIL && c->stage != MILTER_STAGE_MAIL) {
-        /* the milter refused the sender after the fact: every later command of the
-         * transaction gets the same answer */
-        c->sticky = true;
-        c->verdict_sticky = v;
-    }
-    milter_finish(c, &v);
+    milter_decision(c, step, &v);
 }
 
 /* ---------------------------------------------------------------- hooks */
@@ -1388,8 +1499,12 @@ static void milter_abandoned(struct milter_conn *c)
 }
 
 /* milter_answer_now - the hook's verdict, given synchronously */
-static int milter_answer_now(porter_session *s, const struct milter_verdict *v)
+static int milter_answer_now(porter_session *s, enum milter_stage stage,
+                             const struct milter_verdict *given)
 {
+    struct milter_verdict copy = *given, *v = &copy;
+    if (stage == MILTER_STAGE_CONNECT)
+        milter_verdict_at_connect(v);
     if (v->rc == PORTER_DECLINED)
         return PORTER_DECLINED;
     return porter_reply(s, v->rc, v->code, v->enhanced[0] ? v->enhanced : NULL, "%s", v->text);
@@ -1461,12 +1576,16 @@ static int milter_hook(porter_session *s, void *state, enum milter_stage stage)
                    : PORTER_DECLINED;
     if (in_transaction && c->accepted_message)
         return PORTER_DECLINED;
-    if (in_transaction && c->sticky)
-        return milter_answer_now(s, &c->verdict_sticky);
+    if (c->held_connection || (in_transaction && c->held)) {
+        if (!c->m->listed[stage])
+            return PORTER_DECLINED;
+        return milter_answer_now(s, stage, c->held_connection ? &c->verdict_held_connection
+                                                       : &c->verdict_held);
+    }
     if (c->failed) {
         struct milter_verdict v;
         milter_apply_failed(c, &v);
-        return milter_answer_now(s, &v);
+        return milter_answer_now(s, stage, &v);
     }
     milter_plan(c, stage);
     c->handle = porter_suspend(s);
@@ -1474,7 +1593,7 @@ static int milter_hook(porter_session *s, void *state, enum milter_stage stage)
     milter_run(c);
     c->in_hook = false;
     if (c->finished)
-        return milter_answer_now(s, &c->verdict);
+        return milter_answer_now(s, stage, &c->verdict);
     c->pending = true;
     return PORTER_PENDING;
 }
@@ -1614,7 +1733,12 @@ static void *milter_init(porter_args *a)
     if (m->content_timeout > longest)
         longest = m->content_timeout;
     double deadline = porter_arg_seconds(a, "hook_timeout", 0);
-    if (deadline > 0 && deadline <= longest)
+    if (deadline <= 0)
+        porter_log(NULL, PORTER_LOG_NOTICE, "event=milter_config milter=%s notice=\"no "
+                   "hook_timeout= on this line: porter.conf's plugin_timeout limits each hook, "
+                   "so set hook_timeout above %.0fs to let default_action apply\"", m->name,
+                   longest);
+    else if (deadline <= longest)
         porter_log(NULL, PORTER_LOG_WARNING, "event=milter_config milter=%s warning=\"hook_timeout"
                    "=%.0fs is not longer than the milter's timeouts (%.0fs): the core may answer "
                    "451 before default_action applies\"", m->name, deadline, longest);

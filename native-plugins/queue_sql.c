@@ -2,13 +2,14 @@
  * queue_sql - store each accepted message in a database table: SQLite (embedded, the default)
  * or PostgreSQL (libpq).
  *
- * Hook: queue. The row is written on a pool thread, never on the event loop; the client gets
- * "250 2.0.0 Queued! QUEUEID" only after the INSERT has committed (each INSERT is its own
- * transaction: SQLite in WAL mode with synchronous=FULL, PostgreSQL in autocommit). Any error
- * (cannot connect, cannot write, database locked for longer than 5 seconds) answers
- * 451 4.3.0, so the client keeps the message and retries: nothing is lost. When the hook's
- * deadline passes first the core answers 451 too; a row committed after that is a duplicate
- * when the client retries, never a loss.
+ * Hook: queue, through porter_deliver: the row is written on a pool thread, never on the event
+ * loop; the client gets "250 2.0.0 Queued! QUEUEID" only after the INSERT has committed (each
+ * INSERT is its own transaction: SQLite in WAL mode with synchronous=FULL, PostgreSQL in
+ * autocommit). Any error (cannot connect, cannot write, database locked for longer than 5
+ * seconds) is logged (event=queue_failed plugin=queue_sql error="...") and answers 451 4.3.0,
+ * so the client keeps the message and retries: nothing is lost. When the hook's deadline
+ * passes first the core answers 451 too; a row committed after that is a duplicate when the
+ * client retries, never a loss.
  *
  * The table, created if missing (same statement on both backends):
  *   mails (queue_id TEXT PRIMARY KEY, message_id TEXT, sender TEXT NOT NULL,
@@ -28,17 +29,14 @@
  *
  * Threads and memory: one connection per plugin line in each worker process, opened on first use
  * on a pool thread (never in init, so nothing crosses fork and files belong to the workers'
- * user), shared by the pool threads under a mutex, reopened after a PostgreSQL connection
- * breaks, closed by fini. One job per message, freed by sql_done.
+ * user), used by one delivery at a time (porter_deliver runs them one after the other, so no
+ * lock), reopened after a PostgreSQL connection breaks, closed by fini. The message and its
+ * copies belong to the core.
  */
-#include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -56,32 +54,19 @@ static const int sql_binary[7] = {0, 0, 0, 0, 1, 1, 0}; /* 1: bytes, bound as a 
 struct queue_sql {
     bool postgresql;
     char target[4096]; /* the SQLite file or the libpq connection string */
-    pthread_mutex_t lock;
     sqlite3 *sqlite;
     PGconn *pg;
-};
-
-/* One message on its way to the database. */
-struct sql_job {
-    struct queue_sql *q;
-    struct porter_message m;
-    const char *values[7]; /* the INSERT's parameters, in sql_insert's order */
-    int lengths[7];        /* of the binary ones */
-    char *recipients, *body, received[24], error[512];
 };
 
 static void *sql_init(porter_args *a)
 {
     struct queue_sql *q = calloc(1, sizeof *q);
     const char *db = porter_arg_string(a, "db", "sqlite:queue.sqlite");
-    const char *resolved = porter_arg_path(a, "db", "sqlite:queue.sqlite"); /* DIR/sqlite:PATH */
-    size_t directory = strlen(resolved) - strlen(db);
-    pthread_mutex_init(&q->lock, NULL);
     q->postgresql = strncmp(db, "postgresql:", 11) == 0;
     if (q->postgresql)
         snprintf(q->target, sizeof q->target, "%s", db + 11);
     else if (strncmp(db, "sqlite:", 7) == 0 && db[7] != '\0')
-        snprintf(q->target, sizeof q->target, "%.*s%s", db[7] == '/' ? 0 : (int)directory, resolved, db + 7);
+        snprintf(q->target, sizeof q->target, "%s", porter_arg_resolve(a, db + 7));
     else
         porter_arg_error(a, "db: '%s' is neither sqlite:PATH nor postgresql:CONNINFO", db);
     return q;
@@ -92,7 +77,6 @@ static void sql_fini(void *state)
     struct queue_sql *q = state;
     sqlite3_close(q->sqlite);
     PQfinish(q->pg);
-    pthread_mutex_destroy(&q->lock);
     free(q);
 }
 
@@ -107,7 +91,7 @@ static int sql_connect(struct queue_sql *q, char *error, size_t size)
         PGresult *result = PQstatus(q->pg) == CONNECTION_OK ? PQexec(q->pg, sql_create) : NULL;
         int rc = PQresultStatus(result) == PGRES_COMMAND_OK ? 0 : -1;
         if (rc != 0)
-            snprintf(error, size, "%s", PQerrorMessage(q->pg));
+            snprintf(error, size, "postgresql: %s", PQerrorMessage(q->pg));
         PQclear(result);
         return rc;
     }
@@ -116,7 +100,7 @@ static int sql_connect(struct queue_sql *q, char *error, size_t size)
     if (sqlite3_open(q->target, &q->sqlite) != SQLITE_OK || sqlite3_busy_timeout(q->sqlite, 5000) ||
         sqlite3_exec(q->sqlite, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", NULL, NULL, NULL) ||
         sqlite3_exec(q->sqlite, sql_create, NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(error, size, "%s", sqlite3_errmsg(q->sqlite));
+        snprintf(error, size, "sqlite: %s", sqlite3_errmsg(q->sqlite));
         sqlite3_close(q->sqlite);
         q->sqlite = NULL;
         return -1;
@@ -124,91 +108,45 @@ static int sql_connect(struct queue_sql *q, char *error, size_t size)
     return 0;
 }
 
-/* sql_insert_row - the INSERT; it commits before it returns (autocommit); 0, or -1 with error */
-static int sql_insert_row(struct queue_sql *q, struct sql_job *job)
+/* sql_deliver - on a pool thread, one at a time: the INSERT (it commits before it returns) */
+static int sql_deliver(void *state, struct porter_delivery *d)
 {
+    struct queue_sql *q = state;
+    char received[24];
+    snprintf(received, sizeof received, "%lld", (long long)d->received);
+    const char *values[7] = {d->queue_id, d->message_id, d->mail_from, d->recipient_list,
+                             d->message.headers, d->body, received};
+    const int lengths[7] = {0, 0, 0, 0, (int)d->message.headers_length, (int)d->body_length, 0};
+    if (d->body_length >= INT_MAX || d->message.headers_length >= INT_MAX) {
+        snprintf(d->error, sizeof d->error, "the message is too large for one row");
+        return -1;
+    }
+    if (sql_connect(q, d->error, sizeof d->error) != 0)
+        return -1;
     if (q->postgresql) {
-        PGresult *result = PQexecParams(q->pg, sql_insert, 7, NULL, job->values, job->lengths, sql_binary, 0);
+        PGresult *result = PQexecParams(q->pg, sql_insert, 7, NULL, values, lengths, sql_binary, 0);
         int rc = PQresultStatus(result) == PGRES_COMMAND_OK ? 0 : -1;
         if (rc != 0)
-            snprintf(job->error, sizeof job->error, "%s", PQerrorMessage(q->pg));
+            snprintf(d->error, sizeof d->error, "postgresql: %s", PQerrorMessage(q->pg));
         PQclear(result);
         return rc;
     }
     sqlite3_stmt *insert = NULL;
     int rc = sqlite3_prepare_v2(q->sqlite, sql_insert, -1, &insert, NULL);
     for (int i = 0; i < 7 && rc == SQLITE_OK; i++)
-        rc = sql_binary[i] ? sqlite3_bind_blob(insert, i + 1, job->values[i], job->lengths[i], SQLITE_STATIC)
-                           : sqlite3_bind_text(insert, i + 1, job->values[i], -1, SQLITE_STATIC);
+        rc = sql_binary[i] ? sqlite3_bind_blob(insert, i + 1, values[i], lengths[i], SQLITE_STATIC)
+                           : sqlite3_bind_text(insert, i + 1, values[i], -1, SQLITE_STATIC);
     if (rc == SQLITE_OK && sqlite3_step(insert) != SQLITE_DONE)
         rc = SQLITE_ERROR;
     if (rc != SQLITE_OK)
-        snprintf(job->error, sizeof job->error, "%s", sqlite3_errmsg(q->sqlite));
+        snprintf(d->error, sizeof d->error, "sqlite: %s", sqlite3_errmsg(q->sqlite));
     sqlite3_finalize(insert);
     return rc == SQLITE_OK ? 0 : -1;
 }
 
-/* sql_work - on a pool thread: read the body from the spool, then connect and insert */
-static int sql_work(void *arg)
-{
-    struct sql_job *job = arg;
-    const struct porter_message *m = &job->m;
-    for (ssize_t done = 0, n; done < m->body_length; done += n) {
-        n = pread(m->body_fd, job->body + done, (size_t)(m->body_length - done), m->body_offset + done);
-        if (n <= 0) {
-            snprintf(job->error, sizeof job->error, "spool: %s", n < 0 ? strerror(errno) : "short read");
-            return -1;
-        }
-    }
-    pthread_mutex_lock(&job->q->lock);
-    int rc = sql_connect(job->q, job->error, sizeof job->error);
-    if (rc == 0)
-        rc = sql_insert_row(job->q, job);
-    pthread_mutex_unlock(&job->q->lock);
-    return rc;
-}
-
-/* sql_done - back on the loop: 250 after the commit, 451 after any error */
-static int sql_done(porter_session *s, void *arg, int result)
-{
-    struct sql_job *job = arg;
-    int rc = PORTER_DECLINED;
-    job->error[strcspn(job->error, "\r\n")] = '\0';
-    if (s != NULL && result != 0) {
-        porter_log(s, PORTER_LOG_ERR, "event=queue_failed db=%s error=\"%s\"",
-                   job->q->postgresql ? "postgresql" : "sqlite", job->error);
-        rc = porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Database error, try again later");
-    } else if (s != NULL) {
-        rc = porter_reply(s, PORTER_OK, 250, "2.0.0", "Queued! %s", porter_queue_id(s));
-    }
-    free(job->recipients);
-    free(job->body);
-    free(job);
-    return rc;
-}
-
 static int sql_queue(porter_session *s, void *state)
 {
-    struct sql_job *job = calloc(1, sizeof *job);
-    if (porter_message(s, &job->m) != 0 || job->m.body_length >= INT_MAX || job->m.headers_length > INT_MAX) {
-        free(job);
-        return porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Cannot read the message, try again later");
-    }
-    size_t size = 0;
-    FILE *recipients = open_memstream(&job->recipients, &size);
-    for (size_t i = 0; i < porter_rcpt_count(s); i++)
-        fprintf(recipients, "%s%s", i > 0 ? "," : "", porter_rcpt(s, i));
-    fclose(recipients);
-    const char *message_id = porter_header_get(s, "Message-Id", 0);
-    snprintf(job->received, sizeof job->received, "%lld", (long long)time(NULL));
-    job->q = state;
-    job->body = malloc((size_t)job->m.body_length + 1);
-    const char *values[7] = {porter_queue_id(s), message_id ? message_id + strspn(message_id, " \t") : NULL,
-                             porter_mail_from(s), job->recipients, job->m.headers, job->body, job->received};
-    memcpy(job->values, values, sizeof values);
-    job->lengths[4] = (int)job->m.headers_length;
-    job->lengths[5] = (int)job->m.body_length;
-    return porter_run_blocking(s, sql_work, sql_done, job);
+    return porter_deliver(s, sql_deliver, state, "Queued!");
 }
 
 PORTER_PLUGIN(.name = "queue_sql", .init = sql_init, .fini = sql_fini,

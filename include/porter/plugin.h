@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -125,6 +126,105 @@ typedef int (*porter_work_fn)(void *arg);
  */
 typedef int (*porter_done_fn)(porter_session *s, void *arg, int result);
 
+/*
+ * DNS. One resolver per worker answers every plugin: servers from dns_servers in porter.conf
+ * (else /etc/resolv.conf), dns_timeout per try, dns_retries more rounds over the servers, and a
+ * cache that honours TTLs (dns_cache_size answers). A CNAME chain in an answer is followed.
+ */
+enum porter_dns_status {
+    PORTER_DNS_OK = 0,     /* records of the type asked for (count > 0) */
+    PORTER_DNS_NXDOMAIN,   /* the name does not exist */
+    PORTER_DNS_NODATA,     /* the name exists, without records of that type */
+    PORTER_DNS_TEMPFAIL,   /* no usable answer: timeout, SERVFAIL, REFUSED, network error */
+    PORTER_DNS_ERROR,      /* the question itself is wrong (bad name or type), or it was asked
+                              where it may not be (porter_dns_query on the event loop) */
+    PORTER_DNS_STATUS_COUNT
+};
+
+/* Record types: their DNS wire values (so not a dense enum; no _COUNT). */
+enum porter_dns_type {
+    PORTER_DNS_A = 1,
+    PORTER_DNS_NS = 2,
+    PORTER_DNS_CNAME = 5,
+    PORTER_DNS_PTR = 12,
+    PORTER_DNS_MX = 15,
+    PORTER_DNS_TXT = 16,
+    PORTER_DNS_AAAA = 28
+};
+
+/* One record of an answer. */
+struct porter_dns_record {
+    const char *text;       /* A, AAAA: the address ("192.0.2.1", "2001:db8::1"); NS, CNAME,
+                               PTR, MX: the name, without the final dot; TXT: the record's
+                               character-strings joined without separator. NUL-terminated;
+                               a TXT may hold NUL bytes: use length. */
+    size_t length;          /* bytes of text, without the final NUL */
+    unsigned preference;    /* MX only */
+    unsigned ttl;           /* seconds, as the server said */
+};
+
+/* An answer. Records are those of the type asked for, at the end of any CNAME chain. */
+struct porter_dns_answer {
+    int status;             /* enum porter_dns_status */
+    int type;               /* the type asked for */
+    const char *name;       /* the name asked for (for PTR: the reverse name) */
+    size_t count;           /* records (0 unless status is PORTER_DNS_OK) */
+    const struct porter_dns_record *records;
+    unsigned ttl;           /* seconds the answer may be kept: the least record TTL; for
+                               NXDOMAIN / NODATA the SOA's negative TTL (0 if none) */
+    const unsigned char *packet; /* the server's reply as received (for libraries that parse
+                               DNS themselves), NULL when no server answered */
+    size_t packet_length;
+};
+
+/*
+ * Runs on the event loop with the answer to porter_dns_lookup. Like porter_done_fn, it returns
+ * the hook's verdict (it may be PENDING again, after another lookup, timer or job). answer is
+ * valid only during the call. When the session went away or the hook timed out meanwhile, s
+ * and answer are NULL: free arg and return anything.
+ */
+typedef int (*porter_dns_fn)(porter_session *s, void *arg, const struct porter_dns_answer *answer);
+
+/* The most porter_command captures of a program's output, bytes, with the final NUL. */
+#define PORTER_COMMAND_OUTPUT_MAX 8192
+/*
+ * Runs on the event loop when a porter_command program has ended: status is its exit status
+ * (0-255), or -1 when it could not run, was killed, or timed out; output is what it wrote on
+ * standard output, NUL-terminated, cut at PORTER_COMMAND_OUTPUT_MAX - 1 bytes, valid during the
+ * call. Returns the hook's verdict, like porter_done_fn. When the session went away or the
+ * hook timed out meanwhile, s is NULL: free arg and return anything.
+ */
+typedef int (*porter_command_fn)(porter_session *s, void *arg, int status, const char *output);
+
+/*
+ * A message on its way into a queue plugin's store, as porter_deliver hands it to the plugin's
+ * deliver function on a pool thread. Everything is the core's copy, unchanged and valid while
+ * deliver runs, even when the client leaves meanwhile.
+ */
+struct porter_delivery {
+    const char *queue_id;
+    const char *mail_from;          /* the envelope sender; "" for the null sender */
+    const char *const *recipients;  /* the envelope recipients, recipient_count of them */
+    size_t recipient_count;
+    const char *recipient_list;     /* the recipients joined with "," */
+    const char *message_id;         /* the first Message-Id value, without surrounding white
+                                       space; NULL when there is none */
+    const char *quarantined;        /* the quarantine reason, or NULL */
+    time_t received;                /* when the queue hook ran (the end of the data) */
+    struct porter_message message;  /* the header block as delivered (Porter's Received and
+                                       every edit) and the body's file: porter_message_write */
+    const char *body;               /* the body in memory, NUL-terminated after body_length */
+    size_t body_length;
+    char error[512];                /* deliver writes why it failed here; the core logs it */
+};
+/*
+ * A queue plugin's store function, for porter_deliver. It runs on a pool thread, never two at
+ * a time for one plugin line in a worker (so its state, such as one database connection, needs
+ * no lock), and calls only thread-safe API functions. It returns 0 once the message is stored
+ * for good, or -1 after writing the reason into d->error.
+ */
+typedef int (*porter_deliver_fn)(void *state, struct porter_delivery *d);
+
 /* The table of calls the core gives a plugin. Use the porter_* macros below, not this. */
 struct porter_api {
     unsigned abi;
@@ -199,6 +299,26 @@ struct porter_api {
     void (*cidr_free)(porter_cidr_list *list);
     int (*message_write)(const struct porter_message *m, int fd);
     int (*run_command)(const char *const argv[], double timeout, char *output, size_t output_size);
+    /* DNS */
+    int (*dns_lookup)(porter_session *s, int type, const char *name, porter_dns_fn callback,
+                      void *arg);
+    struct porter_dns_answer *(*dns_query)(int type, const char *name);
+    void (*dns_answer_free)(struct porter_dns_answer *answer);
+    const char *(*dns_status_name)(int status);
+    /* porter.conf settings (only inside init) */
+    const char *(*setting)(porter_args *a, const char *name);
+    /* AUTH: the credentials the auth hook checks */
+    const char *(*auth_mechanism)(porter_session *s);
+    const char *(*auth_username)(porter_session *s);
+    const char *(*auth_password)(porter_session *s);
+    /* programs, multi-line replies, dates, queue delivery, paths (what keeps plugins short) */
+    int (*command)(porter_session *s, const char *const argv[], double timeout,
+                   porter_command_fn done, void *arg);
+    int (*reply_lines)(porter_session *s, int rc, const char *prefix, const char *text);
+    time_t (*date_parse)(const char *text);
+    int (*deliver)(porter_session *s, porter_deliver_fn deliver, void *state,
+                   const char *accepted);
+    const char *(*arg_resolve)(porter_args *a, const char *path);
 };
 
 /* What a plugin exports, under the symbol name "porter_plugin". */
@@ -293,7 +413,12 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
 #define porter_relay_client_set(s, allowed) (porter_api->relay_client_set((s), (allowed)))
 #define porter_auth_user(s) (porter_api->auth_user(s))     /* NULL unless authenticated */
 #define porter_listener_role(s) (porter_api->listener_role(s)) /* "smtp", "submission", ... */
-#define porter_tls_info(s, key) (porter_api->tls_info((s), (key))) /* NULL without TLS */
+/* porter_tls_info - a fact of the TLS connection, NULL without TLS or for an absent fact:
+ * "version" ("TLSv1.3"), "cipher", "bits", "alg_bits", "sni" (the name the client asked for),
+ * "resumed" ("yes"/"no"), and of a client certificate: "subject" and "issuer" ("/C=../CN=.."),
+ * "subject_cn", "issuer_cn", "fingerprint" (SHA-256, "AB:CD:..."), "verified" ("yes" when it
+ * verified against tls_ca_file), "verify_error". The tls hook runs after each handshake. */
+#define porter_tls_info(s, key) (porter_api->tls_info((s), (key)))
 #define porter_input_pending(s) (porter_api->input_pending(s)) /* bytes the client sent unasked */
 
 /* The command being handled: the HELO name, the MAIL/RCPT address, the VRFY/HELP argument, the
@@ -365,6 +490,119 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
 #define porter_message_write(m, fd) (porter_api->message_write((m), (fd)))
 #define porter_run_command(argv, timeout, output, size) \
     (porter_api->run_command((argv), (timeout), (output), (size)))
+
+/*
+ * DNS, asynchronous: inside a hook (or a continuation), start one lookup and return PENDING;
+ * callback(s, arg, answer) runs on the loop when the answer is in (from the cache, at the
+ * earliest on the next loop turn) and gives the hook's verdict. One lookup at a time per hook
+ * call, like porter_timer; chain them from the callback. Each returns PORTER_PENDING (or
+ * PORTER_DENYSOFT, logged, when used outside a hook), for "return porter_dns_txt(...);".
+ * porter_dns_ptr takes an address ("192.0.2.1", "2001:db8::1") and asks for its reverse name.
+ */
+#define porter_dns_lookup(s, type, name, callback, arg) \
+    (porter_api->dns_lookup((s), (type), (name), (callback), (arg)))
+#define porter_dns_a(s, name, callback, arg) \
+    porter_dns_lookup((s), PORTER_DNS_A, (name), (callback), (arg))
+#define porter_dns_aaaa(s, name, callback, arg) \
+    porter_dns_lookup((s), PORTER_DNS_AAAA, (name), (callback), (arg))
+#define porter_dns_mx(s, name, callback, arg) \
+    porter_dns_lookup((s), PORTER_DNS_MX, (name), (callback), (arg))
+#define porter_dns_txt(s, name, callback, arg) \
+    porter_dns_lookup((s), PORTER_DNS_TXT, (name), (callback), (arg))
+#define porter_dns_ptr(s, address, callback, arg) \
+    porter_dns_lookup((s), PORTER_DNS_PTR, (address), (callback), (arg))
+
+/*
+ * DNS, blocking; thread-safe: for libraries that resolve synchronously (libspf2, libopendkim),
+ * called from porter_run_blocking work on a pool thread. It asks the same servers, with the
+ * same timeout, retries and cache as the asynchronous lookups, and waits for the answer (at
+ * most dns_timeout x servers x (dns_retries + 1) seconds). Never NULL; free the answer with
+ * porter_dns_answer_free. On the event loop thread it refuses to block: status
+ * PORTER_DNS_ERROR and a log line. For PTR, name may be an address as above.
+ */
+#define porter_dns_query_sync(type, name) (porter_api->dns_query((type), (name)))
+#define porter_dns_answer_free(answer) (porter_api->dns_answer_free(answer))
+#define porter_dns_status_name(status) (porter_api->dns_status_name(status)) /* "ok", ... */
+
+/*
+ * porter_setting - inside init: the value of porter.conf setting NAME as text (as written, or
+ * its default; numbers in plain digits, durations in seconds, yes/no, choices as their word),
+ * NULL when the setting is unset or unknown. Read from the configuration directory's
+ * porter.conf when called. Relative paths stay relative: resolve them with
+ * porter_arg_path(a, "key", porter_setting(a, "queue_dir")). Valid until init returns.
+ */
+#define porter_setting(a, name) (porter_api->setting((a), (name)))
+
+/*
+ * AUTH (RFC 4954). The core runs the SASL exchange (PLAIN, LOGIN) and then the auth hook, whose
+ * plugins check the credentials: OK authenticates the client (235; porter_auth_user is set from
+ * then on and the client may relay), DENY refuses (535 5.7.8, after a delay that grows with each
+ * failure), DENYSOFT is a temporary failure (454 4.7.0), DECLINED asks the next plugin (nobody
+ * accepting is a 535). A plugin that checks slowly uses porter_run_blocking: copy the password
+ * into its own memory first (worker threads may not call the API) and wipe it when done.
+ *   porter_auth_mechanism(s)  in the auth hook: "PLAIN" or "LOGIN"; afterwards the mechanism
+ *                             that authenticated the client ({auth_type}); NULL otherwise
+ *   porter_auth_username(s)   in the auth hook: the authentication identity the client gave
+ *                             (UTF-8, no control characters, quotes or backslashes); else NULL
+ *   porter_auth_password(s)   in the auth hook only: the password (any octets but NUL); NULL
+ *                             elsewhere. Never log it.
+ */
+#define porter_auth_mechanism(s) (porter_api->auth_mechanism(s))
+#define porter_auth_username(s) (porter_api->auth_username(s))
+#define porter_auth_password(s) (porter_api->auth_password(s))
+
+/*
+ * porter_command - in a hook: run argv[0] (a path; no shell, no PATH search; argv is copied) on
+ * the worker's thread pool, standard input from /dev/null, standard output captured, killed
+ * after timeout seconds; then done(s, arg, status, output) on the loop gives the verdict.
+ * Returns PORTER_PENDING (PORTER_DENYSOFT, logged, outside a hook), for
+ *   const char *argv[] = {"/usr/games/fortune", "-s", NULL};
+ *   return porter_command(s, argv, 5.0, fortune_done, NULL);
+ */
+#define porter_command(s, argv, timeout, done, arg) \
+    (porter_api->command((s), (argv), (timeout), (done), (arg)))
+
+/*
+ * porter_reply_lines - more lines for the reply porter_reply set in this call (when it set no
+ * text, the lines are the whole text): each '\n'-separated line of text, prefix first, is one
+ * more reply line. A final '\n' ends the last line, empty lines are kept, a CR before a LF is
+ * dropped; lines past the reply's limits (64 lines, 8191 bytes) are left out. Returns rc:
+ *   porter_reply(s, PORTER_DONE, 221, "2.0.0", "%s closing connection.", porter_hostname(s));
+ *   return porter_reply_lines(s, PORTER_DONE, " / ", output);
+ */
+#define porter_reply_lines(s, rc, prefix, text) \
+    (porter_api->reply_lines((s), (rc), (prefix), (text)))
+
+/*
+ * porter_date_parse - thread-safe: an RFC 5322 date-time ("Date:" values), obsolete forms
+ * included (no weekday, no seconds, 2- and 3-digit years, UT/GMT/EST..PDT and military zones,
+ * comments, folding), in seconds since the epoch; -1 when text is not one (or NULL). Text
+ * after the zone is ignored; an unknown zone name, or none, is read as UTC.
+ *   time_t when = porter_date_parse(porter_header_get(s, "Date", 0));
+ */
+#define porter_date_parse(text) (porter_api->date_parse(text))
+
+/*
+ * porter_deliver - a queue hook's whole job: the core copies the envelope and the header block,
+ * takes the body's spool file from the transaction (porter_message fails after this), and on a
+ * pool thread reads the body into memory (at most max_message_size bytes) and calls
+ * fn(state, d). Deliveries of one plugin line run one at a time, in order, and a delivery
+ * whose client left or whose hook timed out before its turn does not run. fn returning 0
+ * answers "250 2.0.0 ACCEPTED QUEUEID" (accepted NULL: "Ok: queued as"); -1, or a body that
+ * cannot be read, logs event=queue_failed with d->error and answers 451 4.3.0, so the client
+ * keeps the message. Queue hook only; returns PORTER_PENDING (PORTER_DENYSOFT, logged, when
+ * used elsewhere or without a message), for
+ *   return porter_deliver(s, sql_deliver, state, "Queued!");
+ */
+#define porter_deliver(s, fn, state, accepted) (porter_api->deliver((s), (fn), (state), (accepted)))
+
+/*
+ * porter_arg_resolve - in init: path resolved against the configuration directory when it is
+ * relative (for a path inside a value, as in db=sqlite:PATH, that porter_arg_path cannot see);
+ * NULL stays NULL. Valid until init returns.
+ */
+#define porter_arg_resolve(a, path) (porter_api->arg_resolve((a), (path)))
+
 #endif /* PORTER_CORE */
 
 #ifdef __cplusplus

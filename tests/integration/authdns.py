@@ -1,0 +1,279 @@
+"""authdns.py - what the SPF, DKIM and DMARC integration tests share: a dnsmasq serving the test
+zones on a loopback port, a tiny DNS client to see that it answers, SMTP sessions through
+`porter stdio` with any client address (libspf2 passes loopback clients, so SPF and DMARC need
+a client that is not 127.0.0.1), and DKIM keys made at test time.
+
+Use:
+    dns = Dnsmasq(txt={"example.org": ["v=spf1 -all"]}, hosts={"mx.example.org": ["192.0.2.1"]})
+    dns.start() ... dns.stop()
+    with StdioSession(porter, "192.0.2.10") as s:
+        s.command("EHLO client.example") ...
+Every process started here is stopped by its PID; everything listens on 127.0.0.1 only.
+"""
+import base64
+import os
+import random
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+from harness import PORTER
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+OPENDKIM_GENKEY = "/usr/sbin/opendkim-genkey"
+OPENSSL = "/usr/bin/openssl"
+
+
+def free_udp_tcp_port():
+    """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq serves both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                    t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
+
+
+def dns_query(port, name, qtype, timeout=1.0):
+    """One UDP query to 127.0.0.1:port; (rcode, answer count) or None on timeout."""
+    qid = random.randint(0, 65535)
+    question = b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0"
+    packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question + struct.pack(">HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(packet, ("127.0.0.1", port))
+            data = s.recv(65535)
+        except OSError:
+            return None
+    flags, _, answers = struct.unpack(">HHH", data[2:8])
+    return flags & 15, answers
+
+
+def txt_pieces(text):
+    """A TXT record's text as dnsmasq arguments: 250-byte character-strings, no commas."""
+    if "," in text:
+        raise ValueError("dnsmasq cannot serve a comma inside a TXT string: %r" % text)
+    return [text[i:i + 250] for i in range(0, len(text), 250)] or [""]
+
+
+class Dnsmasq:
+    """dnsmasq answering only from the records given, authoritative (NXDOMAIN) for domains."""
+
+    def __init__(self, txt=None, hosts=None, mx=None, domains=("example", "test"), ttl=0):
+        self.txt = txt or {}
+        self.hosts = hosts or {}
+        self.mx = mx or []
+        self.domains = domains
+        self.ttl = ttl
+        self.port = free_udp_tcp_port()
+        self.process = None
+
+    def arguments(self):
+        args = [DNSMASQ, "--no-daemon", "--port=%d" % self.port, "--listen-address=127.0.0.1",
+                "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                "--pid-file=", "--local-ttl=%d" % self.ttl, "--log-facility=-"]
+        for domain in self.domains:
+            args.append("--local=/%s/" % domain)
+        for name, records in self.txt.items():
+            for record in records:
+                args.append("--txt-record=%s,%s" % (name, ",".join(txt_pieces(record))))
+        for name, addresses in self.hosts.items():
+            args.append("--host-record=%s,%s" % (name, ",".join(addresses)))
+        for domain, target, preference in self.mx:
+            args.append("--mx-host=%s,%s,%d" % (domain, target, preference))
+        return args
+
+    def start(self):
+        self.process = subprocess.Popen(self.arguments(), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("dnsmasq exited: %s" % self.process.stderr.read().decode())
+            if dns_query(self.port, "probe.%s" % self.domains[0], 16, 0.2) is not None:
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("dnsmasq did not answer")
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
+        self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class StdioSession:
+    """One SMTP session through `porter stdio -c DIR --client-ip IP`, command by command."""
+
+    def __init__(self, porter, client_ip, timeout=20):
+        self.timeout = timeout
+        self.process = subprocess.Popen([PORTER, "stdio", "-c", porter.dir, "--client-ip", client_ip],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+        self.buffer = b""
+        self.log = ""
+        self.errors = []
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+        self.greeting = self.reply()
+
+    def _drain(self):
+        """Keep reading standard error (the log) so that porter never blocks on it."""
+        for chunk in iter(lambda: self.process.stderr.read1(65536), b""):
+            self.errors.append(chunk)
+
+    def reply(self):
+        """One whole reply: (code, [lines]); (0, lines) when the output ended or timed out."""
+        lines = []
+        deadline = time.time() + self.timeout
+        while True:
+            while b"\r\n" not in self.buffer:
+                left = deadline - time.time()
+                if left <= 0:
+                    return (0, lines)
+                ready, _, _ = select.select([self.process.stdout], [], [], left)
+                if not ready:
+                    return (0, lines)
+                chunk = os.read(self.process.stdout.fileno(), 65536)
+                if not chunk:
+                    return (0, lines)
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            text = line.decode("utf-8", "replace")
+            lines.append(text)
+            if len(text) < 4 or text[3] != "-":
+                try:
+                    return (int(text[:3]), lines)
+                except ValueError:
+                    return (-1, lines)
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.process.stdin.write(data)
+        self.process.stdin.flush()
+
+    def command(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def message(self, data):
+        """DATA with data (bytes, CRLF lines, no final dot); the reply to the final dot."""
+        code, lines = self.command("DATA")
+        if code != 354:
+            return code, lines
+        if isinstance(data, str):
+            data = data.encode()
+        stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in data.split(b"\r\n"))
+        if not stuffed.endswith(b"\r\n"):
+            stuffed += b"\r\n"
+        self.send(stuffed + b".\r\n")
+        return self.reply()
+
+    def close(self):
+        """QUIT, wait for the process; its standard error (the log)."""
+        if self.process.poll() is None:
+            try:
+                self.send("QUIT\r\n")
+                self.process.stdin.close()
+            except (OSError, ValueError):
+                pass
+            try:
+                self.process.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.reader.join(timeout=self.timeout)
+        self.process.stdout.close()
+        self.process.stderr.close()
+        if not self.process.stdin.closed:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+        self.log = b"".join(self.errors).decode("utf-8", "replace")
+        return self.log
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if not self.process.stdout.closed:
+            self.close()
+
+
+def transaction(porter, client_ip, helo, sender, recipients, data=None):
+    """A whole session; a dict of the replies: helo, mail, rcpt (list), data, and the log."""
+    out = {"rcpt": []}
+    with StdioSession(porter, client_ip) as s:
+        out["helo"] = s.command("EHLO %s" % helo)
+        out["mail"] = s.command("MAIL FROM:<%s>" % sender)
+        for recipient in recipients:
+            out["rcpt"].append(s.command("RCPT TO:<%s>" % recipient))
+        if data is not None and any(code == 250 for code, _ in out["rcpt"]):
+            out["data"] = s.message(data)
+        out["log"] = s.close()
+    return out
+
+
+def rsa_key(directory, selector, domain, bits=1024):
+    """opendkim-genkey: (path of the private key PEM, DNS TXT text "v=DKIM1; k=rsa; p=...")."""
+    subprocess.run([OPENDKIM_GENKEY, "-b", str(bits), "-s", selector, "-d", domain, "-D", directory],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(os.path.join(directory, selector + ".txt")) as f:
+        text = f.read()
+    # a zone fragment: sel._domainkey IN TXT ( "v=DKIM1; h=sha256; k=rsa; " "p=..." ) ; comment
+    record = "".join(text.split(";  -----")[0].split('"')[1::2])
+    return os.path.join(directory, selector + ".private"), record.strip()
+
+
+def ed25519_key(directory, name):
+    """openssl genpkey: (path of the PKCS#8 PEM private key, DNS TXT text, the raw 32-byte seed
+    as base64 for python3-dkim)."""
+    path = os.path.join(directory, name + ".pem")
+    subprocess.run([OPENSSL, "genpkey", "-algorithm", "ed25519", "-out", path], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    public = subprocess.run([OPENSSL, "pkey", "-in", path, "-pubout", "-outform", "DER"], check=True,
+                            stdout=subprocess.PIPE).stdout[-32:]
+    private = subprocess.run([OPENSSL, "pkey", "-in", path, "-outform", "DER"], check=True,
+                             stdout=subprocess.PIPE).stdout[-32:]
+    return (path, "v=DKIM1; k=ed25519; p=" + base64.b64encode(public).decode(),
+            base64.b64encode(private))
+
+
+def have_tools():
+    """The programs these tests need, or the first one missing."""
+    for tool in (DNSMASQ, OPENDKIM_GENKEY, OPENSSL):
+        if not os.access(tool, os.X_OK):
+            return tool
+    return None
+
+
+def keep_dir(path):
+    """Remove a temporary directory unless PORTER_KEEP is set."""
+    if os.environ.get("PORTER_KEEP") is None:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,425 @@
+"""downstream.py - the downstream MTAs of the relay tests (queue_smtp.test, queue_spool.test).
+
+  Postfix(...)       a real Postfix instance with its own configuration directory (postfix -c
+                     DIR start / stop) on a loopback high port, delivering example.com's
+                     mailboxes (virtual_mailbox_maps) into Maildirs, trusting 127.0.0.0/8 for
+                     XFORWARD and XCLIENT, optionally with STARTTLS.
+  SmtpSink(...)      Postfix's smtp-sink (also -L for LMTP), with its options for scripted
+                     failures (-r, -f, -q ... COMMANDS), dumping each message to a file.
+  Scripted(...)      a small SMTP/LMTP server in a thread for what smtp-sink cannot do:
+                     per-recipient replies (at RCPT and, with LMTP, after DATA), AUTH PLAIN,
+                     chosen extensions, hanging mid-DATA; it records every command and message.
+  FakeMilter         nothing: tests use tests/milter/test_milter for quarantines.
+
+Everything listens on 127.0.0.1 only; every process is stopped by PID (or postfix -c DIR stop).
+"""
+import base64
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from harness import free_port, wait_port
+
+POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
+SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+
+
+def unstuff(data):
+    """SMTP DATA bytes (dot-stuffed, ending in CRLF.CRLF) to the message."""
+    lines = data.split(b"\r\n")
+    out = []
+    for line in lines:
+        if line == b".":
+            break
+        out.append(line[1:] if line.startswith(b".") else line)
+    return b"\r\n".join(out) + b"\r\n"
+
+
+class Postfix:
+    """A private Postfix instance: python -c 'with Postfix() as pf: ...'."""
+
+    def __init__(self, users=("bob", "carol", "dave"), tls=False):
+        self.dir = tempfile.mkdtemp(prefix="porter-postfix-")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.etc = os.path.join(self.dir, "etc")
+        self.mail = os.path.join(self.dir, "mail")
+        for d in (self.etc, self.mail, os.path.join(self.dir, "queue"), os.path.join(self.dir, "data")):
+            os.makedirs(d)
+        nobody = pwd.getpwnam("nobody")
+        postfix_user = pwd.getpwnam("postfix")
+        os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
+        os.chown(os.path.join(self.dir, "data"), postfix_user.pw_uid, postfix_user.pw_gid)
+        self.users = users
+        with open("/usr/share/postfix/master.cf.dist") as f:
+            master = f.read()
+        master = master.replace(
+            "smtp      inet  n       -       y       -       -       smtpd",
+            "127.0.0.1:%d inet n - n - - smtpd" % self.port)
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(master)
+        settings = {
+            "compatibility_level": "3.6",
+            "queue_directory": os.path.join(self.dir, "queue"),
+            "data_directory": os.path.join(self.dir, "data"),
+            "mail_owner": "postfix",
+            "setgid_group": "postdrop",
+            "inet_interfaces": "127.0.0.1",
+            "inet_protocols": "ipv4",
+            "myhostname": "downstream.test",
+            "mydomain": "downstream.test",
+            "mydestination": "",
+            "mynetworks": "127.0.0.0/8",
+            "virtual_mailbox_domains": "example.com",
+            "virtual_mailbox_base": self.mail,
+            "virtual_mailbox_maps": "texthash:" + os.path.join(self.etc, "vmailbox"),
+            "virtual_uid_maps": "static:%d" % nobody.pw_uid,
+            "virtual_gid_maps": "static:%d" % nobody.pw_gid,
+            "smtpd_authorized_xforward_hosts": "127.0.0.0/8",
+            "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
+            "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+            "maillog_file": os.path.join(self.dir, "maillog"),
+            "maillog_file_prefixes": self.dir,
+            "alias_maps": "",
+            "alias_database": "",
+            "shlib_directory": "/usr/lib/postfix",
+            "daemon_directory": "/usr/lib/postfix/sbin",
+            "meta_directory": "/etc/postfix",
+            "smtputf8_enable": "yes",
+            "smtpd_tls_security_level": "none",
+        }
+        if tls:
+            key = os.path.join(self.etc, "key.pem")
+            cert = os.path.join(self.etc, "cert.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "2", "-subj", "/CN=downstream.test", "-keyout", key, "-out", cert],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            settings.update({"smtpd_tls_security_level": "may", "smtpd_tls_cert_file": cert,
+                             "smtpd_tls_key_file": key})
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            for key, value in settings.items():
+                f.write("%s = %s\n" % (key, value))
+        with open(os.path.join(self.etc, "vmailbox"), "w") as f:
+            for user in users:
+                f.write("%s@example.com %s/\n" % (user, user))
+
+    def start(self):
+        subprocess.run([POSTFIX, "-c", self.etc, "start"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        if not wait_port(self.port, timeout=20):
+            raise RuntimeError("postfix did not start:\n" + self.log())
+        return self
+
+    def stop(self):
+        subprocess.run([POSTFIX, "-c", self.etc, "stop"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        # postfix stop returns before every daemon is gone: wait for its master's pid file
+        pid_file = os.path.join(self.dir, "queue", "pid", "master.pid")
+        deadline = time.time() + 10
+        while os.path.exists(pid_file) and time.time() < deadline:
+            time.sleep(0.1)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if os.environ.get("PORTER_KEEP") is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print("# kept postfix in %s" % self.dir)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "maillog"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def messages(self, user):
+        """Delivered messages of user@example.com (bytes), oldest first."""
+        new = os.path.join(self.mail, user, "new")
+        names = sorted(glob.glob(os.path.join(new, "*")), key=lambda p: os.stat(p).st_mtime_ns)
+        out = []
+        for name in names:
+            with open(name, "rb") as f:
+                out.append(f.read())
+        return out
+
+    def wait_messages(self, user, count, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.messages(user)
+            if len(got) >= count:
+                return got
+            time.sleep(0.1)
+        return self.messages(user)
+
+
+class SmtpSink:
+    """smtp-sink on a free port; options like ["-r", "RCPT"]; dumps one file per message."""
+
+    def __init__(self, options=(), lmtp=False, port=None, unix_path=None):
+        self.dir = tempfile.mkdtemp(prefix="porter-sink-")
+        nobody = pwd.getpwnam("nobody")
+        os.chmod(self.dir, 0o777)
+        os.chown(self.dir, nobody.pw_uid, nobody.pw_gid)
+        self.port = port or free_port()
+        self.unix_path = unix_path
+        listen = ("unix:" + unix_path) if unix_path else "127.0.0.1:%d" % self.port
+        self.address = ("unix:" + unix_path) if unix_path else "127.0.0.1:%d" % self.port
+        args = [SMTP_SINK, "-u", "nobody", "-d", os.path.join(self.dir, "%M.")] + list(options)
+        if lmtp:
+            args.append("-L")
+        args += [listen, "256"]
+        self.args = args
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.unix_path:
+            deadline = time.time() + 10
+            while not os.path.exists(self.unix_path) and time.time() < deadline:
+                time.sleep(0.05)
+        elif not wait_port(self.port):
+            raise RuntimeError("smtp-sink did not start")
+        return self
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def messages(self):
+        """Dumped messages as bytes (smtp-sink's X- headers first), by file name."""
+        out = []
+        for name in sorted(glob.glob(os.path.join(self.dir, "*"))):
+            with open(name, "rb") as f:
+                out.append(f.read())
+        return out
+
+    def wait_count(self, count, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(self.messages()) < count:
+            time.sleep(0.1)
+        return len(self.messages())
+
+
+class Scripted:
+    """A scripted SMTP/LMTP server in a thread.
+
+    rcpt: {address: "550 5.1.1 no such user"} replies to RCPT (default 250);
+    final: {address: "452 4.2.2 over quota"} per-recipient replies after DATA (LMTP), or for
+           SMTP the key "*" is the reply to the final dot;
+    extensions: EHLO keywords; auth: (user, password) accepted with AUTH PLAIN;
+    hang: "data" (read 354's body but never answer the dot) or "body" (stop reading after the
+          first 64 KiB of the body); mail: reply to MAIL.
+    Records: connections, commands (lines), transactions [{mail, rcpts, data, message}].
+    """
+
+    def __init__(self, lmtp=False, rcpt=None, final=None, extensions=("PIPELINING", "8BITMIME",
+                 "ENHANCEDSTATUSCODES", "DSN", "SMTPUTF8", "SIZE 100000000"), auth=None,
+                 hang=None, mail=None):
+        self.lmtp = lmtp
+        self.rcpt_replies = rcpt or {}
+        self.final_replies = final or {}
+        self.extensions = list(extensions)
+        if auth:
+            self.extensions.append("AUTH PLAIN")
+        self.auth = auth
+        self.hang = hang
+        self.mail_reply = mail
+        self.port = free_port()
+        self.address = "127.0.0.1:%d" % self.port
+        self.connections = 0
+        self.commands = []
+        self.transactions = []
+        self.auth_seen = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(64)
+        self.listener.settimeout(0.2)
+        self.threads = []
+
+    def start(self):
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=5)
+        self.listener.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _accept(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            with self.lock:
+                self.connections += 1
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _serve(self, conn):
+        conn.settimeout(0.2)
+        buffer = b""
+
+        def send(line):
+            conn.sendall(line.encode() + b"\r\n")
+
+        def readline():
+            nonlocal buffer
+            while b"\r\n" not in buffer:
+                if self.stopping.is_set():
+                    return None
+                try:
+                    chunk = conn.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return None
+                if not chunk:
+                    return None
+                buffer += chunk
+            line, buffer = buffer.split(b"\r\n", 1)
+            return line.decode("utf-8", "replace")
+
+        try:
+            send("220 scripted.test ESMTP")
+            mail = None
+            rcpts = []
+            accepted = []
+            while True:
+                line = readline()
+                if line is None:
+                    return
+                with self.lock:
+                    self.commands.append(line)
+                verb = line.split(" ", 1)[0].upper()
+                if verb in ("EHLO", "LHLO"):
+                    lines = ["scripted.test"] + self.extensions
+                    for i, text in enumerate(lines):
+                        send("250%s%s" % ("-" if i < len(lines) - 1 else " ", text))
+                elif verb == "HELO":
+                    send("250 scripted.test")
+                elif verb == "AUTH":
+                    parts = line.split()
+                    decoded = base64.b64decode(parts[2]).split(b"\0") if len(parts) > 2 else []
+                    with self.lock:
+                        self.auth_seen.append([p.decode() for p in decoded])
+                    if self.auth and len(decoded) == 3 and decoded[1].decode() == self.auth[0] \
+                            and decoded[2].decode() == self.auth[1]:
+                        send("235 2.7.0 Authentication successful")
+                    else:
+                        send("535 5.7.8 Authentication failed")
+                elif verb == "MAIL":
+                    if self.auth and not self.auth_seen:
+                        send("530 5.7.0 Authentication required")
+                        continue
+                    if self.mail_reply:
+                        send(self.mail_reply)
+                        continue
+                    mail = line
+                    rcpts = []
+                    accepted = []
+                    send("250 2.1.0 Ok")
+                elif verb == "RCPT":
+                    address = line[line.find("<") + 1:line.find(">")]
+                    rcpts.append(line)
+                    reply = self.rcpt_replies.get(address, "250 2.1.5 Ok")
+                    if reply.startswith("2"):
+                        accepted.append(address)
+                    send(reply)
+                elif verb == "DATA":
+                    if not accepted:
+                        send("554 5.5.1 No valid recipients")
+                        continue
+                    send("354 End data with <CR><LF>.<CR><LF>")
+                    data = b""
+                    if self.hang == "body":
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                        while len(data) < 65536 and not self.stopping.is_set():
+                            try:
+                                chunk = conn.recv(4096)
+                            except socket.timeout:
+                                continue
+                            if not chunk:
+                                return
+                            data += chunk
+                        self.stopping.wait()
+                        return
+                    data = buffer
+                    buffer = b""
+                    while b"\r\n.\r\n" not in data and not data.startswith(b".\r\n"):
+                        if self.stopping.is_set():
+                            return
+                        try:
+                            chunk = conn.recv(65536)
+                        except socket.timeout:
+                            continue
+                        if not chunk:
+                            return
+                        data += chunk
+                    end = data.index(b"\r\n.\r\n") + 5 if not data.startswith(b".\r\n") else 3
+                    buffer = data[end:]
+                    data = data[:end]
+                    with self.lock:
+                        self.transactions.append({"mail": mail, "rcpts": list(rcpts),
+                                                  "accepted": list(accepted), "data": data,
+                                                  "message": unstuff(data)})
+                    if self.hang == "data":
+                        self.stopping.wait()
+                        return
+                    if self.lmtp:
+                        for address in accepted:
+                            send(self.final_replies.get(address, "250 2.0.0 <%s> delivered" % address))
+                    else:
+                        send(self.final_replies.get("*", "250 2.0.0 Ok: queued as SCRIPTED"))
+                elif verb == "RSET":
+                    mail = None
+                    rcpts = []
+                    accepted = []
+                    send("250 2.0.0 Ok")
+                elif verb == "QUIT":
+                    send("221 2.0.0 Bye")
+                    return
+                elif verb == "NOOP":
+                    send("250 2.0.0 Ok")
+                else:
+                    send("502 5.5.2 Error: command not recognized")
+        except OSError:
+            return
+        finally:
+            conn.close()
