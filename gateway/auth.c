@@ -73,7 +73,8 @@ const char *auth_stage_name(int stage)
 int auth_mechanism_from_name(const char *name, size_t length)
 {
     for (int i = 0; i < AUTH_MECHANISM_COUNT; i++)
-        if (strlen(mechanism_names[i]) == length && strncasecmp(mechanism_names[i], name, length) == 0)
+        if (strlen(mechanism_names[i]) == length &&
+            strncasecmp(mechanism_names[i], name, length) == 0)
             return i;
     return -1;
 }
@@ -281,7 +282,8 @@ static void auth_deliver(struct porter_session *s)
 static void auth_delay_fired(evutil_socket_t fd, short what, void *arg)
 {
     struct porter_session *s = arg;
-    if (s->closed || s->auth == NULL || s->auth->stage != AUTH_STAGE_DELAY)
+    if (s->closed || s->state == SESSION_STATE_CLOSING || s->auth == NULL ||
+        s->auth->stage != AUTH_STAGE_DELAY)
         return;
     session_hold(s);
     auth_deliver(s);
@@ -378,8 +380,9 @@ static int auth_take_plain(struct porter_session *s, const unsigned char *data, 
     }
     auth_set_username(a, plain.authcid, plain.authcid_length);
     auth_set_password(a, (const unsigned char *)plain.password, plain.password_length);
-    if (plain.authzid_length > 0 && (plain.authzid_length != plain.authcid_length ||
-                                     memcmp(plain.authzid, plain.authcid, plain.authcid_length) != 0)) {
+    bool same = plain.authzid_length == plain.authcid_length &&
+                memcmp(plain.authzid, plain.authcid, plain.authcid_length) == 0;
+    if (plain.authzid_length > 0 && !same) {
         auth_fail(s, PORTER_DENY, NULL, "core", "authorization_identity");
         return 1;
     }
@@ -410,7 +413,7 @@ int auth_check(struct porter_session *s, const char *argument)
     if (!auth_enabled(s))
         return auth_refuse(s, 503, "5.5.1", "Error: authentication not enabled");
     if (auth_needs_tls(s)) {
-        if (s->config->tls != NULL)
+        if (s->config->tls != NULL && s->input == s->output)
             return auth_refuse(s, 530, "5.7.0", "Must issue a STARTTLS command first");
         return auth_refuse(s, 503, "5.5.1", "Error: authentication not enabled");
     }
@@ -476,7 +479,8 @@ bool auth_wants_line(const struct porter_session *s)
     if (s->auth == NULL)
         return false;
     enum auth_stage stage = s->auth->stage;
-    return stage == AUTH_STAGE_PLAIN || stage == AUTH_STAGE_USERNAME || stage == AUTH_STAGE_PASSWORD;
+    return stage == AUTH_STAGE_PLAIN || stage == AUTH_STAGE_USERNAME ||
+           stage == AUTH_STAGE_PASSWORD;
 }
 
 void auth_line(struct porter_session *s, char *line, size_t length)

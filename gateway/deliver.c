@@ -995,8 +995,12 @@ static void deliver_inotify(evutil_socket_t fd, short what, void *arg)
     while ((n = read(fd, buffer, sizeof buffer)) > 0) {
         for (char *p = buffer; p < buffer + n;) {
             struct inotify_event *event = (struct inotify_event *)(void *)p;
-            if (event->len > 0 && spool_id_valid(event->name))
-                deliver_add(d, event->name, 0);
+            if (event->len > 0 && spool_id_valid(event->name)) {
+                /* new, or released from hold/: due now */
+                struct deliver_entry *e = deliver_add(d, event->name, 0);
+                if (!e->in_flight)
+                    e->next_attempt = 0;
+            }
             if (event->mask & IN_Q_OVERFLOW)
                 deliver_rescan(d);
             p += sizeof *event + event->len;

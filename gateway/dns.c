@@ -503,7 +503,8 @@ static void dns_query_tcp_event(evutil_socket_t fd, short what, void *arg)
         q->tcp_sent += (size_t)n;
         if (q->tcp_sent == total) {
             event_free(q->io);
-            q->io = event_new(q->resolver->base, q->fd, EV_READ | EV_PERSIST, dns_query_tcp_event, q);
+            q->io = event_new(q->resolver->base, q->fd, EV_READ | EV_PERSIST, dns_query_tcp_event,
+                              q);
             event_add(q->io, NULL);
         }
         return;

@@ -402,7 +402,7 @@ static void master_spawn_delivery(struct master *m)
         signal(SIGUSR1, SIG_DFL);
         if (master_drop_privileges(m->config) != 0)
             _exit(1);
-        _exit(deliver_run(m->config));
+        exit(deliver_run(m->config)); /* not _exit: LeakSanitizer checks it at exit */
     }
     m->delivery_pid = pid;
     m->delivery_started = time(NULL);

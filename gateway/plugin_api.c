@@ -181,6 +181,28 @@ static const char *api_quarantined(porter_session *s)
     return s->transaction ? s->transaction->quarantine_reason : NULL;
 }
 
+/* api_discard - porter_discard: mark the message to be answered 250 and never queued; the
+ * reason is kept as one log token (blanks, quotes, controls and backslashes become '_') */
+static int api_discard(porter_session *s, const char *reason)
+{
+    const char *plugin = s->run.plugin != NULL ? s->run.plugin->name : "?";
+    if (s->transaction == NULL || (s->run.active && s->run.hook == PORTER_HOOK_QUEUE)) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s error=\"porter_"
+                    "discard %s\"", plugin, s->transaction == NULL ? "without a transaction"
+                                                                 : "in the queue hook (too late)");
+        return -1;
+    }
+    char *copy = xstrndup(reason != NULL && reason[0] != '\0' ? reason : "discarded", 200);
+    for (char *p = copy; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            *p = '_';
+    }
+    free(s->transaction->discard_reason);
+    s->transaction->discard_reason = copy;
+    return 0;
+}
+
 /* api_headers - the header list, once the message is in */
 static struct header_list *api_headers(porter_session *s)
 {
@@ -844,4 +866,6 @@ const struct porter_api plugin_api_table = {
     .date_parse = date_parse,
     .deliver = api_deliver,
     .arg_resolve = api_arg_resolve,
+    .wait_extend = hook_chain_wait_extend,
+    .discard = api_discard,
 };

@@ -7,7 +7,8 @@
  * goes on from the event loop. Each wait has the plugin's deadline; when it passes the hook
  * gets DENYSOFT and a log line. Answers that come late, twice, or after the client left are
  * logged and dropped. The session is never freed while a chain runs on it or a blocking job
- * refers to it (session_release checks both).
+ * refers to it (session_release checks both). Serial jobs (porter_deliver) wait in their plugin
+ * instance's queue, on the loop thread, and go to the pool one at a time.
  */
 #include <dlfcn.h>
 #include <limits.h>
@@ -26,6 +27,9 @@
 #include "plugin_host.h"
 #include "thread_pool.h"
 #include "worker.h"
+
+/* The longest deadline porter_wait_extend sets, seconds. */
+#define HOOK_WAIT_EXTEND_MAX 86400.0
 
 /* A timer or a blocking job that a waiting hook depends on. */
 struct hook_continuation {
@@ -338,6 +342,11 @@ static void hook_chain_step(struct porter_session *s)
             hook_chain_wait(s);
             return;
         }
+        if (run->waiting) {
+            /* porter_wait_extend armed a deadline for a wait that did not happen */
+            run->waiting = false;
+            evtimer_del(run->timeout_event);
+        }
         if (run->resumed || run->continuation != NULL) {
             log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s hook=%s "
                         "error=\"asked to wait but returned %s; the wait is dropped\"",
@@ -492,6 +501,34 @@ int hook_chain_resume(porter_handle handle, int rc, int code, const char *enhanc
     s->run.resumed_rc = rc;
     s->run.generation++;
     event_active(s->run.resume_event, EV_READ, 0);
+    return 0;
+}
+
+int hook_chain_wait_extend(porter_handle handle, double seconds)
+{
+    struct porter_session *s = worker_current ? worker_find_session(worker_current,
+                                                                    handle.session_id) : NULL;
+    if (s == NULL || s->closed || !s->run.active || s->run.generation != handle.generation ||
+        s->run.resumed)
+        return -1;
+    if (!(seconds > 0)) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s hook=%s "
+                    "error=\"porter_wait_extend with %g seconds\"",
+                    s->run.plugin ? s->run.plugin->name : "?", porter_hook_name(s->run.hook),
+                    seconds);
+        return -1;
+    }
+    if (!s->run.waiting) {
+        /* Inside the hook call, before it returns PENDING: the wait starts with this deadline
+         * (hook_chain_wait keeps it; hook_chain_step drops it if no wait follows). */
+        if (!s->run.in_call)
+            return -1;
+        s->run.waiting = true;
+    }
+    if (seconds > HOOK_WAIT_EXTEND_MAX)
+        seconds = HOOK_WAIT_EXTEND_MAX;
+    struct timeval tv = clock_timeval(seconds);
+    evtimer_add(s->run.timeout_event, &tv);
     return 0;
 }
 

@@ -58,6 +58,9 @@ void hook_chain_cancel(struct porter_session *s);
 porter_handle hook_chain_handle(struct porter_session *s);
 int hook_chain_resume(porter_handle handle, int rc, int code, const char *enhanced,
                       const char *text);
+/* hook_chain_wait_extend - porter_wait_extend: the waiting hook's deadline is seconds from now
+ * (inside the hook call: the deadline its wait will start with); 0 or -1 */
+int hook_chain_wait_extend(porter_handle handle, double seconds);
 /* hook_chain_timer - the waiting hook continues with done(s, arg, 0) after seconds */
 int hook_chain_timer(struct porter_session *s, double seconds, porter_done_fn done, void *arg);
 /* hook_chain_dns - a DNS lookup (dns.c), then callback(s, arg, answer) on the loop */

@@ -310,6 +310,8 @@ static void session_arm_idle(struct porter_session *s)
         seconds = s->config->greeting_timeout;
     if (s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT)
         seconds = s->config->data_timeout;
+    if (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE))
+        seconds = s->config->greeting_timeout; /* a handshake is as short as a greeting */
     struct timeval tv = clock_timeval(seconds);
     evtimer_add(s->idle_timer, &tv);
 }
@@ -359,11 +361,13 @@ static void session_log_transaction(struct porter_session *s, int code, const ch
                  s->auth_user ? " auth=" : "", s->auth_user ? s->auth_user : "");
     log_message(PORTER_LOG_INFO, s->id_string,
                 "event=transaction client=%s helo=%s queue_id=%s from=<%s> to=%s nrcpt=%zu "
-                "size=%llu reply=\"%d %s %s\" plugin=%s%s%s%s",
+                "size=%llu reply=\"%d %s %s\" plugin=%s%s%s%s%s%s",
                 s->client_ip, s->helo, t->queue_id, t->mail_from, recipients, t->recipient_count,
                 t->data_size, code, enhanced ? enhanced : "", text, decider ? decider : "-",
                 t->quarantine_reason ? " quarantined=" : "",
-                t->quarantine_reason ? t->quarantine_reason : "", secure);
+                t->quarantine_reason ? t->quarantine_reason : "",
+                t->discard_reason ? " discarded=" : "", t->discard_reason ? t->discard_reason : "",
+                secure);
 }
 
 /* session_end_message - final reply for a message is given: log, count, reset */
@@ -403,6 +407,15 @@ static void session_proceed_queue(struct porter_session *s, int rc)
 
 static void session_proceed_data_post(struct porter_session *s, int rc)
 {
+    if ((rc == PORTER_OK || rc == PORTER_DECLINED) && s->transaction->discard_reason != NULL) {
+        /* porter_discard: 250 to the client, no queue chain, nothing delivered */
+        char text[256];
+        snprintf(text, sizeof text, "Ok: discarded as %s", s->transaction->queue_id);
+        reply_set(&s->run.reply, 250, "2.0.0", text);
+        session_end_message(s, PORTER_HOOK_DATA_POST, PORTER_OK);
+        session_input_resume(s);
+        return;
+    }
     if (rc == PORTER_OK || rc == PORTER_DECLINED) {
         auth_results_apply(s);
         hook_chain_run(s, PORTER_HOOK_QUEUE, session_proceed_queue);
@@ -415,7 +428,7 @@ static void session_proceed_data_post(struct porter_session *s, int rc)
 /* session_comment_text - text for a header comment: printable ASCII, no parentheses */
 static char *session_comment_text(const char *text)
 {
-    char *copy = xstrndup(text, 255);
+    char *copy = xstrndup(text, strnlen(text, 255));
     for (char *p = copy; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
         if (c < 0x20 || c >= 0x7f || c == '(' || c == ')' || c == '\\')
@@ -1220,7 +1233,8 @@ static bool session_feed_chunk(struct porter_session *s, struct evbuffer *input)
     return s->bdat_remaining == 0;
 }
 
-/* session_line_limit - max_command_line, or RFC 4954's 12288 for AUTH lines and answers */
+/* session_line_limit - max_command_line, or RFC 4954's 12288 for AUTH lines and answers;
+ * asked only when a line is longer than max_command_line */
 static size_t session_line_limit(const struct porter_session *s, struct evbuffer *input)
 {
     size_t limit = (size_t)s->config->max_command_line;
@@ -1240,7 +1254,10 @@ static int session_take_line(struct porter_session *s, struct evbuffer *input, c
 {
     size_t eol_length = 0;
     struct evbuffer_ptr eol = evbuffer_search_eol(input, NULL, &eol_length, EVBUFFER_EOL_LF);
-    size_t limit = session_line_limit(s, input);
+    size_t limit = (size_t)s->config->max_command_line;
+    size_t seen = eol.pos < 0 ? evbuffer_get_length(input) : (size_t)eol.pos;
+    if (seen > limit && !(s->flags & SESSION_FLAG_DISCARD_LINE))
+        limit = session_line_limit(s, input);
     if (eol.pos < 0) {
         if (evbuffer_get_length(input) > limit) {
             evbuffer_drain(input, evbuffer_get_length(input));

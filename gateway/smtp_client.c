@@ -45,7 +45,6 @@
 #define CLIENT_OUTPUT_LOW (64 * 1024)   /* and go on below this */
 #define CLIENT_READ_CHUNK (64 * 1024)
 #define CLIENT_COMMAND_MAX 512          /* RFC 5321 command line, CRLF included */
-#define CLIENT_QUEUE_MAX 4096           /* commands queued in one operation (RCPTs) */
 
 static const char *const tls_names[SMTP_CLIENT_TLS_COUNT] = {"none", "may", "encrypt", "verify"};
 static const char *const identity_names[SMTP_CLIENT_IDENTITY_COUNT] = {"auto", "xforward",
@@ -941,7 +940,7 @@ static void client_begin_envelope(struct smtp_client *c)
     const struct smtp_client_envelope *e = &c->pending_envelope;
     client_queue_add(c, CMD_MAIL, 0, c->pending_mail_line);
     c->pending_mail_line = NULL;
-    for (size_t i = 0; i < e->recipient_count && c->queue_count < CLIENT_QUEUE_MAX; i++) {
+    for (size_t i = 0; i < e->recipient_count; i++) {
         size_t index = client_recipient_add(c, e->recipients[i]);
         const char *params = e->recipient_params ? e->recipient_params[i] : NULL;
         client_queue_add(c, CMD_RCPT, index, client_rcpt_line(c, e->recipients[i], params));
@@ -957,6 +956,12 @@ void smtp_client_begin(struct smtp_client *c, const struct smtp_client_envelope 
     if (!client_start(c, SMTP_CLIENT_OP_BEGIN, done, arg))
         return;
     client_recipients_clear(c);
+    if (envelope->recipient_count > SMTP_CLIENT_RECIPIENTS_MAX) {
+        reply_set_fields(&c->result, 452, "4.5.3", "too many recipients for one transaction (local)");
+        c->result_set = true;
+        event_active(c->deferred, EV_TIMEOUT, 0);
+        return;
+    }
     c->pending_envelope = *envelope;
     bool utf8_needed = false;
     free(c->pending_mail_line);

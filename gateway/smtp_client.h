@@ -53,6 +53,7 @@ typedef struct ssl_ctx_st SSL_CTX;
 #define SMTP_CLIENT_REPLY_LINE_MAX 2048   /* bytes in one reply line */
 #define SMTP_CLIENT_REPLY_LINES_MAX 100   /* lines in one reply */
 #define SMTP_CLIENT_XTEXT_MAX 255         /* bytes of one XCLIENT/XFORWARD value, encoded */
+#define SMTP_CLIENT_RECIPIENTS_MAX 100000 /* RCPTs in one begin (more: 452 4.5.3, local) */
 
 /* STARTTLS policy, Postfix's words. */
 enum smtp_client_tls {

@@ -280,7 +280,8 @@ static STACK_OF(X509) *tls_read_certificates(const char *path, size_t limit, cha
             abort();
     }
     unsigned long last = ERR_peek_last_error();
-    bool clean_end = ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE;
+    bool clean_end =
+        ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE;
     BIO_free(bio);
     if (sk_X509_num(certificates) == 0 || (last != 0 && !clean_end)) {
         char reason[512];
@@ -314,7 +315,8 @@ static EVP_PKEY *tls_read_key(const char *path, char **error)
         tls_openssl_errors(reason, sizeof reason);
         if (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE)
             *error = xasprintf("%s: no PEM private key in the file", path);
-        else if (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_BAD_PASSWORD_READ)
+        else if (ERR_GET_LIB(last) == ERR_LIB_PEM &&
+                 ERR_GET_REASON(last) == PEM_R_BAD_PASSWORD_READ)
             *error = xasprintf("%s: the private key is encrypted; porter cannot ask for a "
                                "passphrase (store it without one, readable only by root)", path);
         else

@@ -39,6 +39,7 @@ void transaction_free(struct transaction *t)
     free(t->recipients);
     note_list_clear(&t->notes);
     free(t->quarantine_reason);
+    free(t->discard_reason);
     if (t->spool_fd >= 0)
         close(t->spool_fd);
     headers_clear(&t->headers);

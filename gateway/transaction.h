@@ -52,6 +52,7 @@ struct transaction {
     size_t recipient_count;
     struct note_list notes;
     char *quarantine_reason;     /* NULL unless quarantined */
+    char *discard_reason;        /* NULL unless porter_discard: answered 250, never queued */
     /* the message */
     int spool_fd;                /* -1 until DATA/BDAT */
     struct header_list headers;  /* parsed header block plus edits */

@@ -71,7 +71,8 @@ static void auth_file_free_users(struct auth_file *f)
 
 static int auth_file_compare(const void *a, const void *b)
 {
-    return strcmp(((const struct auth_file_user *)a)->name, ((const struct auth_file_user *)b)->name);
+    const struct auth_file_user *one = a, *two = b;
+    return strcmp(one->name, two->name);
 }
 
 /* auth_file_strip_scheme - skip a Dovecot "{...CRYPT}" prefix; NULL for another scheme */
@@ -300,8 +301,9 @@ static int auth_file_auth(porter_session *s, void *state)
     if (name == NULL || password == NULL)
         return PORTER_DECLINED;
     struct auth_file_user key = {.name = (char *)name};
-    const struct auth_file_user *user =
-        f->count > 0 ? bsearch(&key, f->users, f->count, sizeof *f->users, auth_file_compare) : NULL;
+    const struct auth_file_user *user = NULL;
+    if (f->count > 0)
+        user = bsearch(&key, f->users, f->count, sizeof *f->users, auth_file_compare);
     struct auth_file_job *job = calloc(1, sizeof *job);
     if (job == NULL)
         return porter_reply(s, PORTER_DENYSOFT, 454, "4.7.0", "Temporary authentication failure");

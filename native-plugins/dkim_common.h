@@ -76,11 +76,13 @@ static inline void dkim_message_release(struct dkim_message *m)
 }
 
 /*
- * dkim_message_feed - every header field, end of headers, then the body in chunks; the first
- * status that is not DKIM_STAT_OK (dkim_eoh's DKIM_STAT_NOSIG when nothing is signed), or
- * DKIM_STAT_OK. The caller then calls dkim_eom.
+ * dkim_message_feed - every header field, end of headers, then the body in chunks, to each of
+ * count handles (several signatures are made in one pass); the first status that is not
+ * DKIM_STAT_OK (dkim_eoh's DKIM_STAT_NOSIG when nothing is signed), or DKIM_STAT_OK. The
+ * caller then calls dkim_eom on each.
  */
-static inline DKIM_STAT dkim_message_feed(DKIM *dkim, const struct dkim_message *m)
+static inline DKIM_STAT dkim_message_feed(DKIM *const *handles, size_t count,
+                                          const struct dkim_message *m)
 {
     const char *block = m->headers, *end = m->headers + m->headers_length;
     while (block < end) {
@@ -100,12 +102,17 @@ static inline DKIM_STAT dkim_message_feed(DKIM *dkim, const struct dkim_message 
             }
             p = cr + 1;
         }
-        DKIM_STAT status = dkim_header(dkim, (u_char *)block, (size_t)(field_end - block));
-        if (status != DKIM_STAT_OK)
-            return status;
+        for (size_t i = 0; i < count; i++) {
+            DKIM_STAT status =
+                dkim_header(handles[i], (u_char *)block, (size_t)(field_end - block));
+            if (status != DKIM_STAT_OK)
+                return status;
+        }
         block = field_end < end ? field_end + 2 : end;
     }
-    DKIM_STAT status = dkim_eoh(dkim);
+    DKIM_STAT status = DKIM_STAT_OK;
+    for (size_t i = 0; i < count && status == DKIM_STAT_OK; i++)
+        status = dkim_eoh(handles[i]);
     if (status != DKIM_STAT_OK)
         return status;
     unsigned char *buffer = malloc(DKIM_CHUNK);
@@ -121,7 +128,8 @@ static inline DKIM_STAT dkim_message_feed(DKIM *dkim, const struct dkim_message 
             status = DKIM_STAT_INTERNAL;
             break;
         }
-        status = dkim_body(dkim, buffer, (size_t)got);
+        for (size_t i = 0; i < count && status == DKIM_STAT_OK; i++)
+            status = dkim_body(handles[i], buffer, (size_t)got);
         offset += got;
     }
     free(buffer);

@@ -98,8 +98,8 @@ struct dkim_dns_reply {
 };
 
 /* verifier_dns_start - libopendkim's query start: answered at once by porter_dns_query_sync */
-static int verifier_dns_start(void *service, int type, unsigned char *query, unsigned char *buffer,
-                          size_t size, void **handle)
+static int verifier_dns_start(void *service, int type, unsigned char *query,
+                              unsigned char *buffer, size_t size, void **handle)
 {
     struct porter_dns_answer *answer = porter_dns_query_sync(type, (const char *)query);
     /* libopendkim reads NXDOMAIN and empty answers from the packet; a failure (no packet,
@@ -119,8 +119,8 @@ static int verifier_dns_start(void *service, int type, unsigned char *query, uns
     return DKIM_DNS_SUCCESS;
 }
 
-static int verifier_dns_waitreply(void *service, void *handle, struct timeval *timeout, size_t *bytes,
-                              int *error, int *dnssec)
+static int verifier_dns_waitreply(void *service, void *handle, struct timeval *timeout,
+                                  size_t *bytes, int *error, int *dnssec)
 {
     const struct dkim_dns_reply *reply = handle;
     if (bytes != NULL)
@@ -171,6 +171,10 @@ static int dkim_classify(DKIM_SIGINFO *sig, const char **reason)
     }
     if ((flags & DKIM_SIGFLAG_PASSED) && dkim_sig_getbh(sig) == DKIM_SIGBH_MATCH)
         return DKIM_RESULT_PASS;
+    if (dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH) {
+        *reason = "body hash did not verify";
+        return DKIM_RESULT_FAIL;
+    }
     *reason = dkim_sig_geterrorstr(error);
     switch (error) {
     case DKIM_SIGERROR_BADSIG:
@@ -196,10 +200,6 @@ static int dkim_classify(DKIM_SIGINFO *sig, const char **reason)
     case DKIM_SIGERROR_MBSFAILED:
         return DKIM_RESULT_PERMERROR;
     case DKIM_SIGERROR_OK:
-        if (dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH) {
-            *reason = "body hash did not verify";
-            return DKIM_RESULT_FAIL;
-        }
         *reason = "signature not verified";
         return DKIM_RESULT_NEUTRAL;
     default:
@@ -227,7 +227,7 @@ static int verifier_work(void *arg)
         return -1;
     }
     dkim_set_user_context(dkim, job->plugin);
-    status = dkim_message_feed(dkim, &job->message);
+    status = dkim_message_feed(&dkim, 1, &job->message);
     if (status == DKIM_STAT_NOSIG) {
         dkim_free(dkim);
         return 0;
@@ -253,7 +253,8 @@ static int verifier_work(void *arg)
         dkim_safe_copy(out->selector, sizeof out->selector, dkim_sig_getselector(sigs[i]), 63);
         dkim_safe_copy(out->algorithm, sizeof out->algorithm,
                        dkim_sig_gettagvalue(sigs[i], false, (u_char *)"a"), 23);
-        dkim_safe_copy(out->b, sizeof out->b, dkim_sig_gettagvalue(sigs[i], false, (u_char *)"b"), 8);
+        dkim_safe_copy(out->b, sizeof out->b,
+                       dkim_sig_gettagvalue(sigs[i], false, (u_char *)"b"), 8);
     }
     dkim_free(dkim);
     return 0;
@@ -279,7 +280,8 @@ static void verifier_notes(porter_session *s, const struct verifier_job *job)
         const struct dkim_signature *sig = &job->signatures[i];
         int n = snprintf(signatures + used_signatures, sizeof signatures - used_signatures,
                          "%s%s %s %s", i ? "\n" : "", dkim_result_name(sig->result),
-                         sig->domain[0] ? sig->domain : "-", sig->selector[0] ? sig->selector : "-");
+                         sig->domain[0] ? sig->domain : "-",
+                         sig->selector[0] ? sig->selector : "-");
         if (n > 0 && (size_t)n < sizeof signatures - used_signatures)
             used_signatures += (size_t)n;
         char reason[128] = "";
@@ -339,12 +341,13 @@ static int verifier_done(porter_session *s, void *arg, int work_result)
         if (job->error[0] != '\0')
             porter_log(s, PORTER_LOG_WARNING, "event=dkim_error error=\"%s\"", job->error);
         verifier_notes(s, job);
-        for (size_t i = 0; i < job->count; i++)
+        for (size_t i = 0; i < job->count; i++) {
+            const struct dkim_signature *sig = &job->signatures[i];
             porter_log(s, PORTER_LOG_INFO, "event=dkim_verify result=%s domain=%s selector=%s "
-                       "algorithm=%s%s%s%s", dkim_result_name(job->signatures[i].result),
-                       job->signatures[i].domain, job->signatures[i].selector,
-                       job->signatures[i].algorithm, job->signatures[i].reason[0] ? " reason=\"" : "",
-                       job->signatures[i].reason, job->signatures[i].reason[0] ? "\"" : "");
+                       "algorithm=%s%s%s%s", dkim_result_name(sig->result), sig->domain,
+                       sig->selector, sig->algorithm, sig->reason[0] ? " reason=\"" : "",
+                       sig->reason, sig->reason[0] ? "\"" : "");
+        }
         rc = verifier_policy(s, job);
     }
     dkim_message_release(&job->message);
@@ -373,7 +376,8 @@ static void *verifier_init(porter_args *a)
     if (plugin == NULL)
         abort();
     const char *must_sign = porter_arg_path(a, "must_sign", NULL);
-    plugin->max_signatures = porter_arg_integer(a, "max_signatures", 10, 1, DKIM_VERIFY_SIGNATURES_MAX);
+    plugin->max_signatures =
+        porter_arg_integer(a, "max_signatures", 10, 1, DKIM_VERIFY_SIGNATURES_MAX);
     long min_key_bits = porter_arg_integer(a, "min_key_bits", 1024, 0, 16384);
     plugin->verify_relay = porter_arg_bool(a, "verify_relay", false);
     int bad_line = 0;

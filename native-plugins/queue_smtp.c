@@ -45,6 +45,7 @@
  * owns the downstream connection while a transaction is open and is freed at disconnect.
  * Fatal: out of memory. The downstream is never trusted: anything odd is 451.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -820,14 +821,36 @@ static void *relay_init(porter_args *a)
     return r;
 }
 
+/*
+ * Pools outlive their plugin state: fini runs when the worker's event loop has already been
+ * freed (a registry is released at process exit, or in the master where no pool was made), so
+ * the pool's sockets and libevent objects may not be touched. They stay reachable here until
+ * the process exits, which closes the sockets; the plugin pins itself in memory (RTLD_NODELETE)
+ * so that this list is not unmapped by the dlclose that follows fini.
+ */
+static struct smtp_pool **relay_abandoned;
+static size_t relay_abandoned_count;
+
+/* relay_pin - keep this shared object mapped until exit */
+static void relay_pin(void)
+{
+    Dl_info info;
+    if (dladdr((void *)relay_pin, &info) != 0 && info.dli_fname != NULL)
+        (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 static void relay_fini(void *state)
 {
     struct relay *r = state;
     if (r == NULL)
         return;
-    smtp_pool_free(r->pool);
+    if (r->pool != NULL) {
+        relay_pin();
+        relay_abandoned = xrealloc(relay_abandoned, (relay_abandoned_count + 1) * sizeof *relay_abandoned);
+        relay_abandoned[relay_abandoned_count++] = r->pool;
+    }
     if (r->tls_context != NULL)
-        SSL_CTX_free(r->tls_context);
+        SSL_CTX_free(r->tls_context); /* sessions of abandoned connections hold references */
     free(r->address);
     free(r->helo);
     free(r->tls_server_name);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <porter/plugin.h>
 
@@ -104,6 +105,14 @@ static int spool_done(porter_session *s, void *arg, int result)
     struct spool_job *job = arg;
     int error = job->error;
     int queue = job->queue;
+    if (s == NULL && result == 0) {
+        /* The hook timed out or the client left: it never got our 250, so the message must
+         * not stay queued (the client sends it again). Only an attempt the delivery process
+         * started in the meantime can still deliver it. */
+        char *path = spool_path(job->queue_dir, job->queue, job->envelope.queue_id);
+        unlink(path);
+        free(path);
+    }
     spool_envelope_clear(&job->envelope);
     free(job);
     if (s == NULL)

@@ -316,7 +316,8 @@ static int spf_done(porter_session *s, void *arg, int work_result)
     const char *at = strrchr(job->sender, '@');
     const char *domain = null_sender ? job->helo : at != NULL ? at + 1 : job->sender;
     porter_note_set(s, PORTER_TRANSACTION, AUTH_NOTE_SPF, spf_check_name(job->result));
-    porter_note_set(s, PORTER_TRANSACTION, AUTH_NOTE_SPF_IDENTITY, null_sender ? "helo" : "mailfrom");
+    porter_note_set(s, PORTER_TRANSACTION, AUTH_NOTE_SPF_IDENTITY,
+                    null_sender ? "helo" : "mailfrom");
     porter_note_set(s, PORTER_TRANSACTION, AUTH_NOTE_SPF_DOMAIN, domain);
     char results[1024];
     snprintf(results, sizeof results, "spf=%s smtp.%s=%s", spf_check_name(job->result),
@@ -345,7 +346,8 @@ static int spf_done(porter_session *s, void *arg, int work_result)
     /* the stricter of the two identities wins: deny, then denysoft, then accept */
     int action = p->actions[job->result];
     int helo_action = job->helo_result >= 0 ? p->actions[job->helo_result] : SPF_ACTION_ACCEPT;
-    if (action == SPF_ACTION_DENY || (action == SPF_ACTION_DENYSOFT && helo_action != SPF_ACTION_DENY))
+    if (action == SPF_ACTION_DENY ||
+        (action == SPF_ACTION_DENYSOFT && helo_action != SPF_ACTION_DENY))
         spf_refusal(state, action, job->result, domain, job->ip, null_sender);
     else if (helo_action != SPF_ACTION_ACCEPT)
         spf_refusal(state, helo_action, job->helo_result, job->helo, job->ip, true);

@@ -319,6 +319,9 @@ struct porter_api {
     int (*deliver)(porter_session *s, porter_deliver_fn deliver, void *state,
                    const char *accepted);
     const char *(*arg_resolve)(porter_args *a, const char *path);
+    /* a waiting hook's deadline; dropping the message */
+    int (*wait_extend)(porter_handle handle, double seconds);
+    int (*discard)(porter_session *s, const char *reason);
 };
 
 /* What a plugin exports, under the symbol name "porter_plugin". */
@@ -602,6 +605,32 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  * NULL stays NULL. Valid until init returns.
  */
 #define porter_arg_resolve(a, path) (porter_api->arg_resolve((a), (path)))
+
+/*
+ * porter_wait_extend - restart the deadline of the waiting hook that handle names (from
+ * porter_suspend): the core now gives up on it seconds from now (at most a day), whatever
+ * hook_timeout or plugin_timeout said. For a plugin that talks to a peer with timeouts of its
+ * own (a milter's command and content timeouts): call it each time the peer shows life, with
+ * the peer's timeout plus a margin, so that the peer's timeout decides, not the core's. Called
+ * in the hook (before it returns PENDING) or in its continuation, it sets the deadline the
+ * wait starts with. Returns 0, or -1 when the hook is not waiting any more (answered, timed
+ * out, the client left) or seconds is not above 0.
+ *   porter_wait_extend(state->handle, content_timeout + 2);
+ */
+#define porter_wait_extend(h, seconds) (porter_api->wait_extend((h), (seconds)))
+
+/*
+ * porter_discard - drop the current message: at the end of the data the client gets
+ * "250 2.0.0 Ok: discarded as QUEUEID", the queue hook does not run, nothing is delivered,
+ * and the transaction's log line says discarded=REASON (REASON as given, blanks, quotes and
+ * control characters as '_'; "discarded" when NULL or empty). Call it from MAIL to data_post;
+ * the hook's verdict still counts (a refusal still refuses: decline after discarding at
+ * MAIL or RCPT, so that the other plugins still check the command). Returns 0, or -1
+ * without a transaction and in the queue hook (too late: the queue chain already runs).
+ *   porter_discard(s, "milter:spamd");
+ *   return PORTER_DECLINED;
+ */
+#define porter_discard(s, reason) (porter_api->discard((s), (reason)))
 
 #endif /* PORTER_CORE */
 

@@ -13,8 +13,8 @@ make(directory) writes, and returns the paths of (a dict):
 fingerprint(path) is the SHA-256 fingerprint of a PEM certificate as "AB:CD:...";
 der_fingerprint(der) the same for DER bytes (what ssl.SSLSocket.getpeercert(True) gives).
 client_context(...) makes a client ssl.SSLContext; SmtpClient is a raw SMTP client over
-loopback that can switch to TLS (STARTTLS) or start with it (implicit TLS), and crypt_hash() makes
-crypt(3) password hashes with the system's libcrypt (yescrypt, sha512-crypt, bcrypt).
+loopback that can switch to TLS (STARTTLS) or start with it (implicit TLS), and crypt_hash()
+makes crypt(3) password hashes with the system's libcrypt (yescrypt, sha512-crypt, bcrypt).
 """
 import ctypes
 import hashlib

@@ -73,7 +73,7 @@ static void test_base64_round_trip(void **state)
     for (int i = 0; i < 256; i++)
         data[i] = (unsigned char)i;
     for (size_t length = 0; length <= sizeof data; length += 1 + length / 7) {
-        char encoded[400];
+        char encoded[400] = "";
         size_t n = 0;
         for (size_t i = 0; i < length; i += 3) {
             unsigned long group = (unsigned long)data[i] << 16;

@@ -729,7 +729,8 @@ static void *fake_main(void *arg)
             unsigned char head[2];
             if (recv(client, head, 2, MSG_WAITALL) == 2) {
                 size_t want = (size_t)(head[0] << 8 | head[1]);
-                if (want <= sizeof query && recv(client, query, want, MSG_WAITALL) == (ssize_t)want) {
+                if (want <= sizeof query &&
+                    recv(client, query, want, MSG_WAITALL) == (ssize_t)want) {
                     atomic_fetch_add(&fake_queries, 1);
                     size_t r = fake_answer(query, want, true, reply + 2, sizeof reply - 2, &spoof);
                     reply[0] = (unsigned char)(r >> 8);
