@@ -617,7 +617,7 @@ static void hook_chain_job_done(void *arg, int result)
     struct hook_continuation *c = arg;
     struct porter_session *s = c->session;
     session_hold(s);
-    s->blocking_jobs--;
+    session_blocking_done(s);
     hook_continuation_run(s, c, result);
     session_unhold(s);
 }
@@ -652,9 +652,15 @@ int hook_chain_dns(struct porter_session *s, int type, const char *name, porter_
 {
     if (!hook_guard(s, "porter_dns_lookup"))
         return PORTER_DENYSOFT;
+    struct dns_resolver *resolver = worker_dns(s->worker);
+    if (resolver == NULL) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error error=\"porter_dns_lookup "
+                    "without a worker resolver\"");
+        return PORTER_DENYSOFT;
+    }
     struct hook_continuation *c = hook_continuation_new(s, NULL, arg);
     c->dns_done = callback;
-    c->dns = dns_lookup(worker_dns(s->worker), type, name, hook_chain_dns_answered, c);
+    c->dns = dns_lookup(resolver, type, name, hook_chain_dns_answered, c);
     return PORTER_PENDING;
 }
 
@@ -679,7 +685,7 @@ static void hook_chain_serial_start(struct plugin_instance *instance)
             return;
         }
         session_hold(s);
-        s->blocking_jobs--;
+        session_blocking_done(s);
         hook_continuation_run(s, c, -1); /* not current: done(NULL, arg, -1) and free */
         session_unhold(s);
         if (last)

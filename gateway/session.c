@@ -140,10 +140,31 @@ void session_log_verdict(struct porter_session *s, enum porter_hook hook, int rc
 /* session_transaction_free - end the transaction; its spool file goes back to the worker */
 static void session_transaction_free(struct porter_session *s)
 {
-    if (s->transaction != NULL)
-        worker_spool_give(s->worker, transaction_spool_take(s->transaction));
-    transaction_free(s->transaction);
+    struct transaction *t = s->transaction;
     s->transaction = NULL;
+    if (t == NULL)
+        return;
+    if (s->blocking_jobs > 0) {
+        /* A pool thread may still read this message (its hook timed out under it): the
+         * message and its spool file stay until the jobs end (session_blocking_done). */
+        t->parked_next = s->parked;
+        s->parked = t;
+        return;
+    }
+    worker_spool_give(s->worker, transaction_spool_take(t));
+    transaction_free(t);
+}
+
+void session_blocking_done(struct porter_session *s)
+{
+    if (--s->blocking_jobs > 0)
+        return;
+    while (s->parked != NULL) {
+        struct transaction *t = s->parked;
+        s->parked = t->parked_next;
+        worker_spool_give(s->worker, transaction_spool_take(t));
+        transaction_free(t);
+    }
 }
 
 /* session_free - release everything; only from session_release */

@@ -126,6 +126,7 @@ struct porter_session {
     struct event *session_timer; /* the whole session */
     struct hook_run run;
     unsigned blocking_jobs;      /* run_blocking jobs still referring to this session */
+    struct transaction *parked;  /* ended transactions a running job may still read */
     bool closed;                 /* the connection is gone; free when nothing refers to it */
     bool in_input;               /* session_process_input is on the stack */
     unsigned holds;              /* callers on the stack that still use the session */
@@ -156,6 +157,9 @@ void session_reply(struct porter_session *s, int code, const char *enhanced, con
 void session_log_verdict(struct porter_session *s, enum porter_hook hook, int rc);
 /* session_release - free the session if it is closed and nothing refers to it */
 void session_release(struct porter_session *s);
+/* session_blocking_done - a blocking job ended (its count was taken when it started); the
+ * transactions parked for it are freed with the last one */
+void session_blocking_done(struct porter_session *s);
 /* session_hold / session_unhold - keep the session alive across a call that may close it;
  * session_unhold frees it if it closed meanwhile (so do not use s after it) */
 void session_hold(struct porter_session *s);

@@ -61,6 +61,7 @@ struct transaction {
     off_t body_length;
     unsigned long long data_size;/* bytes received */
     char *rendered_headers;      /* cache for porter_message(); freed on any header edit */
+    struct transaction *parked_next; /* the session's list of ended transactions still in use */
     size_t rendered_length;
 };
 

@@ -7,13 +7,18 @@
  *   resume    porter_suspend and a libevent timer of its own that calls porter_resume twice
  *             (the second answer must be refused by the core)
  *   never     nothing: the core's plugin deadline must answer 451
+ *   message   (queue hook) porter_run_blocking that sleeps delay, then reads the whole message
+ *             from its pool thread: with hook_timeout < delay the core must keep the message
+ *             alive until the job ends (a sanitizer build catches it if not)
  * Arguments: hook=NAME (rcpt, mail, helo, data_post, queue, connect; default rcpt),
  *            mode=timer|blocking|resume|never, delay=SECONDS (default 0.1),
  *            verdict=declined|ok|deny|denysoft (default ok).
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -40,7 +45,7 @@ static void *test_init(porter_args *a)
 {
     struct test_pending *t = calloc(1, sizeof *t);
     t->hook = porter_arg_choice(a, "hook", "rcpt|mail|helo|data_post|queue|connect");
-    t->mode = porter_arg_choice(a, "mode", "timer|blocking|resume|never");
+    t->mode = porter_arg_choice(a, "mode", "timer|blocking|resume|never|message");
     t->delay = porter_arg_seconds(a, "delay", 0.1);
     t->verdict = test_verdicts[porter_arg_choice(a, "verdict", "ok|declined|deny|denysoft")];
     return t;
@@ -66,6 +71,32 @@ static int test_sleep(void *arg)
     struct timespec ts = {(time_t)t->delay, (long)((t->delay - (double)(time_t)t->delay) * 1e9)};
     nanosleep(&ts, NULL);
     return 7;
+}
+
+/* One read of the message on a pool thread (mode=message). */
+struct test_message_job {
+    const struct test_pending *t;
+    struct porter_message message;
+};
+
+static int test_read_message(void *arg)
+{
+    struct test_message_job *job = arg;
+    test_sleep((void *)job->t);
+    int fd = open("/dev/null", O_WRONLY);
+    int rc = porter_message_write(&job->message, fd);
+    close(fd);
+    return rc;
+}
+
+static int test_message_done(porter_session *s, void *arg, int result)
+{
+    struct test_message_job *job = arg;
+    const struct test_pending *t = job->t;
+    free(job);
+    if (s == NULL)
+        return PORTER_DECLINED;
+    return porter_reply(s, result == 0 ? t->verdict : PORTER_DENYSOFT, 0, NULL, "message read: %d", result);
 }
 
 /* test_resume_fire - answer twice; the second answer must be refused */
@@ -97,6 +128,15 @@ static int test_hook(porter_session *s, struct test_pending *t, enum test_hook h
         struct timeval tv = {(time_t)t->delay, (suseconds_t)((t->delay - (double)(time_t)t->delay) * 1e6)};
         evtimer_add(r->timer, &tv);
         return PORTER_PENDING;
+    }
+    case 4: {
+        struct test_message_job *job = calloc(1, sizeof *job);
+        job->t = t;
+        if (porter_message(s, &job->message) != 0) {
+            free(job);
+            return porter_reply(s, PORTER_DENYSOFT, 0, NULL, "no message at this hook");
+        }
+        return porter_run_blocking(s, test_read_message, test_message_done, job);
     }
     default:
         return PORTER_PENDING;
