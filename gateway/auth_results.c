@@ -49,21 +49,27 @@ static bool auth_results_claims_us(const char *value, const char *hostname)
     return length == strlen(hostname) && strncasecmp(value, hostname, length) == 0;
 }
 
-void auth_results_apply(struct porter_session *s)
+void auth_results_strip(struct porter_session *s)
 {
     struct transaction *t = s->transaction;
-    const char *hostname = s->config->hostname;
     size_t index = 0;
     bool changed = false;
     while (index < headers_count(&t->headers, AUTH_RESULTS_HEADER)) {
         const char *value = headers_get(&t->headers, AUTH_RESULTS_HEADER, index);
-        if (auth_results_claims_us(value, hostname)) {
+        if (auth_results_claims_us(value, s->config->hostname)) {
             headers_change(&t->headers, AUTH_RESULTS_HEADER, index, NULL);
             changed = true;
         } else {
             index++;
         }
     }
+    if (changed)
+        transaction_headers_changed(t);
+}
+
+void auth_results_add(struct porter_session *s)
+{
+    struct transaction *t = s->transaction;
     char *results = NULL;
     for (size_t i = 0; i < t->notes.count; i++) {
         const struct note *note = &t->notes.items[i];
@@ -82,13 +88,17 @@ void auth_results_apply(struct porter_session *s)
             line += strspn(line, "\r\n");
         }
     }
-    if (results != NULL) {
-        char *value = xasprintf(" %s%s", hostname, results);
-        headers_insert(&t->headers, 0, AUTH_RESULTS_HEADER, value);
-        free(value);
-        free(results);
-        changed = true;
-    }
-    if (changed)
-        transaction_headers_changed(t);
+    if (results == NULL)
+        return;
+    char *value = xasprintf(" %s%s", s->config->hostname, results);
+    headers_insert(&t->headers, 0, AUTH_RESULTS_HEADER, value);
+    free(value);
+    free(results);
+    transaction_headers_changed(t);
+}
+
+void auth_results_apply(struct porter_session *s)
+{
+    auth_results_strip(s);
+    auth_results_add(s);
 }

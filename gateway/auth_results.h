@@ -12,5 +12,10 @@
 struct porter_session;
 
 void auth_results_apply(struct porter_session *s);
+/* The two halves of auth_results_apply: auth_results_strip removes the incoming headers that
+ * claim our authserv-id (best run before the data_post chain, so that no plugin sees them);
+ * auth_results_add writes ours from the notes (after data_post). Stripping twice is harmless. */
+void auth_results_strip(struct porter_session *s);
+void auth_results_add(struct porter_session *s);
 
 #endif

@@ -438,7 +438,7 @@ static void session_proceed_data_post(struct porter_session *s, int rc)
         return;
     }
     if (rc == PORTER_OK || rc == PORTER_DECLINED) {
-        auth_results_apply(s);
+        auth_results_add(s);
         hook_chain_run(s, PORTER_HOOK_QUEUE, session_proceed_queue);
         return;
     }
@@ -523,6 +523,7 @@ static void session_end_of_data(struct porter_session *s)
         t->body_length = 0;
     if (s->config->received_header)
         session_add_received(s);
+    auth_results_strip(s); /* forged Authentication-Results never reach a plugin */
     hook_chain_run(s, PORTER_HOOK_DATA_POST, session_proceed_data_post);
 }
 
