@@ -109,6 +109,8 @@ struct deliver_job {
     struct smtp_client *client;
     struct smtp_pool_waiter *waiter;
     struct smtp_client_identity_info identity;
+    bool reused;                  /* the connection served an earlier transaction */
+    bool retried;                 /* already went on with a fresh connection once */
 };
 
 static void deliver_schedule(struct deliver *d);
@@ -780,9 +782,20 @@ static void deliver_data_done(struct smtp_client *c, void *arg, const struct smt
     deliver_job_end(job);
 }
 
+static void deliver_connected(struct smtp_pool *pool, struct smtp_client *c, void *arg,
+                              const struct smtp_reply *reply);
+
 static void deliver_began(struct smtp_client *c, void *arg, const struct smtp_reply *reply)
 {
     struct deliver_job *job = arg;
+    if (reply->code == 0 && job->reused && !job->retried) {
+        /* a pooled connection the server closed meanwhile: once more on a fresh one */
+        job->retried = true;
+        smtp_pool_put(job->d->pool, job->client);
+        job->client = NULL;
+        job->waiter = smtp_pool_get(job->d->pool, deliver_connected, job);
+        return;
+    }
     if (reply->code / 100 != 2) {
         deliver_finish_all(job, deliver_class_outcome(reply->code), reply);
         deliver_job_end(job);
@@ -823,6 +836,7 @@ static void deliver_connected(struct smtp_pool *pool, struct smtp_client *c, voi
         return;
     }
     job->client = c;
+    job->reused = smtp_client_reused(c);
     const struct spool_envelope *e = &job->envelope;
     job->identity.address = e->client_ip;
     job->identity.port = e->client_port;

@@ -156,6 +156,7 @@ struct smtp_client {
     size_t accepted;
     bool in_transaction;
     unsigned long transactions;
+    unsigned long begins;         /* begin operations started on this connection */
     struct smtp_client_envelope pending_envelope; /* begin: what is left to queue */
     char *pending_mail_line;
     bool identity_sent;
@@ -936,7 +937,6 @@ static void client_recipients_clear(struct smtp_client *c)
 /* client_begin_envelope - queue MAIL and the RCPTs (pipelined when offered) */
 static void client_begin_envelope(struct smtp_client *c)
 {
-    client_queue_clear(c);
     const struct smtp_client_envelope *e = &c->pending_envelope;
     client_queue_add(c, CMD_MAIL, 0, c->pending_mail_line);
     c->pending_mail_line = NULL;
@@ -979,7 +979,13 @@ void smtp_client_begin(struct smtp_client *c, const struct smtp_client_envelope 
         }
     }
     /* The pointers of the envelope are the caller's until the callback: copy the recipient
-     * list now, while queueing, and forget the rest. */
+     * list now, while queueing, and forget the rest. A transaction left open by the last user
+     * of the connection is reset first; RSET, XFORWARD, MAIL and the RCPTs go in one group
+     * when the server offers PIPELINING (XCLIENT cannot: a new greeting and EHLO follow it). */
+    c->begins++;
+    client_queue_clear(c);
+    if (c->in_transaction)
+        client_queue_add(c, CMD_RSET, 0, xstrdup("RSET\r\n"));
     c->identity_sent = false;
     const struct smtp_client_identity_info *id = envelope->identity;
     bool xclient = false, xforward = false;
@@ -999,9 +1005,11 @@ void smtp_client_begin(struct smtp_client *c, const struct smtp_client_envelope 
             break;
         }
     }
-    if ((xclient || xforward) && client_identity_lines(c, id, xclient)) {
+    if (xforward && client_identity_lines(c, id, false))
         c->identity_sent = true;
-        if (xclient) {
+    if (xclient && client_identity_lines(c, id, true)) {
+        c->identity_sent = true;
+        {
             /* XCLIENT ends with a new greeting: EHLO again, with the client's HELO name */
             bool usable = id->helo != NULL && *id->helo && strlen(id->helo) < 256 &&
                           strspn(id->helo, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -1358,10 +1366,12 @@ static void client_reply(struct smtp_client *c, const struct smtp_reply *r)
         break;
     }
     case CMD_RSET:
-        client_set_result(c, r);
-        if (class == 2) {
+        if (class == 2)
             c->in_transaction = false;
-            client_recipients_clear(c);
+        if (c->operation == SMTP_CLIENT_OP_RESET) {
+            client_set_result(c, r);
+            if (class == 2)
+                client_recipients_clear(c);
         }
         break;
     default:
@@ -1675,6 +1685,11 @@ unsigned long smtp_client_transactions(const struct smtp_client *c)
     return c->transactions;
 }
 
+bool smtp_client_reused(const struct smtp_client *c)
+{
+    return c->begins > 0;
+}
+
 SSL_CTX *smtp_client_tls_context(const char *ca_file, const char **error)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -1860,21 +1875,6 @@ static void pool_ready(struct smtp_client *c, void *arg, const struct smtp_reply
     done(pool, c, done_arg, reply);
 }
 
-/* pool_reused - RSET on a reused connection answered: good, or open a fresh one */
-static void pool_reused(struct smtp_client *c, void *arg, const struct smtp_reply *reply)
-{
-    struct smtp_pool_waiter *w = arg;
-    if (reply->code / 100 == 2 || w->cancelled) {
-        pool_ready(c, arg, reply);
-        return;
-    }
-    /* the pooled connection died meanwhile: a fresh one, which the waiter never notices */
-    smtp_client_free(c);
-    struct smtp_client *fresh = smtp_client_new(w->pool->base, &w->pool->settings);
-    w->client = fresh;
-    smtp_client_open(fresh, pool_ready, w);
-}
-
 /* pool_serve - give waiters idle connections, or open new ones while under the total */
 static void pool_serve(struct smtp_pool *pool)
 {
@@ -1885,7 +1885,11 @@ static void pool_serve(struct smtp_pool *pool)
             pool_unlink(pool, w);
             w->client = c;
             if (smtp_client_usable(c)) {
-                smtp_client_reset(c, pool_reused, w);
+                /* reused as is: a transaction it left open is reset by the next begin, and
+                 * a connection the server closed meanwhile was seen (EOF) while idle */
+                static const struct smtp_reply ready = {.code = 250, .text = (char *)""};
+                w->client = NULL;
+                pool_ready(c, w, &ready);
             } else {
                 smtp_client_free(c);
                 struct smtp_client *fresh = smtp_client_new(pool->base, &pool->settings);

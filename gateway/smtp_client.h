@@ -19,8 +19,9 @@
  * MAIL and RCPT parameters are passed through only when the server offers the extension they
  * belong to (8BITMIME: BODY; SMTPUTF8; DSN: RET, ENVID, NOTIFY, ORCPT; SIZE).
  *
- * smtp_pool keeps idle connections to one server for reuse (RSET before reuse), bounded in
- * idle and in total connections; callers over the total wait in line.
+ * smtp_pool keeps idle connections to one server for reuse, bounded in idle and in total
+ * connections; callers over the total wait in line. A reused connection whose last
+ * transaction is still open gets RSET at the head of the next begin's pipelined group.
  *
  * Errors: a misbehaving or unreachable server is never fatal: the operation ends with a
  * reply whose code is 0 (no reply: connection failure, timeout, malformed reply; the text
@@ -192,6 +193,9 @@ const struct smtp_client_recipient *smtp_client_recipients(const struct smtp_cli
 size_t smtp_client_accepted_count(const struct smtp_client *c);
 /* smtp_client_transactions - transactions completed (DATA's final reply given) */
 unsigned long smtp_client_transactions(const struct smtp_client *c);
+/* smtp_client_reused - a begin ran on this connection before (so a failure of the next one
+ * may be a connection the server closed meanwhile: worth one retry on a fresh connection) */
+bool smtp_client_reused(const struct smtp_client *c);
 
 /* smtp_reply_format - "CODE ENH text" on one line (lines joined by "; "), for logs and
  * DSNs, cut to fit; returns out */
@@ -219,7 +223,7 @@ int smtp_xtext_encode(const char *in, char *out, size_t size);
 
 /* ---- the pool ---- */
 
-/* Called when smtp_pool_get has a ready connection (opened or reused and reset) or failed:
+/* Called when smtp_pool_get has a ready connection (opened, or idle and reused) or failed:
  * c is NULL then and reply says why. */
 typedef void (*smtp_pool_done_fn)(struct smtp_pool *pool, struct smtp_client *c, void *arg,
                                   const struct smtp_reply *reply);

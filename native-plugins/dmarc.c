@@ -143,10 +143,13 @@ static const char *dmarc_last_two(const char *domain)
 }
 
 /* dmarc_public_suffix_match - libopendmarc's organizational domain of name when a rule of the
- * list covers it; false when no rule does (libopendmarc then gives the name itself) */
+ * list covers it; false when no rule does. libopendmarc (1.4) then returns 0 without writing
+ * tld at all (for "a.b.example", "example" not being in the list), so tld starts empty: an
+ * unwritten tld reads as "no rule" instead of whatever the stack held. */
 static bool dmarc_public_suffix_match(const char *name, char *out, size_t size)
 {
     u_char copy[DMARC_DOMAIN_MAX + 4], tld[DMARC_DOMAIN_MAX + 4];
+    tld[0] = '\0';
     snprintf((char *)copy, sizeof copy, "%s", name);
     if (opendmarc_get_tld(copy, tld, sizeof tld) != 0 || tld[0] == '\0' ||
         strcasecmp((const char *)tld, name) == 0)
@@ -161,8 +164,8 @@ static bool dmarc_public_suffix_match(const char *name, char *out, size_t size)
 
 /*
  * dmarc_organizational - RFC 7489 3.2: the public suffix plus one label. libopendmarc answers
- * the name itself both when the name is an organizational domain and when no rule covers it;
- * asking for a child name ("x." + domain) tells the two apart. No rule (or no list): the
+ * the name itself when the name is an organizational domain, and nothing when no rule covers
+ * it; asking for a child name ("x." + domain) tells the two apart. No rule (or no list): the
  * implicit rule "*", the last two labels.
  */
 static void dmarc_organizational(const struct dmarc *plugin, const char *domain, char *out,

@@ -2,8 +2,9 @@
  * queue_smtp - relay accepted mail to the downstream MTA now, and answer the client with the
  * downstream's answer (Postfix's "before-queue proxy" in Porter's chain).
  *
- * mode=relay (default), hook queue: take a connection (pooled, RSET before reuse), pass the
- * client's identity (XFORWARD or XCLIENT when offered), MAIL and every RCPT (pipelined), and,
+ * mode=relay (default), hook queue: take a connection (pooled; one retry on a fresh one when
+ * a reused connection turns out dead), pass the client's identity (XFORWARD or XCLIENT when
+ * offered), MAIL and every RCPT (pipelined with XFORWARD and any RSET), and,
  * only when the downstream accepted every recipient, the message (dot-stuffed on the fly).
  * The client gets 250 only after the downstream's 250. A downstream 4xx/5xx comes back with
  * its code and text, prefixed "downstream:"; a recipient the downstream refuses refuses the
@@ -109,6 +110,8 @@ struct relay_session {
     unsigned long long size;
     char queue_id[80];
     bool resetting;                /* queue: RSET before a replay */
+    bool reused;                   /* the connection in hand served an earlier transaction */
+    bool retried;                  /* this wait already retried on a fresh connection */
     /* proxy: the downstream transaction */
     bool downstream_open;
     char **forwarded;              /* recipients the downstream accepted */
@@ -336,6 +339,7 @@ static void relay_copy_envelope(struct relay_session *rs, porter_session *s, boo
 /* ---------------------------------------------------------------- the operations */
 
 static void relay_run(struct relay_session *rs);
+static bool relay_retry(struct relay_session *rs, const struct smtp_reply *reply);
 
 static void relay_deadline_fired(evutil_socket_t fd, short what, void *arg)
 {
@@ -351,6 +355,7 @@ static int relay_wait(struct relay_session *rs, porter_session *s, int step)
 {
     rs->handle = porter_suspend(s);
     rs->busy = true;
+    rs->retried = false;
     rs->step = step;
     if (rs->deadline == NULL)
         rs->deadline = evtimer_new(rs->relay->base, relay_deadline_fired, rs);
@@ -476,6 +481,8 @@ static void relay_data_done(struct smtp_client *c, void *arg, const struct smtp_
 static void relay_began(struct smtp_client *c, void *arg, const struct smtp_reply *reply)
 {
     struct relay_session *rs = arg;
+    if (relay_retry(rs, reply))
+        return;
     if (reply->code / 100 != 2) {
         relay_release(rs);
         relay_refuse(rs, reply, "MAIL");
@@ -524,6 +531,8 @@ static void relay_reset_done(struct smtp_client *c, void *arg, const struct smtp
 static void relay_mail_done(struct smtp_client *c, void *arg, const struct smtp_reply *reply)
 {
     struct relay_session *rs = arg;
+    if (relay_retry(rs, reply))
+        return;
     if (reply->code / 100 != 2) {
         relay_release(rs);
         relay_refuse(rs, reply, "MAIL");
@@ -540,6 +549,8 @@ static void relay_rcpt_done(struct smtp_client *c, void *arg, const struct smtp_
     size_t count = 0;
     const struct smtp_client_recipient *list = smtp_client_recipients(c, &count);
     bool opened_here = !rs->downstream_open;
+    if (opened_here && relay_retry(rs, reply))
+        return;
     if (opened_here) {
         /* MAIL went out with this RCPT */
         if (reply->code / 100 != 2) {
@@ -571,8 +582,21 @@ static void relay_connected(struct smtp_pool *pool, struct smtp_client *c, void 
         return;
     }
     rs->client = c;
+    rs->reused = smtp_client_reused(c);
     relay_forwarded_clear(rs);
     relay_run(rs);
+}
+
+/* relay_retry - a reused connection died before the downstream took anything: once, go on
+ * with a fresh connection instead of failing (the server closed it while it was idle) */
+static bool relay_retry(struct relay_session *rs, const struct smtp_reply *reply)
+{
+    if (reply->code != 0 || !rs->reused || rs->retried)
+        return false;
+    rs->retried = true;
+    relay_release(rs);
+    relay_run(rs);
+    return true;
 }
 
 /* relay_run - the next step of the operation in flight, with a connection in hand */
@@ -641,7 +665,7 @@ static int relay_mail(porter_session *s, void *state)
     struct relay_session *rs = relay_session_get(s, r);
     relay_abort(rs);
     if (rs->client != NULL || rs->downstream_open)
-        relay_release(rs); /* a transaction from before: reset on reuse */
+        relay_release(rs); /* a transaction from before: the next begin resets it */
     relay_copy_envelope(rs, s, false, NULL, NULL);
     return relay_wait(rs, s, RELAY_STEP_MAIL);
 }
@@ -718,7 +742,7 @@ static int relay_reset_transaction(porter_session *s, void *state)
     if (rs == NULL)
         return PORTER_DECLINED;
     relay_abort(rs);
-    relay_release(rs); /* the connection goes back; the pool resets it on reuse */
+    relay_release(rs); /* the connection goes back; the next begin on it resets it */
     relay_envelope_clear(rs);
     return PORTER_DECLINED;
 }

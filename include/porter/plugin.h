@@ -519,7 +519,8 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  * DNS, blocking; thread-safe: for libraries that resolve synchronously (libspf2, libopendkim),
  * called from porter_run_blocking work on a pool thread. It asks the same servers, with the
  * same timeout, retries and cache as the asynchronous lookups, and waits for the answer (at
- * most dns_timeout x servers x (dns_retries + 1) seconds). Never NULL; free the answer with
+ * most dns_timeout x servers x (dns_retries + 1) seconds, twice that when truncated replies
+ * send every try on to TCP). Never NULL; free the answer with
  * porter_dns_answer_free. On the event loop thread it refuses to block: status
  * PORTER_DNS_ERROR and a log line. For PTR, name may be an address as above.
  */

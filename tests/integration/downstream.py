@@ -166,15 +166,17 @@ class Postfix:
 class SmtpSink:
     """smtp-sink on a free port; options like ["-r", "RCPT"]; dumps one file per message."""
 
-    def __init__(self, options=(), lmtp=False, port=None, unix_path=None):
+    def __init__(self, options=(), lmtp=False, port=None, unix_path=None, ipv6=False):
         self.dir = tempfile.mkdtemp(prefix="porter-sink-")
         nobody = pwd.getpwnam("nobody")
         os.chmod(self.dir, 0o777)
         os.chown(self.dir, nobody.pw_uid, nobody.pw_gid)
         self.port = port or free_port()
         self.unix_path = unix_path
-        listen = ("unix:" + unix_path) if unix_path else "127.0.0.1:%d" % self.port
-        self.address = ("unix:" + unix_path) if unix_path else "127.0.0.1:%d" % self.port
+        host = "[::1]" if ipv6 else "127.0.0.1"
+        self.host = "::1" if ipv6 else "127.0.0.1"
+        listen = ("unix:" + unix_path) if unix_path else "%s:%d" % (host, self.port)
+        self.address = listen
         args = [SMTP_SINK, "-u", "nobody", "-d", os.path.join(self.dir, "%M.")] + list(options)
         if lmtp:
             args.append("-L")
@@ -188,7 +190,7 @@ class SmtpSink:
             deadline = time.time() + 10
             while not os.path.exists(self.unix_path) and time.time() < deadline:
                 time.sleep(0.05)
-        elif not wait_port(self.port):
+        elif not wait_port(self.port, host=self.host):
             raise RuntimeError("smtp-sink did not start")
         return self
 
@@ -231,13 +233,14 @@ class Scripted:
            SMTP the key "*" is the reply to the final dot;
     extensions: EHLO keywords; auth: (user, password) accepted with AUTH PLAIN;
     hang: "data" (read 354's body but never answer the dot) or "body" (stop reading after the
-          first 64 KiB of the body); mail: reply to MAIL.
+          first 64 KiB of the body); mail: reply to MAIL; drop_mail_after: close a connection
+          without a word at its MAIL number N+1 (a server that timed out an idle connection).
     Records: connections, commands (lines), transactions [{mail, rcpts, data, message}].
     """
 
     def __init__(self, lmtp=False, rcpt=None, final=None, extensions=("PIPELINING", "8BITMIME",
                  "ENHANCEDSTATUSCODES", "DSN", "SMTPUTF8", "SIZE 100000000"), auth=None,
-                 hang=None, mail=None):
+                 hang=None, mail=None, drop_mail_after=None):
         self.lmtp = lmtp
         self.rcpt_replies = rcpt or {}
         self.final_replies = final or {}
@@ -247,6 +250,7 @@ class Scripted:
         self.auth = auth
         self.hang = hang
         self.mail_reply = mail
+        self.drop_mail_after = drop_mail_after
         self.port = free_port()
         self.address = "127.0.0.1:%d" % self.port
         self.connections = 0
@@ -321,6 +325,7 @@ class Scripted:
             mail = None
             rcpts = []
             accepted = []
+            mails_here = 0
             while True:
                 line = readline()
                 if line is None:
@@ -345,6 +350,9 @@ class Scripted:
                     else:
                         send("535 5.7.8 Authentication failed")
                 elif verb == "MAIL":
+                    mails_here += 1
+                    if self.drop_mail_after is not None and mails_here > self.drop_mail_after:
+                        return
                     if self.auth and not self.auth_seen:
                         send("530 5.7.0 Authentication required")
                         continue
@@ -415,6 +423,8 @@ class Scripted:
                 elif verb == "QUIT":
                     send("221 2.0.0 Bye")
                     return
+                elif verb == "XFORWARD" and any(e.startswith("XFORWARD") for e in self.extensions):
+                    send("250 2.0.0 Ok")
                 elif verb == "NOOP":
                     send("250 2.0.0 Ok")
                 else:
