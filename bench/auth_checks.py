@@ -25,7 +25,7 @@ import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
-from harness import Porter  # noqa: E402
+from harness import Porter, cpu_seconds  # noqa: E402
 from authdns import Dnsmasq, ed25519_key, keep_dir, rsa_key  # noqa: E402
 
 import dkim  # noqa: E402
@@ -33,19 +33,6 @@ import dkim  # noqa: E402
 MESSAGE = (b"From: Alice <alice@example.org>\r\nTo: Bob <bob@example.com>\r\nSubject: bench\r\n"
            b"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bench@example.org>\r\n\r\n" +
            b"A line of a message body, repeated to make about four kilobytes.\r\n" * 60)
-
-
-def cpu_seconds(pids):
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += sum(int(x) for x in fields[11:13]) / tick
-        except OSError:
-            pass
-    return total
 
 
 def client(port, count, data, errors):

@@ -22,24 +22,10 @@ import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
-from harness import Porter, free_port, wait_port  # noqa: E402
+from harness import Porter, cpu_seconds, free_port, wait_port  # noqa: E402
 
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-
-
-def cpu_seconds(pids):
-    """User+system CPU seconds used so far by these processes (and their reaped children)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += sum(int(x) for x in fields[11:15]) / tick
-        except OSError:
-            pass
-    return total
 
 
 def children(pid):

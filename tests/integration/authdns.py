@@ -22,7 +22,7 @@ import subprocess
 import threading
 import time
 
-from harness import PORTER, sanitizer_check
+from harness import PORTER, read_reply, sanitizer_check
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 OPENDKIM_GENKEY = "/usr/sbin/opendkim-genkey"
@@ -148,28 +148,15 @@ class StdioSession:
 
     def reply(self):
         """One whole reply: (code, [lines]); (0, lines) when the output ended or timed out."""
-        lines = []
         deadline = time.time() + self.timeout
-        while True:
-            while b"\r\n" not in self.buffer:
-                left = deadline - time.time()
-                if left <= 0:
-                    return (0, lines)
-                ready, _, _ = select.select([self.process.stdout], [], [], left)
-                if not ready:
-                    return (0, lines)
-                chunk = os.read(self.process.stdout.fileno(), 65536)
-                if not chunk:
-                    return (0, lines)
-                self.buffer += chunk
-            line, self.buffer = self.buffer.split(b"\r\n", 1)
-            text = line.decode("utf-8", "replace")
-            lines.append(text)
-            if len(text) < 4 or text[3] != "-":
-                try:
-                    return (int(text[:3]), lines)
-                except ValueError:
-                    return (-1, lines)
+
+        def more():
+            left = deadline - time.time()
+            if left <= 0 or not select.select([self.process.stdout], [], [], left)[0]:
+                return b""
+            return os.read(self.process.stdout.fileno(), 65536)
+        code, lines, self.buffer = read_reply(self.buffer, more)
+        return (code, lines)
 
     def send(self, data):
         if isinstance(data, str):

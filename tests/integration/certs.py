@@ -23,6 +23,8 @@ import socket
 import ssl
 import subprocess
 
+from harness import read_reply  # noqa: E402
+
 OPENSSL = "openssl"
 DAYS = "30"
 
@@ -148,24 +150,13 @@ class SmtpClient:
 
     def reply(self):
         """One complete reply: (code, [lines]); code 0 on EOF."""
-        lines = []
-        while True:
-            while b"\r\n" not in self.buffer:
-                try:
-                    chunk = self.sock.recv(65536)
-                except (ConnectionError, ssl.SSLError):
-                    chunk = b""
-                if not chunk:
-                    return (0, lines)
-                self.buffer += chunk
-            line, self.buffer = self.buffer.split(b"\r\n", 1)
-            text = line.decode("utf-8", "replace")
-            lines.append(text)
-            if len(text) < 4 or text[3] != "-":
-                try:
-                    return (int(text[:3]), lines)
-                except ValueError:
-                    return (-1, lines)
+        def more():
+            try:
+                return self.sock.recv(65536)
+            except (ConnectionError, ssl.SSLError):
+                return b""
+        code, lines, self.buffer = read_reply(self.buffer, more)
+        return (code, lines)
 
     def command(self, line):
         self.send(line + "\r\n")

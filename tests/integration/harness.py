@@ -58,6 +58,42 @@ def sanitizer_check(text, where):
         check(False, "no sanitizer report or crash in %s" % where, text[max(0, start - 200):start + 1500], "none")
 
 
+def read_reply(buffer, read_more):
+    """The one SMTP reply parser of the tests: (code, [lines], rest of buffer).
+
+    read_more() returns more bytes, or b"" at the end of input (then code is 0); a line that
+    does not start with a number gives code -1."""
+    lines = []
+    while True:
+        while b"\r\n" not in buffer:
+            chunk = read_more()
+            if not chunk:
+                return (0, lines, buffer)
+            buffer += chunk
+        line, buffer = buffer.split(b"\r\n", 1)
+        text = line.decode("utf-8", "replace")
+        lines.append(text)
+        if len(text) < 4 or text[3] != "-":
+            try:
+                return (int(text[:3]), lines, buffer)
+            except ValueError:
+                return (-1, lines, buffer)
+
+
+def cpu_seconds(pids):
+    """User+system CPU seconds used so far by these processes (for benchmarks)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / tick
+        except OSError:
+            pass
+    return total
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -198,21 +234,8 @@ class Client:
 
     def reply(self):
         """One complete (possibly multi-line) reply: (code, [lines]). code 0 on EOF."""
-        lines = []
-        while True:
-            while b"\r\n" not in self.buffer:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return (0, lines)
-                self.buffer += chunk
-            line, self.buffer = self.buffer.split(b"\r\n", 1)
-            text = line.decode("utf-8", "replace")
-            lines.append(text)
-            if len(text) < 4 or text[3] != "-":
-                try:
-                    return (int(text[:3]), lines)
-                except ValueError:
-                    return (-1, lines)
+        code, lines, self.buffer = read_reply(self.buffer, lambda: self.sock.recv(65536))
+        return (code, lines)
 
     def command(self, line):
         self.send(line + "\r\n")
