@@ -379,9 +379,14 @@ static void hook_chain_timeout_locked(struct porter_session *s)
     struct hook_run *run = &s->run;
     if (!run->active || !run->waiting)
         return;
+    struct timeval now, waited; /* differs from timeout after porter_wait_extend */
+    gettimeofday(&now, NULL);
+    timersub(&now, &run->started, &waited);
     log_message(PORTER_LOG_WARNING, s->id_string,
-                "event=plugin_timeout plugin=%s hook=%s timeout=%.1fs error=\"the plugin did not answer\"",
-                run->plugin->name, porter_hook_name(run->hook), run->plugin->timeout);
+                "event=plugin_timeout plugin=%s hook=%s timeout=%.1fs waited=%.1fs "
+                "error=\"the plugin did not answer\"", run->plugin->name,
+                porter_hook_name(run->hook), run->plugin->timeout,
+                (double)waited.tv_sec + (double)waited.tv_usec / 1e6);
     run->generation++;
     run->resumed = false;
     event_del(run->resume_event);

@@ -2,12 +2,16 @@
  * milter_client.c - one asynchronous connection to one milter (see milter_client.h).
  *
  * Interface: milter_client.h. The client is a small state machine (IDLE -> CONNECTING ->
- * NEGOTIATING -> READY, and FAILED from anywhere) over a libevent bufferevent. Frames are
- * cut with milter_frame_next (limit MILTER_MAX_FRAME: Porter never offers SMFIP_MDS_*) and
+ * NEGOTIATING -> READY, and FAILED from anywhere) over a non-blocking socket with two
+ * libevent events of its own: commands are written with send() at once, and only what the
+ * socket does not take waits in an output buffer for the write event; replies are read with
+ * one read() per readable event into a flat input buffer and cut in place (no bufferevent:
+ * that costs two epoll_ctl, an ioctl and a loop turn per command). Frames are cut with
+ * milter_frame_next (limit MILTER_MAX_FRAME: Porter never offers SMFIP_MDS_*) and
  * decoded and validated with milter_codec.c; each reply is checked against the command that
  * awaits it with milter_reply_allowed and the negotiated actions and protocol flags. One
  * timer covers connect, every awaited reply and output that does not drain; it restarts on
- * every command sent, every SMFIR_PROGRESS and every drained write.
+ * every command sent, every SMFIR_PROGRESS and every write that the milter took.
  *
  * Fatal: out of memory and libevent object creation failures (abort). A misbehaving milter
  * only ever makes the client FAILED, with one failed() call that names the reason.
@@ -25,11 +29,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -37,6 +40,9 @@
 #include "milter_client.h"
 
 #define MILTER_CLIENT_REASON_MAX 300
+#define MILTER_CLIENT_INPUT_FIRST 4096 /* first input buffer; grows to one whole frame */
+#define MILTER_CLIENT_INPUT_MAX (MILTER_MAX_FRAME + MILTER_LENGTH_BYTES)
+#define MILTER_CLIENT_OUTPUT_KEEP (64 * 1024) /* an emptied output buffer above this is freed */
 
 struct milter_client {
     struct event_base *base;
@@ -47,7 +53,13 @@ struct milter_client {
     void *arg;
 
     enum milter_client_state state;
-    struct bufferevent *bev;
+    evutil_socket_t fd;          /* -1 when there is no socket */
+    struct event *read_event;    /* persistent, from negotiation on */
+    struct event *write_event;   /* persistent, pending while connecting or output waits */
+    struct milter_buffer output; /* unsent bytes: output.data[output_start..output.length) */
+    size_t output_start;
+    unsigned char *input;        /* read, not yet cut: input[input_start..input_end) */
+    size_t input_capacity, input_start, input_end;
     struct event *timer;       /* connect, reply and drain deadline */
     struct event *fail_event;  /* delivers a failure detected inside a milter_client_* call */
     int awaited;               /* command type whose reply is awaited, or -1 */
@@ -56,7 +68,6 @@ struct milter_client {
     struct milter_negotiated negotiated;
     char reason[MILTER_CLIENT_REASON_MAX];
 
-    bool in_open;              /* inside bufferevent_socket_connect (which may call back) */
     unsigned depth;            /* callbacks on the stack */
     bool closing;              /* milter_client_close was called during a callback */
 };
@@ -188,9 +199,9 @@ int milter_address_parse(const char *text, struct milter_address *out, char *err
 
 static void client_timer_fired(evutil_socket_t fd, short what, void *arg);
 static void client_fail_fired(evutil_socket_t fd, short what, void *arg);
-static void client_read(struct bufferevent *bev, void *arg);
-static void client_write(struct bufferevent *bev, void *arg);
-static void client_event(struct bufferevent *bev, short what, void *arg);
+static void client_readable(evutil_socket_t fd, short what, void *arg);
+static void client_writable(evutil_socket_t fd, short what, void *arg);
+static void client_negotiate(struct milter_client *c);
 
 struct milter_client *milter_client_new(struct event_base *base,
                                         const struct milter_client_settings *settings,
@@ -207,6 +218,7 @@ struct milter_client *milter_client_new(struct event_base *base,
     c->callbacks = *callbacks;
     c->arg = arg;
     c->state = MILTER_CLIENT_IDLE;
+    c->fd = -1;
     c->awaited = -1;
     c->timer = evtimer_new(base, client_timer_fired, c);
     c->fail_event = event_new(base, -1, 0, client_fail_fired, c);
@@ -215,11 +227,25 @@ struct milter_client *milter_client_new(struct event_base *base,
     return c;
 }
 
+/* client_socket_close - stop both I/O events and close the socket */
+static void client_socket_close(struct milter_client *c)
+{
+    if (c->read_event != NULL)
+        event_free(c->read_event);
+    if (c->write_event != NULL)
+        event_free(c->write_event);
+    c->read_event = c->write_event = NULL;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
 /* client_free - release everything; only when no callback is on the stack */
 static void client_free(struct milter_client *c)
 {
-    if (c->bev != NULL)
-        bufferevent_free(c->bev);
+    client_socket_close(c);
+    milter_buffer_free(&c->output);
+    free(c->input);
     event_free(c->timer);
     event_free(c->fail_event);
     for (int i = 0; i < MILTER_MACRO_STAGE_COUNT; i++)
@@ -237,6 +263,8 @@ static void client_timer_arm(struct milter_client *c, double seconds)
                          (suseconds_t) ((seconds - (double) (time_t) seconds) * 1e6)};
     c->timeout = seconds;
     evtimer_add(c->timer, &tv);
+    if (c->callbacks.deadline != NULL)
+        c->callbacks.deadline(c->arg, seconds);
 }
 
 /* client_mark_failed - FAILED: stop I/O and timers, remember why (first reason wins) */
@@ -248,10 +276,10 @@ static void client_mark_failed(struct milter_client *c, const char *format, va_l
     vsnprintf(c->reason, sizeof c->reason, format, ap);
     c->awaited = -1;
     evtimer_del(c->timer);
-    if (c->bev != NULL) {
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-        bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
-    }
+    if (c->read_event != NULL)
+        event_del(c->read_event);
+    if (c->write_event != NULL)
+        event_del(c->write_event);
 }
 
 /* client_callback_begin / _end - guard callbacks so a close inside one is deferred;
@@ -319,24 +347,18 @@ void milter_client_close(struct milter_client *c, bool abort_message)
 {
     if (c == NULL || c->closing)
         return;
-    if (c->state == MILTER_CLIENT_READY && c->awaited < 0 && c->bev != NULL &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (c->state == MILTER_CLIENT_READY && c->awaited < 0 && c->fd >= 0 &&
+        milter_client_output_pending(c) == 0) {
         struct milter_buffer frames = {0};
         if (abort_message)
             milter_encode_abort(&frames);
         milter_encode_quit(&frames);
-        evutil_socket_t fd = bufferevent_getfd(c->bev);
-        if (fd >= 0) {
-            ssize_t sent = send(fd, frames.data, frames.length, MSG_DONTWAIT | MSG_NOSIGNAL);
-            (void) sent; /* best effort: the milter also handles EOF */
-        }
+        ssize_t sent = send(c->fd, frames.data, frames.length, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void) sent; /* best effort: the milter also handles EOF */
         milter_buffer_free(&frames);
     }
     c->closing = true;
-    if (c->bev != NULL) {
-        bufferevent_free(c->bev);
-        c->bev = NULL;
-    }
+    client_socket_close(c);
     evtimer_del(c->timer);
     event_del(c->fail_event);
     if (c->depth == 0)
@@ -345,40 +367,84 @@ void milter_client_close(struct milter_client *c, bool abort_message)
 
 /* ---------------------------------------------------------------- connecting */
 
+/* client_output - write what the socket takes now, keep the rest for the write event;
+ * 0, or an errno value (the socket is broken) */
+static int client_output(struct milter_client *c, const unsigned char *data, size_t length)
+{
+    size_t written = 0;
+    if (milter_client_output_pending(c) == 0) {
+        while (written < length) {
+            ssize_t n = send(c->fd, data + written, length - written, MSG_NOSIGNAL);
+            if (n > 0) {
+                written += (size_t) n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            return n < 0 ? errno : EPIPE;
+        }
+    }
+    if (written == length)
+        return 0;
+    struct milter_buffer *out = &c->output;
+    size_t rest = length - written;
+    if (c->output_start > 0 && out->capacity - out->length < rest) {
+        memmove(out->data, out->data + c->output_start, out->length - c->output_start);
+        out->length -= c->output_start;
+        c->output_start = 0;
+    }
+    if (out->capacity - out->length < rest) {
+        out->capacity = out->length + rest > 2 * out->capacity ? out->length + rest
+                                                                : 2 * out->capacity;
+        out->data = xrealloc(out->data, out->capacity);
+    }
+    memcpy(out->data + out->length, data + written, rest);
+    out->length += rest;
+    event_add(c->write_event, NULL);
+    return 0;
+}
+
 int milter_client_open(struct milter_client *c)
 {
     if (c->state != MILTER_CLIENT_IDLE) {
         snprintf(c->reason, sizeof c->reason, "open called twice");
         return -1;
     }
-    c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL)
-        abort();
-    bufferevent_setcb(c->bev, client_read, client_write, client_event, c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, MILTER_CLIENT_OUTPUT_LOW, 0);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 4 * (MILTER_MAX_FRAME + MILTER_LENGTH_BYTES));
-    c->state = MILTER_CLIENT_CONNECTING;
-    client_timer_arm(c, c->connect_timeout);
-    errno = 0;
-    c->in_open = true;
-    int rc = bufferevent_socket_connect(c->bev, (struct sockaddr *) &c->address.sockaddr,
-                                        (int) c->address.length);
-    int error = errno;
-    c->in_open = false;
-    if (rc != 0 || c->state == MILTER_CLIENT_FAILED) {
+    int family = c->address.sockaddr.ss_family;
+    c->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int error = c->fd < 0 ? errno : 0;
+    if (c->fd >= 0) {
+        int rc;
+        do {
+            rc = connect(c->fd, (struct sockaddr *) &c->address.sockaddr, c->address.length);
+        } while (rc != 0 && errno == EINTR);
+        error = rc == 0 ? 0 : errno;
+    }
+    if (error != 0 && error != EINPROGRESS) {
         c->state = MILTER_CLIENT_FAILED;
-        evtimer_del(c->timer);
         snprintf(c->reason, sizeof c->reason, "cannot connect to %s: %s", c->address.text,
-                 error ? strerror(error) : "connect failed");
+                 strerror(error));
         c->failed_called = true; /* the caller learns it from the return value */
-        bufferevent_free(c->bev);
-        c->bev = NULL;
+        client_socket_close(c);
         return -1;
     }
+    c->read_event = event_new(c->base, c->fd, EV_READ | EV_PERSIST, client_readable, c);
+    c->write_event = event_new(c->base, c->fd, EV_WRITE | EV_PERSIST, client_writable, c);
+    if (c->read_event == NULL || c->write_event == NULL)
+        abort();
+    c->state = MILTER_CLIENT_CONNECTING;
+    client_timer_arm(c, c->connect_timeout);
+    if (error == EINPROGRESS)
+        event_add(c->write_event, NULL); /* writable: the connect finished, one way or other */
+    else
+        client_negotiate(c); /* a unix socket connects at once */
     return 0;
 }
 
-/* client_negotiate - connected: send SMFIC_OPTNEG with everything Postfix offers */
+/* client_negotiate - connected: send SMFIC_OPTNEG with everything Postfix offers (failure
+ * reaches failed() from the loop: this runs inside milter_client_open too) */
 static void client_negotiate(struct milter_client *c)
 {
     struct milter_buffer frame = {0};
@@ -386,9 +452,13 @@ static void client_negotiate(struct milter_client *c)
                          milter_offered_protocol(MILTER_PROTOCOL_VERSION));
     c->state = MILTER_CLIENT_NEGOTIATING;
     c->awaited = MILTER_COMMAND_OPTNEG;
-    bufferevent_write(c->bev, frame.data, frame.length);
+    int error = client_output(c, frame.data, frame.length);
     milter_buffer_free(&frame);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (error != 0) {
+        client_fail_later(c, "cannot write to the milter: %s", strerror(error));
+        return;
+    }
+    event_add(c->read_event, NULL);
     client_timer_arm(c, c->command_timeout);
 }
 
@@ -447,8 +517,9 @@ int milter_client_send(struct milter_client *c, const struct milter_buffer *buff
                           milter_command_type_name(c->awaited));
         return -1;
     }
-    if (buffer->length > 0 && bufferevent_write(c->bev, buffer->data, buffer->length) != 0) {
-        client_fail_later(c, "cannot queue %zu bytes for the milter", buffer->length);
+    int error = buffer->length > 0 ? client_output(c, buffer->data, buffer->length) : 0;
+    if (error != 0) {
+        client_fail_later(c, "cannot write to the milter: %s", strerror(error));
         return -1;
     }
     c->awaited = awaits_reply ? (int) command : -1;
@@ -472,9 +543,7 @@ bool milter_client_waiting(const struct milter_client *c)
 
 size_t milter_client_output_pending(const struct milter_client *c)
 {
-    if (c->bev == NULL)
-        return 0;
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return c->output.length - c->output_start;
 }
 
 const struct milter_negotiated *milter_client_negotiated(const struct milter_client *c)
@@ -512,43 +581,67 @@ static void client_timer_fired(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void client_event(struct bufferevent *bev, short what, void *arg)
+/* client_connected - the write event while connecting: the connect finished */
+static void client_connected(struct milter_client *c)
 {
-    struct milter_client *c = arg;
-    if (what & BEV_EVENT_CONNECTED) {
-        client_negotiate(c);
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0)
+        error = errno;
+    if (error == EINPROGRESS || error == EINTR)
+        return; /* not yet */
+    event_del(c->write_event);
+    if (error != 0) {
+        client_fail(c, "cannot connect to %s: %s", c->address.text, strerror(error));
         return;
     }
-    if (c->in_open) {
-        /* libevent reports a connect that failed at once from inside the connect call:
-         * milter_client_open returns -1 instead of calling back. */
-        c->state = MILTER_CLIENT_FAILED;
-        return;
-    }
-    int error = EVUTIL_SOCKET_ERROR();
-    if (c->state == MILTER_CLIENT_CONNECTING)
-        client_fail(c, "cannot connect to %s: %s", c->address.text,
-                    error ? evutil_socket_error_to_string(error) : "connection refused");
-    else if (what & BEV_EVENT_EOF)
-        client_fail(c, "the milter closed the connection%s%s",
-                    c->awaited >= 0 ? " while Porter waited for the reply to " : "",
-                    c->awaited >= 0 ? milter_command_type_name(c->awaited) : "");
-    else
-        client_fail(c, "socket error: %s",
-                    error ? evutil_socket_error_to_string(error) : "unknown");
+    client_negotiate(c);
 }
 
-/* client_write - output fell to the low-water mark: restart the drain deadline, tell */
-static void client_write(struct bufferevent *bev, void *arg)
+/* client_writable - write what waits; once the output fell to MILTER_CLIENT_OUTPUT_LOW,
+ * restart the drain deadline and tell (drained) */
+static void client_writable(evutil_socket_t fd, short what, void *arg)
 {
     struct milter_client *c = arg;
-    if (c->state != MILTER_CLIENT_READY)
+    if (c->state == MILTER_CLIENT_CONNECTING) {
+        client_connected(c);
         return;
-    if (c->awaited >= 0 || milter_client_output_pending(c) > 0)
-        client_timer_arm(c, c->timeout);
+    }
+    if (c->state != MILTER_CLIENT_READY && c->state != MILTER_CLIENT_NEGOTIATING) {
+        event_del(c->write_event);
+        return;
+    }
+    struct milter_buffer *out = &c->output;
+    size_t before = milter_client_output_pending(c);
+    while (c->output_start < out->length) {
+        ssize_t n = send(c->fd, out->data + c->output_start, out->length - c->output_start,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            c->output_start += (size_t) n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break; /* still full: the event stays */
+        client_fail(c, "socket error: %s", n < 0 ? strerror(errno) : "nothing written");
+        return;
+    }
+    size_t pending = milter_client_output_pending(c);
+    if (pending == 0) {
+        event_del(c->write_event);
+        if (out->capacity > MILTER_CLIENT_OUTPUT_KEEP)
+            milter_buffer_free(out);
+        out->length = 0;
+        c->output_start = 0;
+    }
+    if (c->state != MILTER_CLIENT_READY || pending == before)
+        return;
+    if (c->awaited >= 0 || pending > 0)
+        client_timer_arm(c, c->timeout); /* the milter reads: the deadline starts again */
     else
         evtimer_del(c->timer);
-    if (c->callbacks.drained != NULL) {
+    if (pending <= MILTER_CLIENT_OUTPUT_LOW && c->callbacks.drained != NULL) {
         client_callback_begin(c);
         c->callbacks.drained(c->arg);
         client_callback_end(c);
@@ -614,27 +707,45 @@ static bool client_frame(struct milter_client *c, const struct milter_frame *fra
     return !gone && c->state == MILTER_CLIENT_READY;
 }
 
-/* client_read - cut the input into frames and handle each, until one is incomplete */
-static void client_read(struct bufferevent *bev, void *arg)
+/* client_input_room - room for need bytes from input_start on: compact, then grow (need is
+ * at most MILTER_CLIENT_INPUT_MAX) */
+static void client_input_room(struct milter_client *c, size_t need)
 {
-    struct milter_client *c = arg;
-    struct evbuffer *input = bufferevent_get_input(bev);
-    client_callback_begin(c);
+    if (c->input_start > 0 && (c->input_capacity - c->input_start < need ||
+                               c->input_end == c->input_capacity)) {
+        memmove(c->input, c->input + c->input_start, c->input_end - c->input_start);
+        c->input_end -= c->input_start;
+        c->input_start = 0;
+    }
+    if (c->input_capacity < need) {
+        size_t capacity = c->input_capacity ? c->input_capacity : MILTER_CLIENT_INPUT_FIRST;
+        while (capacity < need)
+            capacity *= 2;
+        if (capacity > MILTER_CLIENT_INPUT_MAX)
+            capacity = MILTER_CLIENT_INPUT_MAX;
+        c->input = xrealloc(c->input, capacity);
+        c->input_capacity = capacity;
+    }
+}
+
+/* client_frames - cut the input into frames and handle each, until one is incomplete */
+static void client_frames(struct milter_client *c)
+{
     while (c->state == MILTER_CLIENT_NEGOTIATING || c->state == MILTER_CLIENT_READY) {
-        size_t available = evbuffer_get_length(input);
+        size_t available = c->input_end - c->input_start;
         if (available < MILTER_LENGTH_BYTES)
             break;
-        unsigned char prefix[MILTER_LENGTH_BYTES];
-        evbuffer_copyout(input, prefix, sizeof prefix);
-        uint32_t length = ((uint32_t) prefix[0] << 24) | ((uint32_t) prefix[1] << 16) |
-                          ((uint32_t) prefix[2] << 8) | prefix[3];
+        const unsigned char *bytes = c->input + c->input_start;
+        uint32_t length = ((uint32_t) bytes[0] << 24) | ((uint32_t) bytes[1] << 16) |
+                          ((uint32_t) bytes[2] << 8) | bytes[3];
         size_t need = MILTER_LENGTH_BYTES;
         if (length > 0 && length <= MILTER_MAX_FRAME) {
             need += length;
-            if (available < need)
+            if (available < need) {
+                client_input_room(c, need); /* the next read completes it */
                 break;
+            }
         }
-        const unsigned char *bytes = evbuffer_pullup(input, (ev_ssize_t) need);
         struct milter_frame frame;
         size_t consumed = 0;
         int rc = milter_frame_next(bytes, need, MILTER_MAX_FRAME, &frame, &consumed);
@@ -648,9 +759,42 @@ static void client_read(struct bufferevent *bev, void *arg)
         bool go_on = client_frame(c, &frame);
         if (c->closing)
             break;
-        evbuffer_drain(input, consumed);
+        c->input_start += consumed;
         if (!go_on)
             break;
+    }
+    if (!c->closing && c->input_start == c->input_end)
+        c->input_start = c->input_end = 0;
+}
+
+/* client_readable - one read() into the input buffer, then the frames it completed */
+static void client_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct milter_client *c = arg;
+    if (c->state != MILTER_CLIENT_NEGOTIATING && c->state != MILTER_CLIENT_READY)
+        return;
+    client_input_room(c, c->input_end - c->input_start + 1);
+    if (c->input_end == c->input_capacity) {
+        client_fail(c, "internal error: %zu bytes from the milter hold no whole frame",
+                    c->input_end - c->input_start);
+        return;
+    }
+    ssize_t n;
+    do {
+        n = read(c->fd, c->input + c->input_end, c->input_capacity - c->input_end);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    client_callback_begin(c);
+    if (n == 0)
+        client_fail(c, "the milter closed the connection%s%s",
+                    c->awaited >= 0 ? " while Porter waited for the reply to " : "",
+                    c->awaited >= 0 ? milter_command_type_name(c->awaited) : "");
+    else if (n < 0)
+        client_fail(c, "socket error: %s", strerror(errno));
+    else {
+        c->input_end += (size_t) n;
+        client_frames(c);
     }
     client_callback_end(c);
 }

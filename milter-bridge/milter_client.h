@@ -45,7 +45,7 @@ struct event_base;
 /* The longest socket= value and the longest text form of an address kept for logs. */
 #define MILTER_ADDRESS_TEXT_MAX 256
 
-/* Output above this many bytes means "wait for drained() before sending more body". */
+/* Unsent output above this many bytes means "wait for drained() before sending more body". */
 #define MILTER_CLIENT_OUTPUT_HIGH (256 * 1024)
 /* drained() is called when the output falls to this many bytes or fewer. */
 #define MILTER_CLIENT_OUTPUT_LOW (64 * 1024)
@@ -100,6 +100,13 @@ struct milter_client_callbacks {
     void (*reply)(void *arg, const struct milter_reply *reply); /* a reply to the awaited command */
     void (*drained)(void *arg);                                 /* output fell to OUTPUT_LOW */
     void (*failed)(void *arg, const char *reason);              /* once; see above */
+    /* The client (re)started its one timer: unless the milter answers (or reads, or shows
+     * progress) within seconds, failed() follows. Called on connect, every command sent,
+     * every SMFIR_PROGRESS and modification reply, every write the milter took, also from
+     * inside milter_client_open and milter_client_send; it must not call milter_client_*
+     * functions. May be NULL. The plugin uses it to push the core's hook deadline past
+     * this one. */
+    void (*deadline)(void *arg, double seconds);
 };
 
 struct milter_client;
@@ -116,7 +123,8 @@ struct milter_client *milter_client_new(struct event_base *base,
 int milter_client_open(struct milter_client *c);
 
 /*
- * milter_client_send - queue the frames in buffer (they are copied; buffer is not changed).
+ * milter_client_send - send the frames in buffer: written at once as far as the socket takes
+ * them, the rest copied and written when it can (buffer is not changed).
  * command is the type of the last command in buffer: it picks the timeout (content_timeout
  * for HEADER, EOH, BODY and BODYEOB, command_timeout for the rest) and, when awaits_reply,
  * names the command whose reply the client now waits for. Without a reply to wait for, the

@@ -8,8 +8,8 @@
  *
  * Interface: the plugin descriptor at the end. Hooks: connect, helo/ehlo, mail, rcpt, data,
  * data_post (header block, end of headers, body in chunks of at most 65535 bytes, end of
- * message, then the milter's edits), unrecognized_command (SMFIC_UNKNOWN), queue (holds back
- * a discarded message), reset_transaction (SMFIC_ABORT), disconnect (SMFIC_QUIT, free).
+ * message, then the milter's edits), unrecognized_command (SMFIC_UNKNOWN), reset_transaction
+ * (SMFIC_ABORT), disconnect (SMFIC_QUIT, free).
  *
  * Arguments:
  *   socket=unix:/PATH | inet:PORT@HOST | inet:HOST:PORT | inet6:[ADDR]:PORT   (required)
@@ -35,15 +35,23 @@
  * command refuses the current command. Replies map to verdicts: continue -> DECLINED;
  * accept -> DECLINED and the milter is skipped for the message (for the connection at
  * connect and helo); reject -> 550 5.7.1; tempfail -> 451 4.7.1; replycode -> the milter's
- * reply ('%%' undoubled; 421 also closes); discard -> the message is answered 250 and not
- * delivered; shutdown and conn_fail -> 421 and close. End-of-message edits are kept in order
- * and applied only when the final verdict lets the message through.
+ * reply ('%%' undoubled; 421 also closes); discard -> porter_discard (the core answers the
+ * message 250, runs no queue plugin and logs discarded=milter:NAME; this milter's later
+ * hooks of the transaction decline, and at data_post it answers OK so that no later plugin
+ * checks a message that goes nowhere); shutdown and conn_fail -> 421 and close.
+ * End-of-message edits are kept in order and applied only when the final verdict lets the
+ * message through.
+ *
+ * Deadlines: each time the client starts its timer (connect, every command sent, every
+ * SMFIR_PROGRESS, modification reply and write the milter took), the waiting hook's core
+ * deadline is pushed to that timeout plus MILTER_DEADLINE_MARGIN (porter_wait_extend), so the
+ * milter's own connect_timeout, command_timeout and content_timeout decide, and
+ * default_action applies, however long a data_post conversation with a milter that keeps
+ * answering takes; hook_timeout= and plugin_timeout do not cut it short.
  *
  * Chain order: put milter lines before rcpt_ok (a plugin that answers OK ends a chain; a
- * milter after rcpt_ok gets the accepted recipients only just before DATA) and before the
- * queue plugin (the queue hook keeps a message that a milter discarded before data_post from
- * being delivered). Give the line a hook_timeout= above its own timeouts: the core's
- * deadline covers a whole hook, at data_post every header, body and end-of-message round trip.
+ * milter after rcpt_ok gets the accepted recipients only just before DATA). A discard works
+ * wherever the line is, also after the queue plugin.
  *
  * SMFIP_RCPT_REJ is offered and honoured as far as the chain allows: the milter sees every
  * recipient that reaches its line, also those a later plugin then refuses; a recipient an
@@ -79,6 +87,7 @@
 #define MILTER_MACROS_MAX 64                 /* macros sent per stage */
 #define MILTER_REPLY_TEXT_MAX 8192           /* a milter's reply text, all lines */
 #define MILTER_STEPS_MAX 12                  /* steps per hook (recipients aside) */
+#define MILTER_DEADLINE_MARGIN 2.0           /* core deadline = the client's timer + this */
 
 /* The stages a hooks= list may name. */
 enum milter_stage {
@@ -703,12 +712,14 @@ static void milter_on_ready(void *arg);
 static void milter_on_reply(void *arg, const struct milter_reply *reply);
 static void milter_on_drained(void *arg);
 static void milter_on_failed(void *arg, const char *reason);
+static void milter_on_deadline(void *arg, double seconds);
 
 static const struct milter_client_callbacks milter_callbacks = {
     .ready = milter_on_ready,
     .reply = milter_on_reply,
     .drained = milter_on_drained,
     .failed = milter_on_failed,
+    .deadline = milter_on_deadline,
 };
 
 /* milter_transaction_clear - forget everything about the current message */
@@ -1309,6 +1320,15 @@ static void milter_on_failed(void *arg, const char *reason)
     milter_fail(c, reason);
 }
 
+/* milter_on_deadline - the client restarted its timer: the core waits a little longer, so
+ * that the milter's timeout, not the hook deadline, ends a wait */
+static void milter_on_deadline(void *arg, double seconds)
+{
+    struct milter_conn *c = arg;
+    if ((c->pending || c->in_hook) && !c->finished)
+        porter_wait_extend(c->handle, seconds + MILTER_DEADLINE_MARGIN);
+}
+
 /* milter_connection_level - is the step before any transaction (connect, helo)? */
 static bool milter_connection_level(enum milter_step_kind step)
 {
@@ -1440,19 +1460,24 @@ static void milter_on_reply(void *arg, const struct milter_reply *reply)
         milter_verdict_set(&v, PORTER_DECLINED, 0, NULL, "%s", "");
         milter_finish(c, &v);
         return;
-    case MILTER_REPLY_DISCARD:
-        porter_log(s, PORTER_LOG_NOTICE, "event=milter_discard milter=%s queue_id=%s step=%s",
-                   c->m->name, porter_queue_id(s) ? porter_queue_id(s) : "-",
-                   milter_step_name(step));
-        porter_note_set(s, PORTER_TRANSACTION, MILTER_NOTE_DISCARD, c->m->name);
+    case MILTER_REPLY_DISCARD: {
+        char reason[MILTER_ADDRESS_TEXT_MAX + 16];
+        snprintf(reason, sizeof reason, "milter:%s", c->m->name);
+        bool dropped = porter_discard(s, reason) == 0;
+        porter_log(s, dropped ? PORTER_LOG_NOTICE : PORTER_LOG_WARNING, "event=milter_discard "
+                   "milter=%s queue_id=%s step=%s%s", c->m->name,
+                   porter_queue_id(s) ? porter_queue_id(s) : "-", milter_step_name(step),
+                   dropped ? "" : " error=\"no transaction to discard; ignored\"");
+        if (dropped)
+            porter_note_set(s, PORTER_TRANSACTION, MILTER_NOTE_DISCARD, c->m->name);
         if (step == MILTER_STEP_EOM)
             c->message_open = false;
-        if (c->stage == MILTER_STAGE_DATA_POST)
-            milter_verdict_set(&v, PORTER_DONE, 250, "2.0.0", "Ok: discarded");
-        else
-            milter_verdict_set(&v, PORTER_DECLINED, 0, NULL, "%s", "");
+        milter_verdict_set(&v, dropped && c->stage == MILTER_STAGE_DATA_POST ? PORTER_OK
+                                                                             : PORTER_DECLINED,
+                           0, NULL, "%s", "");
         milter_finish(c, &v);
         return;
+    }
     default:
         break;
     }
@@ -1488,7 +1513,7 @@ static void milter_abandoned(struct milter_conn *c)
         return;
     c->pending = false;
     porter_log(c->s, PORTER_LOG_WARNING, "event=milter_failed milter=%s hook=%s "
-               "reason=\"the hook's deadline (hook_timeout) passed before the milter answered\" "
+               "reason=\"the core stopped waiting for the hook before the milter answered\" "
                "action=%s", c->m->name, milter_stage_name(c->stage),
                milter_default_name(c->m->default_action));
     milter_client_close(c->client, false);
@@ -1571,9 +1596,7 @@ static int milter_hook(porter_session *s, void *state, enum milter_stage stage)
         return PORTER_DECLINED;
     bool in_transaction = stage >= MILTER_STAGE_MAIL && stage <= MILTER_STAGE_DATA_POST;
     if (in_transaction && porter_note_get(s, PORTER_TRANSACTION, MILTER_NOTE_DISCARD) != NULL)
-        return stage == MILTER_STAGE_DATA_POST
-                   ? porter_reply(s, PORTER_DONE, 250, "2.0.0", "Ok: discarded")
-                   : PORTER_DECLINED;
+        return stage == MILTER_STAGE_DATA_POST ? PORTER_OK : PORTER_DECLINED; /* discarded */
     if (in_transaction && c->accepted_message)
         return PORTER_DECLINED;
     if (c->held_connection || (in_transaction && c->held)) {
@@ -1631,18 +1654,6 @@ static int milter_data_post_hook(porter_session *s, void *state)
 static int milter_unknown_hook(porter_session *s, void *state)
 {
     return milter_hook(s, state, MILTER_STAGE_UNKNOWN);
-}
-
-/* milter_queue_hook - a discarded message is answered 250 and goes to no queue plugin
- * (this plugin's line comes before the queue plugin's) */
-static int milter_queue_hook(porter_session *s, void *state)
-{
-    const char *who = porter_note_get(s, PORTER_TRANSACTION, MILTER_NOTE_DISCARD);
-    if (who == NULL)
-        return PORTER_DECLINED;
-    porter_log(s, PORTER_LOG_NOTICE, "event=milter_discarded milter=%s queue_id=%s", who,
-               porter_queue_id(s) ? porter_queue_id(s) : "-");
-    return porter_reply(s, PORTER_OK, 250, "2.0.0", "Ok: discarded");
 }
 
 /* milter_reset_hook - the transaction ended (RSET, HELO, end of message): SMFIC_ABORT */
@@ -1729,19 +1740,6 @@ static void *milter_init(porter_args *a)
     if (!milter_hooks_parse(hooks, m->listed, bad, sizeof bad))
         porter_arg_error(a, "hooks: unknown stage '%s' (known: connect, helo, mail, rcpt, "
                          "data, data_post, unknown)", bad);
-    double longest = m->connect_timeout + m->command_timeout;
-    if (m->content_timeout > longest)
-        longest = m->content_timeout;
-    double deadline = porter_arg_seconds(a, "hook_timeout", 0);
-    if (deadline <= 0)
-        porter_log(NULL, PORTER_LOG_NOTICE, "event=milter_config milter=%s notice=\"no "
-                   "hook_timeout= on this line: porter.conf's plugin_timeout limits each hook, "
-                   "so set hook_timeout above %.0fs to let default_action apply\"", m->name,
-                   longest);
-    else if (deadline <= longest)
-        porter_log(NULL, PORTER_LOG_WARNING, "event=milter_config milter=%s warning=\"hook_timeout"
-                   "=%.0fs is not longer than the milter's timeouts (%.0fs): the core may answer "
-                   "451 before default_action applies\"", m->name, deadline, longest);
     return m;
 }
 
@@ -1763,6 +1761,5 @@ PORTER_PLUGIN(.name = "milter", .init = milter_init, .fini = milter_fini,
               .hooks[PORTER_HOOK_DATA] = milter_data_hook,
               .hooks[PORTER_HOOK_DATA_POST] = milter_data_post_hook,
               .hooks[PORTER_HOOK_UNRECOGNIZED_COMMAND] = milter_unknown_hook,
-              .hooks[PORTER_HOOK_QUEUE] = milter_queue_hook,
               .hooks[PORTER_HOOK_RESET_TRANSACTION] = milter_reset_hook,
               .hooks[PORTER_HOOK_DISCONNECT] = milter_disconnect_hook);

@@ -2,7 +2,8 @@
  * test_plugin_host.c - unit tests of plugin_host.c: loading a registry (errors with file and
  * line, unknown arguments, missing plugins), chain order and DECLINED fall-through, PENDING
  * answered by timer, by blocking job and by handle (a second answer is refused), a plugin
- * that never answers (DENYSOFT after its deadline), and late answers after cancellation.
+ * that never answers (DENYSOFT after its deadline), a deadline moved with
+ * hook_chain_wait_extend, and late answers after cancellation.
  * Real plugins from native-plugins/ are loaded; the session is a bare struct on a real event
  * loop, without a socket.
  */
@@ -252,6 +253,59 @@ static void test_cancel_drops_late_answer(void **state)
     config_free(config);
 }
 
+/* elapsed_since - seconds since start */
+static double elapsed_since(const struct timeval *start)
+{
+    struct timeval now, elapsed;
+    gettimeofday(&now, NULL);
+    timersub(&now, start, &elapsed);
+    return (double)elapsed.tv_sec + (double)elapsed.tv_usec / 1e6;
+}
+
+static void test_wait_extend(void **state)
+{
+    /* plugin_timeout is 0.3 s; porter_wait_extend moves the deadline of a plugin that never
+     * answers to 0.8 s from now, and refuses stale handles, bad durations and dead waits. */
+    struct porter_config *config;
+    struct config_error_list errors = {0};
+    struct plugin_registry *registry = load("test_pending mode=never\n", &config, &errors);
+    assert_non_null(registry);
+    struct worker *w = worker_create(config, registry, true);
+    struct porter_session *s = fake_session(w, config, registry);
+    chain_calls = 0;
+    struct timeval start;
+    gettimeofday(&start, NULL);
+    hook_chain_run(s, PORTER_HOOK_RCPT, chain_done);
+    assert_true(s->run.waiting);
+    porter_handle handle = hook_chain_handle(s);
+    porter_handle stale = {handle.session_id, handle.generation + 1};
+    porter_handle nobody = {handle.session_id + 1000, handle.generation};
+    const struct {
+        porter_handle handle;
+        double seconds;
+        int want;
+    } cases[] = {
+        {stale, 1, -1}, {nobody, 1, -1}, {handle, 0, -1}, {handle, -1, -1}, {handle, 0.8, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = hook_chain_wait_extend(cases[i].handle, cases[i].seconds);
+        if (got != cases[i].want)
+            fail_msg("case %zu (%.1f s): got %d, want %d", i, cases[i].seconds, got,
+                     cases[i].want);
+    }
+    run_until_done(s);
+    double seconds = elapsed_since(&start);
+    if (chain_rc != PORTER_DENYSOFT || seconds < 0.75 || seconds > 3)
+        fail_msg("extended wait: got %s after %.2fs, want DENYSOFT after 0.8 s",
+                 porter_rc_name(chain_rc), seconds);
+    /* The wait is over: the handle no longer extends anything. */
+    assert_int_equal(hook_chain_wait_extend(handle, 1), -1);
+    session_close(s, "test");
+    worker_destroy(w);
+    plugin_registry_release(registry);
+    config_free(config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_pending_never),
         cmocka_unit_test(test_pending_declined_continues),
         cmocka_unit_test(test_cancel_drops_late_answer),
+        cmocka_unit_test(test_wait_extend),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
