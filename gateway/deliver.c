@@ -749,9 +749,11 @@ static int deliver_class_outcome(int code)
     return class == 2 ? 2 : class == 5 ? 5 : 4;
 }
 
-static void deliver_data_done(struct smtp_client *c, void *arg, const struct smtp_reply *reply)
+/* deliver_finish_recipients - each pending recipient's outcome from the client's replies (a
+ * refused RCPT, else its final LMTP reply, else the transaction's reply), then end the job */
+static void deliver_finish_recipients(struct deliver_job *job, struct smtp_client *c,
+                                      const struct smtp_reply *reply, bool dsn)
 {
-    struct deliver_job *job = arg;
     size_t count = 0;
     const struct smtp_client_recipient *list = smtp_client_recipients(c, &count);
     size_t n = job->pending_count;
@@ -776,10 +778,15 @@ static void deliver_data_done(struct smtp_client *c, void *arg, const struct smt
             replies[k] = reply;
         }
     }
-    deliver_finish(job, outcomes, replies, NULL, smtp_client_has_extension(c, "DSN"));
+    deliver_finish(job, outcomes, replies, NULL, dsn);
     free(outcomes);
     free(replies);
     deliver_job_end(job);
+}
+
+static void deliver_data_done(struct smtp_client *c, void *arg, const struct smtp_reply *reply)
+{
+    deliver_finish_recipients(arg, c, reply, smtp_client_has_extension(c, "DSN"));
 }
 
 static void deliver_connected(struct smtp_pool *pool, struct smtp_client *c, void *arg,
@@ -802,19 +809,8 @@ static void deliver_began(struct smtp_client *c, void *arg, const struct smtp_re
         return;
     }
     if (smtp_client_accepted_count(c) == 0) {
-        size_t count = 0;
-        const struct smtp_client_recipient *list = smtp_client_recipients(c, &count);
-        size_t n = job->pending_count;
-        int *outcomes = xcalloc(n + 1, sizeof *outcomes);
-        const struct smtp_reply **replies = xcalloc(n + 1, sizeof *replies);
-        for (size_t k = 0; k < n; k++) {
-            outcomes[k] = k < count ? deliver_class_outcome(list[k].rcpt.code) : 4;
-            replies[k] = k < count ? &list[k].rcpt : reply;
-        }
-        deliver_finish(job, outcomes, replies, NULL, true);
-        free(outcomes);
-        free(replies);
-        deliver_job_end(job);
+        /* every recipient was refused: their RCPT replies decide */
+        deliver_finish_recipients(job, c, reply, true);
         return;
     }
     struct smtp_client_message message = {
