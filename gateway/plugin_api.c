@@ -354,6 +354,14 @@ static struct event_base *api_event_base(porter_session *s)
     return s->base;
 }
 
+static int api_at_loop_end(porter_session *s, void (*fn)(void *arg), void *arg)
+{
+    if (s == NULL || s->worker == NULL || fn == NULL)
+        return -1;
+    worker_at_loop_end(s->worker, fn, arg);
+    return 0;
+}
+
 /* api_message_write - headers, the empty line, then the body; thread-safe */
 static int api_message_write(const struct porter_message *m, int fd)
 {
@@ -868,4 +876,5 @@ const struct porter_api plugin_api_table = {
     .arg_resolve = api_arg_resolve,
     .wait_extend = hook_chain_wait_extend,
     .discard = api_discard,
+    .at_loop_end = api_at_loop_end,
 };

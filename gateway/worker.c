@@ -40,6 +40,12 @@ struct ip_count {
     unsigned count;
 };
 
+/* A plugin's cleanup for the end of the loop (porter_at_loop_end). */
+struct worker_loop_end_call {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
 struct worker {
     struct event_base *base;
     const struct porter_config *config;
@@ -65,6 +71,8 @@ struct worker {
     bool stdio;
     int spare_spools[WORKER_SPARE_SPOOLS];
     size_t spare_count;
+    struct worker_loop_end_call *loop_end_calls; /* porter_at_loop_end */
+    size_t loop_end_count;
 };
 
 struct worker *worker_current;
@@ -431,9 +439,21 @@ struct worker *worker_create(const struct porter_config *config,
     return w;
 }
 
+void worker_at_loop_end(struct worker *w, void (*fn)(void *arg), void *arg)
+{
+    w->loop_end_calls = xrealloc(w->loop_end_calls,
+                                 (w->loop_end_count + 1) * sizeof *w->loop_end_calls);
+    w->loop_end_calls[w->loop_end_count++] = (struct worker_loop_end_call){fn, arg};
+}
+
 /* worker_destroy - after the loop ended */
 void worker_destroy(struct worker *w)
 {
+    while (w->loop_end_count > 0) {
+        struct worker_loop_end_call call = w->loop_end_calls[--w->loop_end_count];
+        call.fn(call.arg);
+    }
+    free(w->loop_end_calls);
     thread_pool_stop(w->pool);
     dns_resolver_free(w->dns); /* after the pool: blocking queries use it */
     for (size_t i = 0; i < w->listener_count; i++)

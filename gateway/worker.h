@@ -58,5 +58,8 @@ struct event_base *worker_event_base(struct worker *worker);
 void worker_session_closed(struct worker *worker, struct porter_session *s);
 uint64_t worker_next_session_id(struct worker *worker);
 bool worker_draining(const struct worker *worker);
+/* worker_at_loop_end - fn(arg) runs when worker_destroy starts, before the loop is freed
+ * (latest registered first) */
+void worker_at_loop_end(struct worker *worker, void (*fn)(void *arg), void *arg);
 
 #endif

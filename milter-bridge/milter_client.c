@@ -68,6 +68,7 @@ struct milter_client {
     struct milter_negotiated negotiated;
     char reason[MILTER_CLIENT_REASON_MAX];
 
+    bool parked;               /* between SMTP sessions (milter_client_park) */
     unsigned depth;            /* callbacks on the stack */
     bool closing;              /* milter_client_close was called during a callback */
 };
@@ -347,7 +348,7 @@ void milter_client_close(struct milter_client *c, bool abort_message)
 {
     if (c == NULL || c->closing)
         return;
-    if (c->state == MILTER_CLIENT_READY && c->awaited < 0 && c->fd >= 0 &&
+    if (c->state == MILTER_CLIENT_READY && c->awaited < 0 && c->fd >= 0 && !c->parked &&
         milter_client_output_pending(c) == 0) {
         struct milter_buffer frames = {0};
         if (abort_message)
@@ -363,6 +364,52 @@ void milter_client_close(struct milter_client *c, bool abort_message)
     event_del(c->fail_event);
     if (c->depth == 0)
         client_free(c);
+}
+
+int milter_client_park(struct milter_client *c, double idle_timeout,
+                       const struct milter_client_callbacks *callbacks, void *arg)
+{
+    if (c == NULL || c->closing)
+        return -1;
+    bool ok = c->state == MILTER_CLIENT_READY && c->awaited < 0 && c->fd >= 0 && !c->parked &&
+              c->depth == 0 && milter_client_output_pending(c) == 0 &&
+              c->input_start == c->input_end && c->negotiated.version >= 6;
+    if (ok) {
+        struct milter_buffer frame = {0};
+        milter_encode_quit_nc(&frame);
+        ssize_t sent = send(c->fd, frame.data, frame.length, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ok = sent == (ssize_t) frame.length;
+        milter_buffer_free(&frame);
+    }
+    if (!ok) {
+        milter_client_close(c, false);
+        return -1;
+    }
+    c->parked = true;
+    c->callbacks = *callbacks;
+    c->arg = arg;
+    client_timer_arm(c, idle_timeout);
+    return 0;
+}
+
+int milter_client_unpark(struct milter_client *c, const struct milter_client_callbacks *callbacks,
+                         void *arg)
+{
+    bool usable = c->parked && c->state == MILTER_CLIENT_READY && c->fd >= 0;
+    if (usable) {
+        unsigned char byte;
+        ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        usable = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK); /* not EOF, no stray bytes */
+    }
+    if (!usable) {
+        milter_client_close(c, false);
+        return -1;
+    }
+    c->parked = false;
+    evtimer_del(c->timer);
+    c->callbacks = *callbacks;
+    c->arg = arg;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- connecting */
@@ -569,7 +616,9 @@ static void client_timer_fired(evutil_socket_t fd, short what, void *arg)
         client_fail(c, "timeout: no answer to SMFIC_OPTNEG after %.1fs", c->timeout);
         break;
     case MILTER_CLIENT_READY:
-        if (c->awaited >= 0)
+        if (c->parked)
+            client_fail(c, "parked connection idle for %.0fs", c->timeout);
+        else if (c->awaited >= 0)
             client_fail(c, "timeout: no reply to %s after %.1fs",
                         milter_command_type_name(c->awaited), c->timeout);
         else if (milter_client_output_pending(c) > 0)

@@ -147,9 +147,32 @@ const struct milter_negotiated *milter_client_negotiated(const struct milter_cli
 const char *milter_client_reason(const struct milter_client *c);
 
 /*
- * milter_client_close - free the client; accepts NULL. When it is READY, idle and nothing is
- * left to write, SMFIC_ABORT (if abort is true) and SMFIC_QUIT are written first with one
- * non-blocking send; otherwise the connection is just closed (the milter sees EOF, which
+ * milter_client_park - keep the connection for another SMTP session instead of closing it.
+ * When the client is READY, idle, has nothing left to write and negotiated version 6 or
+ * later, SMFIC_QUIT_NC is written (the milter ends its session but keeps the connection and
+ * the negotiation, and takes SMFIC_CONNECT next) and the client is parked: callbacks and arg
+ * are replaced by the given ones and only failed() is called from now on, when the milter
+ * closes the connection or sends anything, or after idle_timeout seconds. Returns 0, or -1
+ * when the connection cannot be kept (then the client is closed and freed, as by
+ * milter_client_close). libmilter takes SMFIC_QUIT_NC only right after an end of message
+ * answered with continue: the caller parks a client only then.
+ */
+int milter_client_park(struct milter_client *c, double idle_timeout,
+                       const struct milter_client_callbacks *callbacks, void *arg);
+
+/*
+ * milter_client_unpark - take a parked client for a new SMTP session: READY again, with these
+ * callbacks and arg, the negotiation kept (send SMFIC_CONNECT next, not SMFIC_OPTNEG).
+ * Returns 0, or -1 when the milter closed the connection or sent something while it was
+ * parked and the loop has not noticed yet (then the client is closed and freed).
+ */
+int milter_client_unpark(struct milter_client *c, const struct milter_client_callbacks *callbacks,
+                         void *arg);
+
+/*
+ * milter_client_close - free the client; accepts NULL. When it is READY, idle, not parked and
+ * nothing is left to write, SMFIC_ABORT (if abort is true) and SMFIC_QUIT are written first
+ * with one non-blocking send; otherwise the connection is just closed (the milter sees EOF, which
  * libmilter handles like QUIT). No callback is called after this.
  */
 void milter_client_close(struct milter_client *c, bool abort_message);

@@ -159,6 +159,8 @@ static const char *milter_step_name(enum milter_step_kind step)
     return (unsigned) step < MILTER_STEP_COUNT ? milter_step_names[step] : "invalid";
 }
 
+struct milter_parked;
+
 /* One conf/plugins line. */
 struct milter_instance {
     char *name;
@@ -168,6 +170,18 @@ struct milter_instance {
     bool listed[MILTER_STAGE_COUNT];
     size_t max_replaced_body;
     size_t max_edits;
+    /* reuse_connections=: this process's idle negotiated connections, newest last */
+    size_t reuse_max;
+    double reuse_idle_timeout;
+    struct milter_parked **parked;
+    size_t parked_count;
+    bool loop_end_registered;
+};
+
+/* A connection kept between SMTP sessions (milter_client_park). */
+struct milter_parked {
+    struct milter_instance *m;
+    struct milter_client *client;
 };
 
 /* A verdict with its reply; text may hold several '\n'-separated lines. */
@@ -205,6 +219,10 @@ struct milter_conn {
     struct milter_verdict verdict;
 
     /* the connection */
+    struct milter_buffer deferred; /* macros of stages whose command the milter does not get,
+                                      sent with the next frame that goes (milter_send) */
+    bool reusable;            /* the milter's last command was end of message, answered
+                                 continue: it takes SMFIC_QUIT_NC now (reuse_connections=) */
     bool accepted_connection; /* ACCEPT at connect or helo */
     bool failed;              /* failed; default_action until the next MAIL */
     struct milter_verdict failure; /* the default_action verdict */
@@ -527,6 +545,7 @@ static void milter_fail(struct milter_conn *c, const char *reason)
                c->m->listed[c->stage] || !answering ? "" : " applied=later");
     milter_client_close(c->client, false);
     c->client = NULL;
+    milter_buffer_free(&c->deferred);
     c->failed = true;
     c->message_open = false;
     milter_default_verdict(c, &c->failure);
@@ -588,11 +607,40 @@ static bool milter_reply_verdict(struct milter_conn *c, const struct milter_repl
 
 /* ---------------------------------------------------------------- sending */
 
-/* milter_send - send frames; false after a failure (already handled) */
+/* milter_buffer_append - append the bytes of one frame buffer to another */
+static void milter_buffer_append(struct milter_buffer *out, const struct milter_buffer *more)
+{
+    if (more->length == 0)
+        return;
+    if (out->capacity - out->length < more->length) {
+        out->capacity = out->length + more->length;
+        out->data = xrealloc(out->data, out->capacity);
+    }
+    memcpy(out->data + out->length, more->data, more->length);
+    out->length += more->length;
+}
+
+/*
+ * milter_send - frames to the milter, after the macros deferred so far: macros of a stage
+ * whose command is not sent wait for the next frame that is, so that a milter that wants few
+ * commands is woken once per command, not once per SMTP stage. It cannot tell: libmilter
+ * files macros by stage and they still come before the next command, in order. False after
+ * a failure (already handled).
+ */
 static bool milter_send(struct milter_conn *c, const struct milter_buffer *frames,
                         enum milter_command_type command, bool awaits)
 {
-    if (milter_client_send(c->client, frames, command, awaits) != 0) {
+    c->reusable = false;
+    struct milter_buffer joined = {0};
+    if (c->deferred.length > 0) {
+        joined = c->deferred;
+        c->deferred = (struct milter_buffer){0};
+        milter_buffer_append(&joined, frames);
+        frames = &joined;
+    }
+    int rc = milter_client_send(c->client, frames, command, awaits);
+    milter_buffer_free(&joined);
+    if (rc != 0) {
         milter_fail(c, milter_client_reason(c->client)[0] ? milter_client_reason(c->client)
                                                           : "the milter connection is not usable");
         return false;
@@ -659,20 +707,6 @@ static void milter_recipient_remember(struct milter_conn *c, const char *address
     c->recipients_sent[c->recipients_sent_count++] = xstrdup(address);
 }
 
-
-/* milter_buffer_append - append the bytes of one frame buffer to another */
-static void milter_buffer_append(struct milter_buffer *out, const struct milter_buffer *more)
-{
-    if (more->length == 0)
-        return;
-    if (out->capacity - out->length < more->length) {
-        out->capacity = out->length + more->length;
-        out->data = xrealloc(out->data, out->capacity);
-    }
-    memcpy(out->data + out->length, more->data, more->length);
-    out->length += more->length;
-}
-
 /*
  * milter_send_stage - the macros of a stage, then its command (command_frame) when the stage
  * is listed in hooks= and the milter wants the command. Returns 1 when a reply is awaited, 0
@@ -688,9 +722,13 @@ static int milter_send_stage(struct milter_conn *c, enum milter_stage stage,
     bool send_command = command_frame != NULL && command_frame->length > 0 &&
                         milter_command_sent(c, stage, command);
     bool awaits = send_command && milter_awaits(c, command);
-    if (send_command)
-        milter_buffer_append(&frames, command_frame);
-    bool ok = frames.length == 0 || milter_send(c, &frames, command, awaits);
+    if (!send_command) {
+        milter_buffer_append(&c->deferred, &frames);
+        milter_buffer_free(&frames);
+        return 0;
+    }
+    milter_buffer_append(&frames, command_frame);
+    bool ok = milter_send(c, &frames, command, awaits);
     milter_buffer_free(&frames);
     if (!ok)
         return -1;
@@ -765,9 +803,12 @@ static void milter_transaction_end(struct milter_conn *c)
         milter_client_state(c->client) == MILTER_CLIENT_READY && !milter_client_waiting(c->client)) {
         struct milter_buffer frame = {0};
         milter_encode_abort(&frame);
-        if (milter_client_send(c->client, &frame, MILTER_COMMAND_ABORT, false) != 0)
+        milter_buffer_append(&c->deferred, &frame); /* after the deferred macros */
+        c->reusable = false;
+        if (milter_client_send(c->client, &c->deferred, MILTER_COMMAND_ABORT, false) != 0)
             porter_log(c->s, PORTER_LOG_WARNING, "event=milter_abort_failed milter=%s "
                        "reason=\"%s\"", c->m->name, milter_client_reason(c->client));
+        milter_buffer_free(&c->deferred);
         milter_buffer_free(&frame);
     }
     milter_transaction_clear(c);
@@ -822,7 +863,92 @@ static int milter_headers_load(struct milter_conn *c)
     return 0;
 }
 
-/* milter_step_open - a fresh connection: everything the old one knew is gone */
+/* ---------------------------------------------------------------- connection reuse */
+
+/* milter_parked_remove - take p out of its instance's list (p stays allocated) */
+static void milter_parked_remove(struct milter_parked *p)
+{
+    struct milter_instance *m = p->m;
+    for (size_t i = 0; i < m->parked_count; i++) {
+        if (m->parked[i] != p)
+            continue;
+        memmove(m->parked + i, m->parked + i + 1, (m->parked_count - i - 1) * sizeof *m->parked);
+        m->parked_count--;
+        return;
+    }
+}
+
+/* milter_parked_failed - a parked connection closed, spoke or idled out: drop it */
+static void milter_parked_failed(void *arg, const char *reason)
+{
+    struct milter_parked *p = arg;
+    (void) reason;
+    milter_parked_remove(p);
+    milter_client_close(p->client, false);
+    free(p);
+}
+
+static const struct milter_client_callbacks milter_parked_callbacks = {
+    .failed = milter_parked_failed,
+};
+
+/* milter_parked_clear - the worker stops (porter_at_loop_end): close every parked connection */
+static void milter_parked_clear(void *arg)
+{
+    struct milter_instance *m = arg;
+    while (m->parked_count > 0) {
+        struct milter_parked *p = m->parked[--m->parked_count];
+        milter_client_close(p->client, false);
+        free(p);
+    }
+    free(m->parked);
+    m->parked = NULL;
+    m->loop_end_registered = false;
+}
+
+/* milter_park - keep the session's connection for the next session when the milter can take
+ * SMFIC_QUIT_NC now and there is room; true when kept (c->client is no longer ours) */
+static bool milter_park(struct milter_conn *c)
+{
+    struct milter_instance *m = c->m;
+    if (c->client == NULL || !c->reusable || m->parked_count >= m->reuse_max ||
+        milter_client_waiting(c->client))
+        return false;
+    if (!m->loop_end_registered) {
+        if (porter_at_loop_end(c->s, milter_parked_clear, m) != 0)
+            return false;
+        m->loop_end_registered = true;
+    }
+    struct milter_parked *p = xcalloc(1, sizeof *p);
+    p->m = m;
+    p->client = c->client;
+    c->client = NULL;
+    if (milter_client_park(p->client, m->reuse_idle_timeout, &milter_parked_callbacks, p) != 0) {
+        free(p); /* the client was closed */
+        return true;
+    }
+    if (m->parked == NULL)
+        m->parked = xcalloc(m->reuse_max, sizeof *m->parked);
+    m->parked[m->parked_count++] = p;
+    return true;
+}
+
+/* milter_unpark - the newest usable parked connection for this session, or NULL */
+static struct milter_client *milter_unpark(struct milter_conn *c)
+{
+    struct milter_instance *m = c->m;
+    while (m->parked_count > 0) {
+        struct milter_parked *p = m->parked[--m->parked_count];
+        struct milter_client *client = p->client;
+        free(p);
+        if (milter_client_unpark(client, &milter_callbacks, c) == 0)
+            return client;
+    }
+    return NULL;
+}
+
+/* milter_step_open - a fresh connection, or a parked one: everything the old one knew about
+ * the session is gone */
 static int milter_step_open(struct milter_conn *c)
 {
     if (c->client != NULL)
@@ -839,6 +965,13 @@ static int milter_step_open(struct milter_conn *c)
     for (size_t i = 0; i < c->recipients_sent_count; i++)
         free(c->recipients_sent[i]);
     c->recipients_sent_count = 0;
+    c->reusable = false;
+    milter_buffer_free(&c->deferred);
+    c->client = milter_unpark(c);
+    if (c->client != NULL) {
+        porter_log(c->s, PORTER_LOG_DEBUG, "event=milter_reused milter=%s", c->m->name);
+        return 0;
+    }
     c->client = milter_client_new(porter_event_base(c->s), &settings, &milter_callbacks, c);
     if (milter_client_open(c->client) != 0) {
         char reason[MILTER_ADDRESS_TEXT_MAX + 100];
@@ -1427,6 +1560,7 @@ static void milter_on_reply(void *arg, const struct milter_reply *reply)
     case MILTER_REPLY_CONTINUE:
         if (step == MILTER_STEP_EOM) {
             c->message_open = false;
+            c->reusable = true;
             if (!milter_edits_apply(c, &v)) {
                 milter_finish(c, &v);
                 return;
@@ -1518,6 +1652,7 @@ static void milter_abandoned(struct milter_conn *c)
                milter_default_name(c->m->default_action));
     milter_client_close(c->client, false);
     c->client = NULL;
+    milter_buffer_free(&c->deferred);
     c->failed = true;
     c->message_open = false;
     milter_default_verdict(c, &c->failure);
@@ -1676,9 +1811,11 @@ static int milter_disconnect_hook(porter_session *s, void *state)
         return PORTER_DECLINED;
     c->s = s;
     bool waiting = c->client != NULL && milter_client_waiting(c->client);
-    milter_client_close(c->client, c->message_open && !waiting);
+    if (!milter_park(c))
+        milter_client_close(c->client, c->message_open && !waiting);
     c->client = NULL;
     c->message_open = false;
+    milter_buffer_free(&c->deferred);
     milter_transaction_clear(c);
     free(c->recipients_sent);
     free(c);
@@ -1734,6 +1871,8 @@ static void *milter_init(porter_args *a)
     m->max_replaced_body = (size_t) porter_arg_integer(a, "max_replaced_body", 64L * 1024 * 1024,
                                                        0, 1024L * 1024 * 1024);
     m->max_edits = (size_t) porter_arg_integer(a, "max_edits", 10000, 0, 1000000);
+    m->reuse_max = (size_t) porter_arg_integer(a, "reuse_connections", 0, 0, 100000);
+    m->reuse_idle_timeout = porter_arg_seconds(a, "reuse_idle_timeout", 60);
     const char *hooks = porter_arg_string(a, "hooks",
                                           "connect,helo,mail,rcpt,data,data_post,unknown");
     char bad[64];

@@ -322,6 +322,8 @@ struct porter_api {
     /* a waiting hook's deadline; dropping the message */
     int (*wait_extend)(porter_handle handle, double seconds);
     int (*discard)(porter_session *s, const char *reason);
+    /* state kept across sessions (connection pools) */
+    int (*at_loop_end)(porter_session *s, void (*fn)(void *arg), void *arg);
 };
 
 /* What a plugin exports, under the symbol name "porter_plugin". */
@@ -632,6 +634,17 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  *   return PORTER_DECLINED;
  */
 #define porter_discard(s, reason) (porter_api->discard((s), (reason)))
+
+/*
+ * porter_at_loop_end - fn(arg) runs once when the process that runs session s stops serving,
+ * just before its event loop (porter_event_base(s)) is freed: the place to close connections
+ * and free the libevent objects a plugin keeps across sessions (a pool of idle connections).
+ * Register once per process (fini comes later, when the loop is already gone). Returns 0, or
+ * -1 without a loop (s NULL).
+ *   if (!pool->cleanup_registered && porter_at_loop_end(s, pool_free_all, pool) == 0)
+ *       pool->cleanup_registered = true;
+ */
+#define porter_at_loop_end(s, fn, arg) (porter_api->at_loop_end((s), (fn), (arg)))
 
 #endif /* PORTER_CORE */
 
