@@ -26,10 +26,19 @@
  *   connect_timeout=, command_timeout=, content_timeout=   (defaults 30s, 30s, 300s)
  *   max_replaced_body=BYTES   largest SMFIR_REPLBODY body kept (default 64m)
  *   max_edits=N               most modifications one message may get (default 10000)
+ *   reuse_connections=N       keep up to N negotiated connections in this worker for the next
+ *                             SMTP session (default 0: none). A session's connection is kept
+ *                             when the milter's last command was an end of message answered
+ *                             continue (libmilter takes SMFIC_QUIT_NC nowhere else): Porter
+ *                             sends SMFIC_QUIT_NC, and the next session sends SMFIC_CONNECT on
+ *                             it without negotiating again.
+ *   reuse_idle_timeout=SECONDS   a kept connection unused this long is closed (default 60s)
  *
  * Behaviour: one milter connection per SMTP session and plugin line (porter_data_get/set),
  * opened at the first hook on the worker's event loop and negotiated with everything Postfix
- * offers. Each hook brings the milter up to the current stage: stages it missed because an
+ * offers, or taken from this worker's kept connections (reuse_connections=; a kept connection
+ * that the milter closed or wrote to, or that idled out, is dropped, never used). Macros of a
+ * stage whose command is not sent go out with the next command that is (milter_send). Each hook brings the milter up to the current stage: stages it missed because an
  * earlier plugin decided (OK skips the rest of a chain) are sent first - CONNECT, HELO, MAIL,
  * and before DATA every accepted recipient it has not seen; a refusal of such a catch-up
  * command refuses the current command. Replies map to verdicts: continue -> DECLINED;
@@ -62,7 +71,9 @@
  * transaction (at the stages listed in hooks=). The next transaction of the same session
  * reconnects (Postfix instead gives up on the milter for the whole session).
  *
- * Memory: the plugin owns its per-session state and frees it in the disconnect hook; edits,
+ * Memory: the plugin owns its per-session state and frees it in the disconnect hook; kept
+ * connections belong to the instance and are closed by porter_at_loop_end when the worker
+ * stops; edits,
  * headers and the replaced body are freed when the transaction ends. Fatal: out of memory.
  * The plugin never blocks the loop except for reading the message body from the local spool
  * file, in chunks of at most 64 KiB.
