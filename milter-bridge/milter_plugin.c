@@ -99,6 +99,7 @@
 #define MILTER_REPLY_TEXT_MAX 8192           /* a milter's reply text, all lines */
 #define MILTER_STEPS_MAX 12                  /* steps per hook (recipients aside) */
 #define MILTER_DEADLINE_MARGIN 2.0           /* core deadline = the client's timer + this */
+#define MILTER_DEFERRED_MAX (16 * 1024)      /* deferred macros above this are sent at once */
 
 /* The stages a hooks= list may name. */
 enum milter_stage {
@@ -736,7 +737,11 @@ static int milter_send_stage(struct milter_conn *c, enum milter_stage stage,
     if (!send_command) {
         milter_buffer_append(&c->deferred, &frames);
         milter_buffer_free(&frames);
-        return 0;
+        if (c->deferred.length <= MILTER_DEFERRED_MAX)
+            return 0;
+        /* a session whose commands the milter never gets: do not hoard its macros */
+        struct milter_buffer none = {0};
+        return milter_send(c, &none, MILTER_COMMAND_MACRO, false) ? 0 : -1;
     }
     milter_buffer_append(&frames, command_frame);
     bool ok = milter_send(c, &frames, command, awaits);
