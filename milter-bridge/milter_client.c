@@ -727,22 +727,8 @@ static bool client_frame(struct milter_client *c, const struct milter_frame *fra
         client_timer_arm(c, c->timeout);
         return true;
     }
-    bool final = true;
-    switch (reply.type) {
-    case MILTER_REPLY_ADDRCPT:
-    case MILTER_REPLY_DELRCPT:
-    case MILTER_REPLY_ADDRCPT_PAR:
-    case MILTER_REPLY_CHGFROM:
-    case MILTER_REPLY_ADDHEADER:
-    case MILTER_REPLY_INSHEADER:
-    case MILTER_REPLY_CHGHEADER:
-    case MILTER_REPLY_REPLBODY:
-    case MILTER_REPLY_QUARANTINE:
-        final = false; /* modifications come before the end-of-message verdict */
-        break;
-    default:
-        break;
-    }
+    /* modifications come before the end-of-message verdict */
+    bool final = !milter_reply_is_modification(reply.type);
     if (final) {
         c->awaited = -1;
         if (milter_client_output_pending(c) == 0)

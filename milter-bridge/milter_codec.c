@@ -1128,6 +1128,11 @@ bool milter_reply_allowed(enum milter_command_type stage, enum milter_reply_type
     return false;
 }
 
+bool milter_reply_is_modification(enum milter_reply_type reply)
+{
+    return (unsigned) reply < MILTER_REPLY_COUNT && reply_table[reply].kind == REPLY_KIND_MODIFY;
+}
+
 /* milter_command_wanted - not refused by a SMFIP_NO* flag, and in the version */
 bool milter_command_wanted(enum milter_command_type command, uint32_t version,
                            uint32_t protocol)

@@ -411,6 +411,13 @@ bool milter_reply_allowed(enum milter_command_type stage, enum milter_reply_type
                           uint32_t actions, uint32_t protocol);
 
 /*
+ * milter_reply_is_modification - one of the end-of-message modification replies (ADDRCPT,
+ * ADDRCPT_PAR, DELRCPT, CHGFROM, ADDHEADER, INSHEADER, CHGHEADER, REPLBODY, QUARANTINE):
+ * they come before the final verdict and are not an answer themselves.
+ */
+bool milter_reply_is_modification(enum milter_reply_type reply);
+
+/*
  * milter_command_wanted - should this command be sent to a milter that negotiated version
  * and protocol? False when it asked not to get it (SMFIP_NOCONNECT ...) or when the command
  * does not exist in its version (UNKNOWN before 3, DATA before 4, QUIT_NC before 6).

@@ -1561,18 +1561,11 @@ static void milter_on_reply(void *arg, const struct milter_reply *reply)
     enum milter_step_kind step = c->steps[c->step_index];
     porter_session *s = c->s;
     struct milter_verdict v;
-    switch (reply->type) {
-    case MILTER_REPLY_ADDRCPT:
-    case MILTER_REPLY_DELRCPT:
-    case MILTER_REPLY_ADDRCPT_PAR:
-    case MILTER_REPLY_CHGFROM:
-    case MILTER_REPLY_ADDHEADER:
-    case MILTER_REPLY_INSHEADER:
-    case MILTER_REPLY_CHGHEADER:
-    case MILTER_REPLY_REPLBODY:
-    case MILTER_REPLY_QUARANTINE:
+    if (milter_reply_is_modification(reply->type)) {
         milter_edit_keep(c, reply);
         return;
+    }
+    switch (reply->type) {
     case MILTER_REPLY_CONTINUE:
         if (step == MILTER_STEP_EOM) {
             c->message_open = false;

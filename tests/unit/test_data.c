@@ -27,41 +27,12 @@
 
 #include <cmocka.h>
 
+#include "testlib.h"
+
 #include "data.h"
 #include "headers.h"
 
 /* ---------------------------------------------------------------- helpers */
-
-/* escape - a printable copy of bytes for failure messages */
-static const char *escape(const char *bytes, size_t length, char *out, size_t size)
-{
-    size_t used = 0;
-    for (size_t i = 0; i < length && used + 5 < size; i++) {
-        unsigned char c = (unsigned char)bytes[i];
-        if (c == '\r')
-            used += (size_t)snprintf(out + used, size - used, "\\r");
-        else if (c == '\n')
-            used += (size_t)snprintf(out + used, size - used, "\\n");
-        else if (c < 32 || c >= 127)
-            used += (size_t)snprintf(out + used, size - used, "\\x%02x", c);
-        else
-            out[used++] = (char)c;
-    }
-    out[used] = '\0';
-    return out;
-}
-
-/* check_bytes - fail with "got X, want Y" when two byte strings differ */
-static void check_bytes(const char *what, const char *got, size_t got_length, const char *want,
-                        size_t want_length)
-{
-    if (got_length == want_length && memcmp(got, want, got_length) == 0)
-        return;
-    char a[4096], b[4096];
-    fail_msg("%s: got \"%s\" (%zu bytes), want \"%s\" (%zu bytes)", what,
-             escape(got, got_length, a, sizeof a), got_length,
-             escape(want, want_length, b, sizeof b), want_length);
-}
 
 static void check_number(const char *what, unsigned long long got, unsigned long long want)
 {

@@ -1425,26 +1425,34 @@ static void test_reply_allowed(void **state)
             EXPECT_INT(milter_reply_allowed(silent[i], r, SMFI_CURR_ACTS, SMFI_CURR_PROT), 0,
                        what);
         }
-    /* With nothing negotiated, modifications are refused everywhere. */
+    /* The modification replies, and only they, come before the final verdict. */
+    for (int r = 0; r < MILTER_REPLY_COUNT; r++) {
+        bool modification = false;
+        switch (r) {
+        case MILTER_REPLY_ADDRCPT:
+        case MILTER_REPLY_DELRCPT:
+        case MILTER_REPLY_ADDRCPT_PAR:
+        case MILTER_REPLY_CHGFROM:
+        case MILTER_REPLY_ADDHEADER:
+        case MILTER_REPLY_INSHEADER:
+        case MILTER_REPLY_CHGHEADER:
+        case MILTER_REPLY_REPLBODY:
+        case MILTER_REPLY_QUARANTINE:
+            modification = true;
+            break;
+        default:
+            break;
+        }
+        EXPECT_INT(milter_reply_is_modification(r), modification, milter_reply_type_name(r));
+    }
+    EXPECT_INT(milter_reply_is_modification(MILTER_REPLY_COUNT), false, "out of range");
+    /* With nothing negotiated, modifications (and SKIP) are refused everywhere. */
     for (int s = 0; s < MILTER_COMMAND_COUNT; s++)
-        for (int r = MILTER_REPLY_ADDRCPT; r < MILTER_REPLY_COUNT; r++)
-            if (milter_reply_allowed(s, r, 0, 0))
-                switch (r) {
-                case MILTER_REPLY_ADDRCPT:
-                case MILTER_REPLY_DELRCPT:
-                case MILTER_REPLY_ADDRCPT_PAR:
-                case MILTER_REPLY_CHGFROM:
-                case MILTER_REPLY_ADDHEADER:
-                case MILTER_REPLY_INSHEADER:
-                case MILTER_REPLY_CHGHEADER:
-                case MILTER_REPLY_REPLBODY:
-                case MILTER_REPLY_QUARANTINE:
-                case MILTER_REPLY_SKIP:
-                    fail_msg("%s after %s without negotiation: got allowed, want refused",
-                             milter_reply_type_name(r), milter_command_type_name(s));
-                default:
-                    break;
-                }
+        for (int r = 0; r < MILTER_REPLY_COUNT; r++)
+            if (milter_reply_allowed(s, r, 0, 0) &&
+                (milter_reply_is_modification(r) || r == MILTER_REPLY_SKIP))
+                fail_msg("%s after %s without negotiation: got allowed, want refused",
+                         milter_reply_type_name(r), milter_command_type_name(s));
 }
 
 struct wanted_case {

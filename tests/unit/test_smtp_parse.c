@@ -30,26 +30,11 @@
 
 #include <cmocka.h>
 
+#include "testlib.h"
+
 #include "smtp_parse.h"
 
 /* ---------------------------------------------------------------- helpers */
-
-/* escape - a printable copy of bytes for failure messages */
-static const char *escape(const char *bytes, size_t length, char *out, size_t size)
-{
-    size_t used = 0;
-    for (size_t i = 0; i < length && used + 5 < size; i++) {
-        unsigned char c = (unsigned char)bytes[i];
-        if (c == '\t')
-            used += (size_t)snprintf(out + used, size - used, "\\t");
-        else if (c < 32 || c >= 127 || c == '\\')
-            used += (size_t)snprintf(out + used, size - used, "\\x%02x", c);
-        else
-            out[used++] = (char)c;
-    }
-    out[used] = '\0';
-    return out;
-}
 
 /* string_or_null - for printing strings that may be NULL */
 static const char *string_or_null(const char *s)
