@@ -106,13 +106,38 @@ struct client_expect {
     char *line;    /* to write (NULL for the greeting) */
 };
 
+/* The strings of a struct smtp_client_settings, owned (settings_strings_copy / _clear). */
+struct settings_strings {
+    char *address, *helo_name, *tls_server_name, *auth_user, *auth_password;
+};
+
+/* settings_strings_copy - owned copies of the strings in s (NULL stays NULL) */
+static void settings_strings_copy(struct settings_strings *out, const struct smtp_client_settings *s)
+{
+    out->address = s->address ? xstrdup(s->address) : NULL;
+    out->helo_name = s->helo_name ? xstrdup(s->helo_name) : NULL;
+    out->tls_server_name = s->tls_server_name ? xstrdup(s->tls_server_name) : NULL;
+    out->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
+    out->auth_password = s->auth_password ? xstrdup(s->auth_password) : NULL;
+}
+
+/* settings_strings_clear - free them all, the password overwritten first */
+static void settings_strings_clear(struct settings_strings *owned)
+{
+    free(owned->address);
+    free(owned->helo_name);
+    free(owned->tls_server_name);
+    free(owned->auth_user);
+    if (owned->auth_password) {
+        explicit_bzero(owned->auth_password, strlen(owned->auth_password));
+        free(owned->auth_password);
+    }
+    *owned = (struct settings_strings){0};
+}
+
 struct smtp_client {
     struct event_base *base;
-    char *address;
-    char *helo_name;
-    char *tls_server_name;
-    char *auth_user;
-    char *auth_password;
+    struct settings_strings own; /* never NULL but tls_server_name and auth_user */
     bool lmtp;
     int tls;
     SSL_CTX *tls_context;
@@ -529,7 +554,7 @@ static void client_tls_start(struct smtp_client *c)
         client_fail(c, "cannot create a TLS session");
         return;
     }
-    const char *name = c->tls_server_name;
+    const char *name = c->own.tls_server_name;
     struct in6_addr probe;
     bool literal = name == NULL || inet_pton(AF_INET, name, &probe) == 1 ||
                    inet_pton(AF_INET6, name, &probe) == 1;
@@ -565,13 +590,13 @@ static void client_tls_start(struct smtp_client *c)
 /* client_auth_line - "AUTH PLAIN base64(\0user\0password)" */
 static char *client_auth_line(const struct smtp_client *c)
 {
-    size_t user = strlen(c->auth_user), password = strlen(c->auth_password);
+    size_t user = strlen(c->own.auth_user), password = strlen(c->own.auth_password);
     size_t length = user + password + 2;
     unsigned char *raw = xmalloc(length);
     raw[0] = '\0';
-    memcpy(raw + 1, c->auth_user, user);
+    memcpy(raw + 1, c->own.auth_user, user);
     raw[1 + user] = '\0';
-    memcpy(raw + 2 + user, c->auth_password, password);
+    memcpy(raw + 2 + user, c->own.auth_password, password);
     char *encoded = xmalloc(4 * ((length + 2) / 3) + 1);
     EVP_EncodeBlock((unsigned char *)encoded, raw, (int)length);
     char *line = xasprintf("AUTH PLAIN %s\r\n", encoded);
@@ -602,7 +627,7 @@ static void client_open_after_ehlo(struct smtp_client *c)
             return;
         }
     }
-    if (c->auth_user != NULL) {
+    if (c->own.auth_user != NULL) {
         if (!(c->capabilities & CAP_AUTH_PLAIN)) {
             struct smtp_reply r = {0};
             reply_set_fields(&r, 0, "4.7.0", "AUTH is configured but the server does not offer AUTH PLAIN");
@@ -670,14 +695,14 @@ void smtp_client_open(struct smtp_client *c, smtp_client_done_fn done, void *arg
     struct sockaddr_storage storage;
     socklen_t length = 0;
     memset(&storage, 0, sizeof storage);
-    if (strncmp(c->address, "unix:", 5) == 0) {
+    if (strncmp(c->own.address, "unix:", 5) == 0) {
         struct sockaddr_un *un = (struct sockaddr_un *)&storage;
         un->sun_family = AF_UNIX;
-        snprintf(un->sun_path, sizeof un->sun_path, "%s", c->address + 5);
+        snprintf(un->sun_path, sizeof un->sun_path, "%s", c->own.address + 5);
         length = sizeof *un;
     } else {
         char host[256], port[8];
-        if (client_split_address(c->address, host, sizeof host, port, sizeof port) != 0) {
+        if (client_split_address(c->own.address, host, sizeof host, port, sizeof port) != 0) {
             reply_set_fields(&c->result, 0, "", "bad downstream address");
             c->result_set = true;
             c->dead = true;
@@ -712,7 +737,7 @@ void smtp_client_open(struct smtp_client *c, smtp_client_done_fn done, void *arg
     client_timer(c, c->connect_timeout);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&storage, (int)length) != 0) {
         char text[300];
-        snprintf(text, sizeof text, "cannot connect to %s: %s", c->address, strerror(errno));
+        snprintf(text, sizeof text, "cannot connect to %s: %s", c->own.address, strerror(errno));
         reply_set_fields(&c->result, 0, "", text);
         c->result_set = true;
         c->dead = true;
@@ -1014,7 +1039,7 @@ void smtp_client_begin(struct smtp_client *c, const struct smtp_client_envelope 
             bool usable = id->helo != NULL && *id->helo && strlen(id->helo) < 256 &&
                           strspn(id->helo, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                            "0123456789.-[]:_") == strlen(id->helo);
-            client_queue_ehlo(c, usable ? id->helo : c->helo_name);
+            client_queue_ehlo(c, usable ? id->helo : c->own.helo_name);
         }
         c->after_queue = NEXT_BEGIN_IDENTITY_DONE;
         /* the envelope must be queued now: its strings are borrowed only during this call */
@@ -1267,18 +1292,18 @@ static void client_reply(struct smtp_client *c, const struct smtp_reply *r)
             return;
         }
         client_queue_clear(c);
-        client_queue_ehlo(c, c->helo_name);
+        client_queue_ehlo(c, c->own.helo_name);
         c->after_queue = NEXT_OPEN_AFTER_EHLO;
         break;
     case CMD_EHLO:
         if (class != 2) {
             if (!c->lmtp && class == 5 && c->operation == SMTP_CLIENT_OP_OPEN && !c->tls_active &&
                 c->tls != SMTP_CLIENT_TLS_ENCRYPT && c->tls != SMTP_CLIENT_TLS_VERIFY &&
-                c->auth_user == NULL) {
+                c->own.auth_user == NULL) {
                 /* no ESMTP: plain HELO, no extensions */
                 client_queue_clear(c);
                 c->capabilities = 0;
-                client_queue_add(c, CMD_HELO, 0, xasprintf("HELO %s\r\n", c->helo_name));
+                client_queue_add(c, CMD_HELO, 0, xasprintf("HELO %s\r\n", c->own.helo_name));
                 c->after_queue = NEXT_OPEN_DONE;
                 client_write_queue(c);
                 return;
@@ -1510,7 +1535,7 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
                             ssl ? X509_verify_cert_error_string(SSL_get_verify_result(ssl)) : "no session");
             } else {
                 client_queue_clear(c);
-                client_queue_ehlo(c, c->helo_name);
+                client_queue_ehlo(c, c->own.helo_name);
                 c->after_queue = NEXT_OPEN_AFTER_EHLO;
                 client_write_queue(c);
             }
@@ -1518,7 +1543,7 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
             c->connected = true;
             int one = 1;
             evutil_socket_t fd = bufferevent_getfd(c->bev);
-            if (strncmp(c->address, "unix:", 5) != 0)
+            if (strncmp(c->own.address, "unix:", 5) != 0)
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             client_queue_clear(c);
             client_queue_add(c, CMD_GREETING, 0, NULL);
@@ -1534,14 +1559,14 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
         else if ((what & BEV_EVENT_ERROR) && error != 0)
             snprintf(detail, sizeof detail, "%s", evutil_socket_error_to_string(error));
         if (!c->connected)
-            client_fail(c, "cannot connect to %s%s%s", c->address, detail[0] ? ": " : "", detail);
+            client_fail(c, "cannot connect to %s%s%s", c->own.address, detail[0] ? ": " : "", detail);
         else if (c->handshaking)
-            client_fail(c, "TLS handshake with %s failed%s%s", c->address, detail[0] ? ": " : "", detail);
+            client_fail(c, "TLS handshake with %s failed%s%s", c->own.address, detail[0] ? ": " : "", detail);
         else if (c->operation == SMTP_CLIENT_OP_NONE) {
             c->dead = true;
             client_close_socket(c);
         } else
-            client_fail(c, "connection to %s %s%s%s", c->address,
+            client_fail(c, "connection to %s %s%s%s", c->own.address,
                         (what & BEV_EVENT_EOF) ? "closed by the server" : "failed",
                         detail[0] ? ": " : "", detail);
     }
@@ -1562,7 +1587,7 @@ static void client_timer_fired(evutil_socket_t fd, short what, void *arg)
     else if (c->queue_answered < c->queue_count)
         phase = c->queue[c->queue_answered].command == CMD_GREETING ? "greeting" : "reply";
     if (c->operation != SMTP_CLIENT_OP_NONE)
-        client_fail(c, "timeout waiting for the %s from %s", phase, c->address);
+        client_fail(c, "timeout waiting for the %s from %s", phase, c->own.address);
     client_unhold(c);
 }
 
@@ -1572,17 +1597,20 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct smtp_c
 {
     struct smtp_client *c = xcalloc(1, sizeof *c);
     c->base = base;
-    c->address = xstrdup(s->address ? s->address : "");
-    c->helo_name = xstrdup(s->helo_name && *s->helo_name ? s->helo_name : "localhost");
-    if (s->tls_server_name != NULL) {
-        c->tls_server_name = xstrdup(s->tls_server_name);
-    } else if (strncmp(c->address, "unix:", 5) != 0) {
-        char host[256], port[8];
-        if (client_split_address(c->address, host, sizeof host, port, sizeof port) == 0)
-            c->tls_server_name = xstrdup(host);
+    settings_strings_copy(&c->own, s);
+    if (c->own.address == NULL)
+        c->own.address = xstrdup("");
+    if (c->own.helo_name == NULL || c->own.helo_name[0] == '\0') {
+        free(c->own.helo_name);
+        c->own.helo_name = xstrdup("localhost");
     }
-    c->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
-    c->auth_password = xstrdup(s->auth_password ? s->auth_password : "");
+    if (c->own.tls_server_name == NULL && strncmp(c->own.address, "unix:", 5) != 0) {
+        char host[256], port[8];
+        if (client_split_address(c->own.address, host, sizeof host, port, sizeof port) == 0)
+            c->own.tls_server_name = xstrdup(host);
+    }
+    if (c->own.auth_password == NULL)
+        c->own.auth_password = xstrdup("");
     c->lmtp = s->lmtp;
     c->tls = s->tls_context != NULL ? s->tls : SMTP_CLIENT_TLS_NONE;
     if (s->tls_context == NULL && (s->tls == SMTP_CLIENT_TLS_ENCRYPT || s->tls == SMTP_CLIENT_TLS_VERIFY))
@@ -1618,14 +1646,7 @@ static void client_destroy(struct smtp_client *c)
     free(c->pending_mail_line);
     free(c->read_buffer);
     free(c->stuff_buffer);
-    free(c->address);
-    free(c->helo_name);
-    free(c->tls_server_name);
-    free(c->auth_user);
-    if (c->auth_password) {
-        explicit_bzero(c->auth_password, strlen(c->auth_password));
-        free(c->auth_password);
-    }
+    settings_strings_clear(&c->own);
     free(c);
 }
 
@@ -1665,7 +1686,7 @@ bool smtp_client_tls_active(const struct smtp_client *c)
 
 const char *smtp_client_address(const struct smtp_client *c)
 {
-    return c->address;
+    return c->own.address;
 }
 
 const struct smtp_client_recipient *smtp_client_recipients(const struct smtp_client *c,
@@ -1728,8 +1749,8 @@ struct pool_idle {
 
 struct smtp_pool {
     struct event_base *base;
-    struct smtp_client_settings settings;
-    char *address, *helo_name, *tls_server_name, *auth_user, *auth_password;
+    struct smtp_client_settings settings; /* its strings point into own */
+    struct settings_strings own;
     size_t max_idle, max_total;
     double idle_timeout;
     struct pool_idle **idle;        /* most recently used last */
@@ -1778,16 +1799,12 @@ struct smtp_pool *smtp_pool_new(struct event_base *base, const struct smtp_clien
     struct smtp_pool *pool = xcalloc(1, sizeof *pool);
     pool->base = base;
     pool->settings = *s;
-    pool->address = xstrdup(s->address ? s->address : "");
-    pool->helo_name = xstrdup(s->helo_name ? s->helo_name : "localhost");
-    pool->tls_server_name = s->tls_server_name ? xstrdup(s->tls_server_name) : NULL;
-    pool->auth_user = s->auth_user ? xstrdup(s->auth_user) : NULL;
-    pool->auth_password = s->auth_password ? xstrdup(s->auth_password) : NULL;
-    pool->settings.address = pool->address;
-    pool->settings.helo_name = pool->helo_name;
-    pool->settings.tls_server_name = pool->tls_server_name;
-    pool->settings.auth_user = pool->auth_user;
-    pool->settings.auth_password = pool->auth_password;
+    settings_strings_copy(&pool->own, s);
+    pool->settings.address = pool->own.address;
+    pool->settings.helo_name = pool->own.helo_name;
+    pool->settings.tls_server_name = pool->own.tls_server_name;
+    pool->settings.auth_user = pool->own.auth_user;
+    pool->settings.auth_password = pool->own.auth_password;
     pool->max_idle = max_idle;
     pool->max_total = max_total > 0 ? max_total : 1;
     pool->idle_timeout = idle_timeout > 0 ? idle_timeout : 30;
@@ -1812,14 +1829,7 @@ void smtp_pool_free(struct smtp_pool *pool)
     }
     event_free(pool->kick);
     free(pool->idle);
-    free(pool->address);
-    free(pool->helo_name);
-    free(pool->tls_server_name);
-    free(pool->auth_user);
-    if (pool->auth_password) {
-        explicit_bzero(pool->auth_password, strlen(pool->auth_password));
-        free(pool->auth_password);
-    }
+    settings_strings_clear(&pool->own);
     free(pool);
 }
 

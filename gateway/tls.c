@@ -80,34 +80,49 @@ static const struct {
 };
 #define TLS_VERSION_COUNT (sizeof tls_versions / sizeof tls_versions[0])
 
-/* tls_protocols_parse - the version indexes named in value; NULL or why not (static) */
-static const char *tls_protocols_parse(const char *value, int *lowest, int *highest)
+/* tls_words - split a list separated by spaces, tabs or commas; returns how many words there
+ * are, the first limit of them copied into words (the caller frees each) */
+static size_t tls_words(const char *value, char **words, size_t limit)
 {
-    bool seen[TLS_VERSION_COUNT] = {false};
-    size_t words = 0;
-    const char *p = value;
+    size_t count = 0;
+    const char *p = value != NULL ? value : "";
     while (*p != '\0') {
-        while (*p == ' ' || *p == ',' || *p == '\t')
+        while (*p == ' ' || *p == '\t' || *p == ',')
             p++;
         if (*p == '\0')
             break;
         const char *start = p;
-        while (*p != '\0' && *p != ' ' && *p != ',' && *p != '\t')
+        while (*p != '\0' && *p != ' ' && *p != '\t' && *p != ',')
             p++;
-        size_t length = (size_t)(p - start);
-        size_t i = 0;
-        for (; i < TLS_VERSION_COUNT; i++)
-            if (strlen(tls_versions[i].name) == length &&
-                strncasecmp(tls_versions[i].name, start, length) == 0)
-                break;
-        if (i == TLS_VERSION_COUNT) {
-            if (length >= 3 && strncasecmp(start, "SSL", 3) == 0)
-                return "names an SSL version, which is broken and not supported";
-            return "is not a list of TLSv1, TLSv1.1, TLSv1.2 and TLSv1.3";
-        }
-        seen[i] = true;
-        words++;
+        if (count < limit)
+            words[count] = xstrndup(start, (size_t)(p - start));
+        count++;
     }
+    return count;
+}
+
+/* tls_protocols_parse - the version indexes named in value; NULL or why not (static) */
+static const char *tls_protocols_parse(const char *value, int *lowest, int *highest)
+{
+    bool seen[TLS_VERSION_COUNT] = {false};
+    char *list[TLS_VERSION_COUNT * 2];
+    size_t words = tls_words(value, list, sizeof list / sizeof list[0]);
+    size_t kept = words < sizeof list / sizeof list[0] ? words : sizeof list / sizeof list[0];
+    const char *error = words > kept ? "is too long a list of TLS versions" : NULL;
+    for (size_t w = 0; w < kept; w++) {
+        size_t i = 0;
+        while (i < TLS_VERSION_COUNT && strcasecmp(tls_versions[i].name, list[w]) != 0)
+            i++;
+        if (i < TLS_VERSION_COUNT)
+            seen[i] = true;
+        else if (error == NULL)
+            error = strncasecmp(list[w], "SSL", 3) == 0
+                        ? "names an SSL version, which is broken and not supported"
+                        : "is not a list of TLSv1, TLSv1.1, TLSv1.2 and TLSv1.3";
+        free(list[w]);
+    }
+    if (error != NULL)
+        return error;
     if (words == 0)
         return "names no TLS version";
     int low = -1, high = -1;
@@ -324,26 +339,6 @@ static EVP_PKEY *tls_read_key(const char *path, char **error)
         return NULL;
     }
     return key;
-}
-
-/* tls_words - split a list of file names separated by spaces or commas (caller frees each) */
-static size_t tls_words(const char *value, char **words, size_t limit)
-{
-    size_t count = 0;
-    const char *p = value != NULL ? value : "";
-    while (*p != '\0') {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (*p == '\0')
-            break;
-        const char *start = p;
-        while (*p != '\0' && *p != ' ' && *p != '\t' && *p != ',')
-            p++;
-        if (count < limit)
-            words[count] = xstrndup(start, (size_t)(p - start));
-        count++;
-    }
-    return count;
 }
 
 /* tls_warn_validity - a log line for a certificate outside its validity period */
