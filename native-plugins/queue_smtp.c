@@ -46,7 +46,6 @@
  * owns the downstream connection while a transaction is open and is freed at disconnect.
  * Fatal: out of memory. The downstream is never trusted: anything odd is 451.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -221,6 +220,14 @@ static void relay_refuse(struct relay_session *rs, const struct smtp_reply *repl
                  "downstream: %s", reply->text);
 }
 
+/* relay_pool_free - the worker stops (porter_at_loop_end): close the pooled connections */
+static void relay_pool_free(void *arg)
+{
+    struct relay *r = arg;
+    smtp_pool_free(r->pool);
+    r->pool = NULL;
+}
+
 /* relay_session_get - this session's state, made on first use */
 static struct relay_session *relay_session_get(porter_session *s, struct relay *r)
 {
@@ -236,6 +243,9 @@ static struct relay_session *relay_session_get(porter_session *s, struct relay *
         }
         r->pool = smtp_pool_new(r->base, &r->settings, r->pool_idle, r->pool_total,
                                 r->idle_timeout);
+        if (porter_at_loop_end(s, relay_pool_free, r) != 0)
+            porter_log(s, PORTER_LOG_WARNING, "event=relay_pool_unowned error=\"no loop to "
+                       "close the pool at exit\"");
     }
     rs = xcalloc(1, sizeof *rs);
     rs->relay = r;
@@ -845,36 +855,15 @@ static void *relay_init(porter_args *a)
     return r;
 }
 
-/*
- * Pools outlive their plugin state: fini runs when the worker's event loop has already been
- * freed (a registry is released at process exit, or in the master where no pool was made), so
- * the pool's sockets and libevent objects may not be touched. They stay reachable here until
- * the process exits, which closes the sockets; the plugin pins itself in memory (RTLD_NODELETE)
- * so that this list is not unmapped by the dlclose that follows fini.
- */
-static struct smtp_pool **relay_abandoned;
-static size_t relay_abandoned_count;
-
-/* relay_pin - keep this shared object mapped until exit */
-static void relay_pin(void)
-{
-    Dl_info info;
-    if (dladdr((void *)relay_pin, &info) != 0 && info.dli_fname != NULL)
-        (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-}
-
 static void relay_fini(void *state)
 {
     struct relay *r = state;
     if (r == NULL)
         return;
-    if (r->pool != NULL) {
-        relay_pin();
-        relay_abandoned = xrealloc(relay_abandoned, (relay_abandoned_count + 1) * sizeof *relay_abandoned);
-        relay_abandoned[relay_abandoned_count++] = r->pool;
-    }
+    /* r->pool is NULL here: relay_pool_free closed it when the worker's loop ended (fini
+     * comes after the loop is freed, too late to touch its events), and the master has none */
     if (r->tls_context != NULL)
-        SSL_CTX_free(r->tls_context); /* sessions of abandoned connections hold references */
+        SSL_CTX_free(r->tls_context);
     free(r->address);
     free(r->helo);
     free(r->tls_server_name);
