@@ -354,6 +354,51 @@ static struct event_base *api_event_base(porter_session *s)
     return s->base;
 }
 
+static const char *api_client_ptr(porter_session *s) { return s->client_ptr; }
+
+/* api_host_name_copy - a copy of name without a final dot when it is a plausible host name,
+ * "unknown" for NULL, NULL when it is not a host name */
+static char *api_host_name_copy(const char *name)
+{
+    if (name == NULL)
+        return xstrdup("unknown");
+    size_t length = strlen(name);
+    if (length > 0 && name[length - 1] == '.')
+        length--;
+    if (length == 0 || length > 253)
+        return NULL;
+    size_t label = 0;
+    for (size_t i = 0; i < length; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '.') {
+            if (label == 0)
+                return NULL;
+            label = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_') || ++label > 63)
+            return NULL;
+    }
+    return xstrndup(name, length);
+}
+
+static int api_set_client_name(porter_session *s, const char *name, const char *ptr)
+{
+    char *verified = api_host_name_copy(name);
+    char *pointer = api_host_name_copy(ptr);
+    if (verified == NULL || pointer == NULL) {
+        free(verified);
+        free(pointer);
+        return -1;
+    }
+    free(s->client_name);
+    free(s->client_ptr);
+    s->client_name = verified;
+    s->client_ptr = pointer;
+    return 0;
+}
+
 static int api_at_loop_end(porter_session *s, void (*fn)(void *arg), void *arg)
 {
     if (s == NULL || s->worker == NULL || fn == NULL)
@@ -877,4 +922,6 @@ const struct porter_api plugin_api_table = {
     .wait_extend = hook_chain_wait_extend,
     .discard = api_discard,
     .at_loop_end = api_at_loop_end,
+    .client_ptr = api_client_ptr,
+    .set_client_name = api_set_client_name,
 };

@@ -184,6 +184,7 @@ static void session_free(struct porter_session *s)
     plugin_registry_release(s->plugins);
     free(s->command_argument);
     free(s->client_name);
+    free(s->client_ptr);
     free(s->helo);
     free(s->auth_user);
     auth_exchange_free(s->auth);
@@ -1496,6 +1497,7 @@ static struct porter_session *session_new(struct worker *worker)
     s->state = SESSION_STATE_CONNECT;
     s->helo = xstrdup("");
     s->client_name = xstrdup("unknown");
+    s->client_ptr = xstrdup("unknown");
     s->role = "smtp";
     gettimeofday(&s->connected_at, NULL);
     s->idle_timer = evtimer_new(s->base, session_idle_fired, s);

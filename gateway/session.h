@@ -98,7 +98,8 @@ struct porter_session {
     int client_port;
     char local_ip[64];
     int local_port;
-    char *client_name;           /* "unknown" unless a plugin resolves it */
+    char *client_name;           /* verified host name; "unknown" unless a plugin sets it */
+    char *client_ptr;            /* first PTR name, unverified; "unknown" likewise */
     char *helo;                  /* "" before HELO/EHLO */
     char *auth_user;             /* NULL unless authenticated */
     struct tls_facts *tls;       /* NULL until a TLS handshake completed (tls.h) */

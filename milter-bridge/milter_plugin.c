@@ -396,8 +396,10 @@ static const char *milter_macro_value(struct milter_conn *c, const char *name, c
         snprintf(out, size, "%d", porter_client_port(s));
         return out;
     }
-    if (strcmp(name, "client_name") == 0 || strcmp(name, "client_ptr") == 0)
+    if (strcmp(name, "client_name") == 0)
         return porter_client_name(s);
+    if (strcmp(name, "client_ptr") == 0)
+        return porter_client_ptr(s);
     if (strcmp(name, "i") == 0)
         return porter_queue_id(s);
     const char *user = porter_auth_user(s);

@@ -324,6 +324,9 @@ struct porter_api {
     int (*discard)(porter_session *s, const char *reason);
     /* state kept across sessions (connection pools) */
     int (*at_loop_end)(porter_session *s, void (*fn)(void *arg), void *arg);
+    /* the client's host name as DNS tells it */
+    const char *(*client_ptr)(porter_session *s);
+    int (*set_client_name)(porter_session *s, const char *name, const char *ptr);
 };
 
 /* What a plugin exports, under the symbol name "porter_plugin". */
@@ -645,6 +648,23 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  *       pool->cleanup_registered = true;
  */
 #define porter_at_loop_end(s, fn, arg) (porter_api->at_loop_end((s), (fn), (arg)))
+
+/*
+ * porter_client_ptr - the client's host name as its address's PTR record gives it, not
+ * checked against the name's own addresses; "unknown" when none is known. porter_client_name
+ * is the verified name (a PTR name whose addresses include the client's) or "unknown".
+ * Postfix's {client_ptr} and {client_name}.
+ */
+#define porter_client_ptr(s) (porter_api->client_ptr(s))
+
+/*
+ * porter_set_client_name - set the verified name and the PTR name (NULL: "unknown"), as a
+ * lookup plugin does at connect (the client_name plugin); they then show in the Received
+ * header, the logs, milter macros, XCLIENT/XFORWARD and the spool. Each must be a host name:
+ * letters, digits, '-', '_' and '.', labels of 1 to 63 bytes, at most 253 bytes in all (a
+ * final dot is dropped); otherwise -1 and nothing changes. Returns 0.
+ */
+#define porter_set_client_name(s, name, ptr) (porter_api->set_client_name((s), (name), (ptr)))
 
 #endif /* PORTER_CORE */
 

@@ -70,10 +70,11 @@ def txt_pieces(text):
 class Dnsmasq:
     """dnsmasq answering only from the records given, authoritative (NXDOMAIN) for domains."""
 
-    def __init__(self, txt=None, hosts=None, mx=None, domains=("example", "test"), ttl=0):
+    def __init__(self, txt=None, hosts=None, mx=None, domains=("example", "test"), ttl=0, ptr=None):
         self.txt = txt or {}
-        self.hosts = hosts or {}
+        self.hosts = hosts or {}  # names to addresses; dnsmasq adds their PTR records too
         self.mx = mx or []
+        self.ptr = ptr or []      # [(reverse name, target name)]: PTR records of their own
         self.domains = domains
         self.ttl = ttl
         self.port = free_udp_tcp_port()
@@ -92,6 +93,8 @@ class Dnsmasq:
             args.append("--host-record=%s,%s" % (name, ",".join(addresses)))
         for domain, target, preference in self.mx:
             args.append("--mx-host=%s,%s,%d" % (domain, target, preference))
+        for name, target in self.ptr:
+            args.append("--ptr-record=%s,%s" % (name, target))
         return args
 
     def start(self):
