@@ -116,6 +116,10 @@ static const struct config_setting config_table[] = {
     {.name = "max_unrecognized", .type = CONFIG_INTEGER, .offset = FIELD(max_unrecognized),
      .default_value = "10", .minimum = 1, .maximum = 100000,
      .description = "unknown commands in one connection before 421 and disconnect"},
+    {.name = "max_junk_commands", .type = CONFIG_INTEGER, .offset = FIELD(max_junk_commands),
+     .default_value = "100", .minimum = 1, .maximum = 1000000,
+     .description = "NOOP, RSET, VRFY and HELP commands since the last accepted message before "
+                    "each further one counts towards max_errors"},
     {.name = "max_connections", .type = CONFIG_INTEGER, .offset = FIELD(max_connections),
      .default_value = "2000", .minimum = 1, .maximum = 1000000,
      .description = "simultaneous connections per worker process"},

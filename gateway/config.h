@@ -69,6 +69,8 @@ struct porter_config {
     long max_messages_per_session;
     long max_errors;            /* 4xx/5xx replies per session, then 421 and disconnect */
     long max_unrecognized;      /* unknown commands per session, then 421 */
+    long max_junk_commands;     /* NOOP/RSET/VRFY/HELP since the last message before each
+                                   further one counts as an error (Postfix's junk limit) */
     long max_connections;       /* per worker process */
     long max_connections_per_ip;
     double greeting_timeout;    /* seconds until the first command */

@@ -412,6 +412,8 @@ static void session_end_message(struct porter_session *s, enum porter_hook hook,
     session_reply(s, code, enhanced, text);
     session_log_transaction(s, code, enhanced, text, s->run.decider);
     s->messages++;
+    if (code / 100 == 2)
+        s->junk = 0;
     session_reset_transaction(s);
     if (rc == PORTER_DENY_DISCONNECT || rc == PORTER_DENYSOFT_DISCONNECT)
         session_finish_closing(s, "plugin_disconnect");
@@ -1197,6 +1199,10 @@ static void session_dispatch(struct porter_session *s, const char *line, size_t 
     for (size_t i = 0; i < sizeof session_commands / sizeof session_commands[0]; i++)
         if (session_commands[i].verb == command.verb)
             row = &session_commands[i];
+    bool junk = command.verb == SMTP_VERB_NOOP || command.verb == SMTP_VERB_RSET ||
+                command.verb == SMTP_VERB_VRFY || command.verb == SMTP_VERB_HELP;
+    if (junk && ++s->junk > (unsigned)s->config->max_junk_commands)
+        s->errors++; /* a client that only keeps the connection busy runs into max_errors */
     if (!(row->states & STATE_BIT(s->state))) {
         session_sequence_error(s, command.verb);
         return;

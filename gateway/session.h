@@ -122,6 +122,7 @@ struct porter_session {
     unsigned messages;
     unsigned errors;
     unsigned unrecognized;
+    unsigned junk;               /* NOOP, RSET, VRFY, HELP since the last accepted message */
     struct timeval connected_at;
     struct event *idle_timer;    /* greeting / command / data timeouts */
     struct event *session_timer; /* the whole session */
