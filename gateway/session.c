@@ -46,6 +46,9 @@
 #include "worker.h"
 
 #define SESSION_READ_HIGH_WATER (256 * 1024)
+/* Replies the client has not read yet above this: no more commands are taken until it reads
+ * (a client pipelining without reading replies cannot make the output grow without bound). */
+#define SESSION_OUTPUT_HIGH_WATER (128 * 1024)
 #define SESSION_CLOSE_GRACE 10 /* seconds to flush a final reply */
 
 static const char *const state_names[SESSION_STATE_COUNT] = {
@@ -582,11 +585,18 @@ static void session_proceed_helo(struct porter_session *s, int rc)
 
 /* ---------------------------------------------------------------- STARTTLS */
 
-/* session_input_paused - no command is read: TLS is being set up, or a failed AUTH waits */
+/* session_output_backlog - the client left too many replies unread (SESSION_OUTPUT_HIGH_WATER) */
+static bool session_output_backlog(const struct porter_session *s)
+{
+    return evbuffer_get_length(bufferevent_get_output(s->output)) > SESSION_OUTPUT_HIGH_WATER;
+}
+
+/* session_input_paused - no command is read: TLS is being set up, a failed AUTH waits, or the
+ * client does not read its replies (session_write_done resumes once they are written) */
 static bool session_input_paused(const struct porter_session *s)
 {
     return (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE)) != 0 ||
-           auth_paused(s);
+           auth_paused(s) || session_output_backlog(s);
 }
 
 /* session_tls_purge - drop plaintext read but not handled: it must never run inside TLS */
@@ -1427,7 +1437,12 @@ static void session_write_done(struct bufferevent *bev, void *arg)
         session_hold(s);
         session_tls_start(s);
         session_unhold(s);
+        return;
     }
+    /* every reply was written: commands held back by an output backlog go on */
+    if (!s->closed && !s->in_input && !s->run.active &&
+        evbuffer_get_length(bufferevent_get_input(s->input)) > 0)
+        session_process_input(s);
 }
 
 static void session_event(struct bufferevent *bev, short what, void *arg)
