@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <event2/event.h>
 #include <event2/util.h>
@@ -462,6 +463,12 @@ int milter_client_open(struct milter_client *c)
     int family = c->address.sockaddr.ss_family;
     c->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int error = c->fd < 0 ? errno : 0;
+    if (c->fd >= 0 && family != AF_UNIX) {
+        /* commands that await no reply (SMFIP_NR_*) go out one after another: without this,
+         * Nagle could hold the next one until the milter's delayed ACK */
+        int one = 1;
+        (void) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     if (c->fd >= 0) {
         int rc;
         do {
