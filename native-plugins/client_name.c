@@ -108,9 +108,10 @@ static int ptr_done(porter_session *s, void *arg, const struct porter_dns_answer
         if (porter_set_client_name(s, NULL, name) != 0)
             continue;
         if (l->ptr == NULL)
-            l->ptr = strdup(name);
-        if (l->count < l->settings->max_names)
-            l->names[l->count++] = strdup(name);
+            l->ptr = strdup(name); /* NULL (out of memory) leaves it unknown */
+        char *copy = l->count < l->settings->max_names ? strdup(name) : NULL;
+        if (copy != NULL)
+            l->names[l->count++] = copy;
     }
     porter_set_client_name(s, NULL, NULL); /* nothing is known until the end */
     return check_next(s, l);
