@@ -12,7 +12,9 @@
  * awaited command is handed to reply(): modification replies at end of message one by one,
  * then the final verdict, after which the client is idle again. SMFIR_PROGRESS restarts the
  * timer and is not handed on. milter_client_close sends SMFIC_ABORT (if asked) and
- * SMFIC_QUIT when that can be done without waiting, and frees the client.
+ * SMFIC_QUIT when that can be done without waiting, and frees the client;
+ * milter_client_park instead ends the milter's session with SMFIC_QUIT_NC and keeps the
+ * negotiated connection idle until milter_client_unpark hands it to the next SMTP session.
  *
  * Failure contract: anything the milter does wrong - it cannot be reached, it does not
  * answer in time, it closes the connection, it sends a malformed or oversized frame, a reply
