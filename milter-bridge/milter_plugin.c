@@ -22,7 +22,8 @@
  *                             takes no message without them); a refusal there is held and
  *                             given at the next listed stage (a recipient refusal is ignored).
  *                             Macros of every stage are sent regardless, as Postfix sends them
- *                             for events a milter asked not to get.
+ *                             for events a milter asked not to get (with the next command
+ *                             that is sent, see milter_send).
  *   connect_timeout=, command_timeout=, content_timeout=   (defaults 30s, 30s, 300s)
  *   max_replaced_body=BYTES   largest SMFIR_REPLBODY body kept (default 64m)
  *   max_edits=N               most modifications one message may get (default 10000)
