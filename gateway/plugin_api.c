@@ -27,6 +27,7 @@
 #include "plugin_host.h"
 #include "run_command.h"
 #include "session.h"
+#include "smtp_parse.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -114,9 +115,31 @@ static const char *api_mail_param(porter_session *s, const char *keyword)
     return s->transaction ? param_list_get(&s->transaction->mail_params, keyword) : NULL;
 }
 
+/*
+ * api_path_valid - would address (no angle brackets) and params (may be NULL) pass as the
+ * argument of MAIL FROM (kind REVERSE) or RCPT TO (FORWARD)? A plugin's or a milter's envelope
+ * edit must not carry CR, LF, spaces or other bytes that the queue plugin would write into the
+ * downstream's MAIL or RCPT command.
+ */
+static bool api_path_valid(enum smtp_path_kind kind, const char *address, const char *params)
+{
+    char *argument = xasprintf("%s:<%s>%s%s", kind == SMTP_PATH_REVERSE ? "FROM" : "TO", address,
+                               params != NULL && params[0] != '\0' ? " " : "",
+                               params != NULL ? params : "");
+    struct smtp_parse_limits limits = SMTP_PARSE_LIMITS_DEFAULT;
+    limits.allow_utf8 = true;
+    struct smtp_path path;
+    struct smtp_parse_error error;
+    bool valid = smtp_parse_path(argument, strlen(argument), kind, &limits, &path, &error) == 0;
+    smtp_path_clear(&path);
+    free(argument);
+    return valid;
+}
+
 static int api_mail_from_set(porter_session *s, const char *address, const char *params)
 {
-    if (s->transaction == NULL || address == NULL)
+    if (s->transaction == NULL || address == NULL ||
+        !api_path_valid(SMTP_PATH_REVERSE, address, params))
         return -1;
     struct param_list parsed = {0};
     if (param_list_parse(&parsed, params) != 0)
@@ -151,7 +174,8 @@ static const char *api_rcpt_param(porter_session *s, size_t index, const char *k
 
 static int api_rcpt_add(porter_session *s, const char *address, const char *params)
 {
-    if (s->transaction == NULL || address == NULL)
+    if (s->transaction == NULL || address == NULL ||
+        !api_path_valid(SMTP_PATH_FORWARD, address, params))
         return -1;
     struct param_list parsed = {0};
     if (param_list_parse(&parsed, params) != 0)

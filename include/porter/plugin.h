@@ -435,7 +435,10 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
 #define porter_hook_argument(s) (porter_api->hook_argument(s))
 #define porter_hook_param(s, keyword) (porter_api->hook_param((s), (keyword)))
 
-/* The transaction: the envelope (addresses without angle brackets; "" is the null sender). */
+/* The transaction: the envelope (addresses without angle brackets; "" is the null sender).
+ * porter_mail_from_set and porter_rcpt_add return -1 and change nothing unless the address and
+ * the ESMTP parameters would pass as a client's MAIL FROM / RCPT TO argument (RFC 5321 syntax,
+ * UTF-8 allowed): nothing a plugin or milter adds can smuggle bytes into a downstream command. */
 #define porter_queue_id(s) (porter_api->queue_id(s))
 #define porter_mail_from(s) (porter_api->mail_from(s))
 #define porter_mail_param(s, keyword) (porter_api->mail_param((s), (keyword)))
