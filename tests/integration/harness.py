@@ -9,6 +9,7 @@ Use:
         p.smtp()...
     check(condition, "what", got, want)  -> records a result; finish() prints the summary line.
 """
+import atexit
 import os
 import shutil
 import signal
@@ -136,6 +137,8 @@ class Porter:
         self.write_config(plugins, rcpthosts, relayclients)
         self.process = None
         self.log_path = os.path.join(self.dir, "porter.log")
+        self.kept = False
+        atexit.register(self.cleanup)  # also for tests that use a Porter without "with"
 
     def write_config(self, plugins, rcpthosts="localhost\nexample.com\n", relayclients=""):
         with open(os.path.join(self.dir, "porter.conf"), "w") as f:
@@ -179,8 +182,16 @@ class Porter:
         if exc[0] is None and os.environ.get("PORTER_KEEP") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
         else:
+            self.kept = True
             print("# kept %s" % self.dir)
             print(self.log_text()[-4000:])
+
+    def cleanup(self):
+        """At exit: stop the daemon if a test left it running, and remove the directory
+        unless it was kept to look at (a failure, or PORTER_KEEP set)."""
+        self.stop()
+        if not self.kept and os.environ.get("PORTER_KEEP") is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def log_text(self):
         try:
