@@ -397,6 +397,12 @@ static void put_bytes(struct milter_buffer *buffer, const void *bytes, size_t le
     buffer->length += length;
 }
 
+void milter_buffer_append(struct milter_buffer *buffer, const struct milter_buffer *more)
+{
+    buffer_reserve(buffer, more->length);
+    put_bytes(buffer, more->data, more->length);
+}
+
 static void put_byte(struct milter_buffer *buffer, int byte)
 {
     buffer->data[buffer->length++] = (unsigned char) byte;

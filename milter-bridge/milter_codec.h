@@ -236,6 +236,8 @@ struct milter_buffer {
 
 /* milter_buffer_free - free the bytes and zero the struct; accepts NULL */
 void milter_buffer_free(struct milter_buffer *buffer);
+/* milter_buffer_append - append the bytes of more (frames) to buffer (which grows) */
+void milter_buffer_append(struct milter_buffer *buffer, const struct milter_buffer *more);
 /* milter_buffer_reset - forget the bytes but keep the allocation */
 void milter_buffer_reset(struct milter_buffer *buffer);
 

@@ -622,19 +622,6 @@ static bool milter_reply_verdict(struct milter_conn *c, const struct milter_repl
 
 /* ---------------------------------------------------------------- sending */
 
-/* milter_buffer_append - append the bytes of one frame buffer to another */
-static void milter_buffer_append(struct milter_buffer *out, const struct milter_buffer *more)
-{
-    if (more->length == 0)
-        return;
-    if (out->capacity - out->length < more->length) {
-        out->capacity = out->length + more->length;
-        out->data = xrealloc(out->data, out->capacity);
-    }
-    memcpy(out->data + out->length, more->data, more->length);
-    out->length += more->length;
-}
-
 /*
  * milter_send - frames to the milter, after the macros deferred so far: macros of a stage
  * whose command is not sent wait for the next frame that is, so that a milter that wants few

@@ -368,6 +368,19 @@ static void test_buffer(void **state)
     EXPECT_INT(b.length, 0, "after free");
     EXPECT_INT(b.capacity, 0, "capacity after free");
     milter_buffer_free(&b);
+    /* append: frames joined in order; an empty buffer on either side changes nothing */
+    struct milter_buffer quit = {0}, joined = {0}, empty = {0};
+    assert_int_equal(milter_encode_quit(&quit), 0);
+    milter_buffer_append(&joined, &empty);
+    EXPECT_INT(joined.length, 0, "empty appended to empty");
+    for (int i = 0; i < 300; i++)
+        milter_buffer_append(&joined, &quit);
+    milter_buffer_append(&joined, &empty);
+    EXPECT_INT(joined.length, 1500, "300 quit frames appended");
+    for (size_t i = 0; i < joined.length; i += 5)
+        EXPECT_MEM(joined.data + i, 5, "\0\0\0\1Q", 5, "appended quit frame");
+    milter_buffer_free(&quit);
+    milter_buffer_free(&joined);
 }
 
 static void test_encode_optneg(void **state)
