@@ -380,8 +380,9 @@ static struct event_base *api_event_base(porter_session *s)
 
 static const char *api_client_ptr(porter_session *s) { return s->client_ptr; }
 
-/* api_host_name_copy - a copy of name without a final dot when it is a plausible host name,
- * "unknown" for NULL, NULL when it is not a host name */
+/* api_host_name_copy - a copy of name without a final dot when it is a host name as EHLO
+ * takes one (smtp_domain_valid, ASCII, no address literal) of at most 253 bytes; "unknown" for
+ * NULL; NULL when it is not a host name */
 static char *api_host_name_copy(const char *name)
 {
     if (name == NULL)
@@ -389,21 +390,8 @@ static char *api_host_name_copy(const char *name)
     size_t length = strlen(name);
     if (length > 0 && name[length - 1] == '.')
         length--;
-    if (length == 0 || length > 253)
+    if (length == 0 || length > 253 || name[0] == '[' || !smtp_domain_valid(name, false))
         return NULL;
-    size_t label = 0;
-    for (size_t i = 0; i < length; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c == '.') {
-            if (label == 0)
-                return NULL;
-            label = 0;
-            continue;
-        }
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_') || ++label > 63)
-            return NULL;
-    }
     return xstrndup(name, length);
 }
 

@@ -663,9 +663,10 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
 /*
  * porter_set_client_name - set the verified name and the PTR name (NULL: "unknown"), as a
  * lookup plugin does at connect (the client_name plugin); they then show in the Received
- * header, the logs, milter macros, XCLIENT/XFORWARD and the spool. Each must be a host name:
- * letters, digits, '-', '_' and '.', labels of 1 to 63 bytes, at most 253 bytes in all (a
- * final dot is dropped); otherwise -1 and nothing changes. Returns 0.
+ * header, the logs, milter macros, XCLIENT/XFORWARD and the spool. Each must be a host name as
+ * EHLO takes one: letters, digits, '-' (not first or last in a label), '_' and '.', labels of
+ * 1 to 63 bytes, at most 253 bytes in all (a final dot is dropped), no address literal;
+ * otherwise -1 and nothing changes. Returns 0.
  */
 #define porter_set_client_name(s, name, ptr) (porter_api->set_client_name((s), (name), (ptr)))
 
