@@ -366,6 +366,15 @@ static void client_close_socket(struct smtp_client *c)
     c->in_transaction = false;
 }
 
+/* client_give_up - the connection is of no more use: close it and end the operation with r
+ * (NULL: the result already set) */
+static void client_give_up(struct smtp_client *c, const struct smtp_reply *r)
+{
+    c->dead = true;
+    client_close_socket(c);
+    client_finish(c, r);
+}
+
 /* client_fail - the connection is dead: no reply (code 0) ends the operation */
 static void client_fail(struct smtp_client *c, const char *format, ...)
 {
@@ -374,8 +383,6 @@ static void client_fail(struct smtp_client *c, const char *format, ...)
     va_start(ap, format);
     vsnprintf(text, sizeof text, format, ap);
     va_end(ap);
-    c->dead = true;
-    client_close_socket(c);
     struct smtp_reply r = {0};
     reply_set_fields(&r, 0, "", text);
     /* recipients without a final reply get this one */
@@ -383,7 +390,7 @@ static void client_fail(struct smtp_client *c, const char *format, ...)
         if (c->operation == SMTP_CLIENT_OP_DATA && c->recipients[i].rcpt.code / 100 == 2 &&
             c->recipients[i].final.code == 0)
             reply_copy(&c->recipients[i].final, &r);
-    client_finish(c, &r);
+    client_give_up(c, &r);
     reply_clear(&r);
 }
 
@@ -620,9 +627,7 @@ static void client_open_after_ehlo(struct smtp_client *c)
         if (c->tls != SMTP_CLIENT_TLS_MAY) {
             struct smtp_reply r = {0};
             reply_set_fields(&r, 0, "4.7.5", "TLS is required but the server does not offer STARTTLS");
-            c->dead = true;
-            client_close_socket(c);
-            client_finish(c, &r);
+            client_give_up(c, &r);
             reply_clear(&r);
             return;
         }
@@ -631,9 +636,7 @@ static void client_open_after_ehlo(struct smtp_client *c)
         if (!(c->capabilities & CAP_AUTH_PLAIN)) {
             struct smtp_reply r = {0};
             reply_set_fields(&r, 0, "4.7.0", "AUTH is configured but the server does not offer AUTH PLAIN");
-            c->dead = true;
-            client_close_socket(c);
-            client_finish(c, &r);
+            client_give_up(c, &r);
             reply_clear(&r);
             return;
         }
@@ -1286,9 +1289,7 @@ static void client_reply(struct smtp_client *c, const struct smtp_reply *r)
     case CMD_GREETING:
         if (class != 2) {
             client_set_result(c, r);
-            c->dead = true;
-            client_close_socket(c);
-            client_finish(c, NULL);
+            client_give_up(c, NULL);
             return;
         }
         client_queue_clear(c);
@@ -1309,9 +1310,7 @@ static void client_reply(struct smtp_client *c, const struct smtp_reply *r)
                 return;
             }
             client_set_result(c, r);
-            c->dead = true;
-            client_close_socket(c);
-            client_finish(c, NULL);
+            client_give_up(c, NULL);
             return;
         }
         client_parse_ehlo(c, r->text);
@@ -1321,9 +1320,7 @@ static void client_reply(struct smtp_client *c, const struct smtp_reply *r)
     case CMD_AUTH:
         client_set_result(c, r);
         if (class != 2) {
-            c->dead = true;
-            client_close_socket(c);
-            client_finish(c, NULL);
+            client_give_up(c, NULL);
             return;
         }
         break;
@@ -1337,9 +1334,7 @@ static void client_reply(struct smtp_client *c, const struct smtp_reply *r)
                 return;
             }
             client_set_result(c, r);
-            c->dead = true;
-            client_close_socket(c);
-            client_finish(c, NULL);
+            client_give_up(c, NULL);
             return;
         }
         client_queue_clear(c);
