@@ -33,6 +33,15 @@ static void plugin_args_report(struct porter_args *a, const char *format, ...)
     va_end(ap);
 }
 
+/* plugin_args_bad_value - record "KEY: 'VALUE' is not EXPECTED" */
+static void plugin_args_bad_value(struct porter_args *a, const char *key, const char *value,
+                                  const char *expected)
+{
+    char *quoted = config_quote(value);
+    plugin_args_report(a, "%s: %s is not %s", key, quoted, expected);
+    free(quoted);
+}
+
 void plugin_args_verror(porter_args *a, const char *format, va_list ap)
 {
     if (a == NULL)
@@ -167,10 +176,9 @@ long plugin_args_integer(porter_args *a, const char *key, long fallback, long mi
     long long number;
     if (config_parse_integer(value, &number) == 0 && number >= minimum && number <= maximum)
         return (long)number;
-    char *quoted = config_quote(value);
-    plugin_args_report(a, "%s: %s is not an integer between %ld and %ld", key, quoted, minimum,
-                       maximum);
-    free(quoted);
+    char expected[96];
+    snprintf(expected, sizeof expected, "an integer between %ld and %ld", minimum, maximum);
+    plugin_args_bad_value(a, key, value, expected);
     return fallback;
 }
 
@@ -182,9 +190,7 @@ double plugin_args_seconds(porter_args *a, const char *key, double fallback)
     double seconds;
     if (config_parse_seconds(value, &seconds) == 0)
         return seconds;
-    char *quoted = config_quote(value);
-    plugin_args_report(a, "%s: %s is not %s", key, quoted, config_type_syntax(CONFIG_SECONDS));
-    free(quoted);
+    plugin_args_bad_value(a, key, value, config_type_syntax(CONFIG_SECONDS));
     return fallback;
 }
 
@@ -196,9 +202,7 @@ bool plugin_args_bool(porter_args *a, const char *key, bool fallback)
     bool flag;
     if (config_parse_bool(value, &flag) == 0)
         return flag;
-    char *quoted = config_quote(value);
-    plugin_args_report(a, "%s: %s is not %s", key, quoted, config_type_syntax(CONFIG_BOOL));
-    free(quoted);
+    plugin_args_bad_value(a, key, value, config_type_syntax(CONFIG_BOOL));
     return fallback;
 }
 
@@ -210,11 +214,11 @@ int plugin_args_choice(porter_args *a, const char *key, const char *choices)
     int index;
     if (config_parse_choice(value, choices, &index) == 0)
         return index;
-    char *quoted = config_quote(value);
     char *list = config_choices_list(choices);
-    plugin_args_report(a, "%s: %s is not one of %s", key, quoted, list);
+    char *expected = xasprintf("one of %s", list);
+    plugin_args_bad_value(a, key, value, expected);
+    free(expected);
     free(list);
-    free(quoted);
     return 0;
 }
 
