@@ -687,6 +687,8 @@ static void session_tls_established(struct porter_session *s)
     hook_chain_run(s, PORTER_HOOK_TLS, session_proceed_tls);
 }
 
+static int session_check_not_implemented(struct porter_session *s, const char *argument);
+
 static int session_check_starttls(struct porter_session *s, const char *argument)
 {
     if (argument[0] != '\0') {
@@ -697,10 +699,8 @@ static int session_check_starttls(struct porter_session *s, const char *argument
         session_reply(s, 503, "5.5.1", "Error: TLS already active");
         return -1;
     }
-    if (s->config->tls == NULL) {
-        session_reply(s, 502, "5.5.1", "Error: command not implemented");
-        return -1;
-    }
+    if (s->config->tls == NULL)
+        return session_check_not_implemented(s, argument); /* no certificate: as Postfix */
     if (!session_tls_offered(s)) {
         session_reply(s, 454, "4.7.0", "TLS not available due to local problem");
         return -1;
@@ -1142,6 +1142,8 @@ static void session_proceed_unrecognized(struct porter_session *s, int rc)
     session_input_resume(s);
 }
 
+/* session_check_not_implemented - EXPN, and STARTTLS without a certificate: the real SMTP reply
+ * 502 5.5.1 (RFC 5321 section 4.2.4), as Postfix gives it */
 static int session_check_not_implemented(struct porter_session *s, const char *argument)
 {
     session_reply(s, 502, "5.5.1", "Error: command not implemented");
