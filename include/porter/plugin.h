@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever struct porter_api or struct porter_plugin changes incompatibly. */
-#define PORTER_PLUGIN_ABI 1
+#define PORTER_PLUGIN_ABI 2
 
 /* Verdicts a hook returns. */
 enum porter_rc {
@@ -329,6 +329,21 @@ struct porter_api {
     int (*set_client_name)(porter_session *s, const char *name, const char *ptr);
 };
 
+/*
+ * One named argument a plugin takes, as `porter plugins NAME` prints it and docs/plugins.md
+ * documents it. A plugin lists every key it reads; the list ends with an entry whose name is
+ * NULL. fallback is the default as an administrator would write it ("5m", "yes", "127.0.0.1:25"),
+ * NULL when the argument is required or has no default.
+ */
+struct porter_argument {
+    const char *name;
+    const char *fallback;
+    const char *help;                              /* one or two sentences */
+};
+
+/* The argument list of a descriptor: .arguments = PORTER_ARGUMENTS({"black", "5m", "..."}, ...) */
+#define PORTER_ARGUMENTS(...) ((const struct porter_argument[]){__VA_ARGS__, {NULL, NULL, NULL}})
+
 /* What a plugin exports, under the symbol name "porter_plugin". */
 struct porter_plugin {
     unsigned abi;                                  /* PORTER_PLUGIN_ABI */
@@ -338,6 +353,8 @@ struct porter_plugin {
     void (*fini)(void *state);                     /* frees state; called once at unload */
     porter_hook_fn hooks[PORTER_HOOK_COUNT];       /* NULL where the plugin does not listen */
     const struct porter_api **api;                 /* filled by the core before init */
+    const char *description;                       /* what the plugin does, a few sentences */
+    const struct porter_argument *arguments;       /* NULL-name terminated; NULL: none */
 };
 
 #ifndef PORTER_CORE
