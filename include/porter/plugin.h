@@ -327,6 +327,9 @@ struct porter_api {
     /* the client's host name as DNS tells it */
     const char *(*client_ptr)(porter_session *s);
     int (*set_client_name)(porter_session *s, const char *name, const char *ptr);
+    /* a suspended hook's session, for plugins that wait on events of their own (clamd,
+     * spamassassin, p0f) */
+    porter_session *(*waiting_session)(porter_handle handle);
 };
 
 /*
@@ -686,6 +689,17 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  * otherwise -1 and nothing changes. Returns 0.
  */
 #define porter_set_client_name(s, name, ptr) (porter_api->set_client_name((s), (name), (ptr)))
+
+/*
+ * porter_waiting_session - the session whose hook handle (from porter_suspend) names, while
+ * that hook still waits for its answer; NULL once it was answered, timed out, or the client
+ * left. For a plugin that waits on events of its own (a socket on porter_event_base): in its
+ * libevent callback it reads and edits the session (headers, notes, porter_log) through this
+ * pointer, then gives the verdict with porter_resume. Valid until the callback returns.
+ *   porter_session *s = porter_waiting_session(job->handle);
+ *   if (s == NULL) { job_free(job); return; }   (nobody waits any more)
+ */
+#define porter_waiting_session(handle) (porter_api->waiting_session(handle))
 
 #endif /* PORTER_CORE */
 
