@@ -106,8 +106,8 @@ void refusal_log_note(struct refusal_log *r, const char *cause, const char *clie
         return;
     }
     char limit_text[32];
-    log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused reason=%s client=%s count=1%s",
-                cause, c->last_client, refusal_log_limit(limit_text, sizeof limit_text, limit));
+    log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused client=%s reason=%s count=1%s",
+                c->last_client, cause, refusal_log_limit(limit_text, sizeof limit_text, limit));
     c->active = true;
     refusal_log_arm(r);
 }

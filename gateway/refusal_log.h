@@ -4,7 +4,7 @@
  * lines, not 2,000.
  *
  * Interface: refusal_log_note counts one refusal of a cause. The first refusal of a cause is
- * logged at once (event=connection_refused reason=CAUSE client=IP limit=N count=1); while
+ * logged at once (event=connection_refused client=IP reason=CAUSE count=1 limit=N); while
  * refusals of that cause go on, one line per cause and second gives how many there were
  * (count=N period=1s last_client=IP). A cause quiet for a second starts over. Causes are
  * static strings ("max_connections", "max_connections_per_ip", ...), at most

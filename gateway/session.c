@@ -1651,7 +1651,7 @@ static void session_proceed_connect(struct porter_session *s, int rc)
 void session_forget_client(struct porter_session *s)
 {
     hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
-    session_reset_transaction(s);
+    session_reset_transaction(s, "xclient");
     note_list_clear(&s->notes);
     free(s->helo);
     s->helo = xstrdup("");
