@@ -936,4 +936,5 @@ const struct porter_api plugin_api_table = {
     .at_loop_end = api_at_loop_end,
     .client_ptr = api_client_ptr,
     .set_client_name = api_set_client_name,
+    .dns_background = hook_chain_dns_background,
 };

@@ -185,6 +185,14 @@ struct porter_dns_answer {
  */
 typedef int (*porter_dns_fn)(porter_session *s, void *arg, const struct porter_dns_answer *answer);
 
+/*
+ * Runs on the event loop with the answer to porter_dns_background, with the session that
+ * started the lookup (never NULL: a lookup whose session ends first is cancelled and its
+ * callback never runs). It gives no verdict; answer is valid only during the call.
+ */
+typedef void (*porter_dns_background_fn)(porter_session *s, void *arg,
+                                         const struct porter_dns_answer *answer);
+
 /* The most porter_command captures of a program's output, bytes, with the final NUL. */
 #define PORTER_COMMAND_OUTPUT_MAX 8192
 /*
@@ -327,6 +335,9 @@ struct porter_api {
     /* the client's host name as DNS tells it */
     const char *(*client_ptr)(porter_session *s);
     int (*set_client_name)(porter_session *s, const char *name, const char *ptr);
+    /* DNS lookups that do not hold up the chain (dnsbl, rhsbl: asked at connect, read at RCPT) */
+    int (*dns_background)(porter_session *s, int type, const char *name,
+                          porter_dns_background_fn callback, void *arg);
 };
 
 /*
@@ -686,6 +697,21 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  * otherwise -1 and nothing changes. Returns 0.
  */
 #define porter_set_client_name(s, name, ptr) (porter_api->set_client_name((s), (name), (ptr)))
+
+/*
+ * porter_dns_background - start a DNS lookup that does not hold up the chain: the hook goes
+ * on (it need not return PENDING), and callback(s, arg, answer) runs later on the loop, as if
+ * inside this plugin (porter_log names it, porter_data_get is its data), but outside any hook:
+ * it may not return a verdict or start PENDING helpers; it may start more background lookups
+ * and porter_resume a hook of this plugin that waits for the answers (porter_suspend). Any
+ * number may run at once. When the session ends first, its lookups are cancelled before the
+ * disconnect hook runs and their callbacks never run, so arg may live in the plugin's
+ * per-connection data freed there. Answers come from the same cache and servers as
+ * porter_dns_lookup. In a hook or a callback; returns 0, or -1 (logged) without a resolver.
+ *   porter_dns_background(s, PORTER_DNS_A, "2.0.0.127.bl.example.net", listed_done, check);
+ */
+#define porter_dns_background(s, type, name, callback, arg) \
+    (porter_api->dns_background((s), (type), (name), (callback), (arg)))
 
 #endif /* PORTER_CORE */
 
