@@ -107,6 +107,11 @@ static const struct config_setting config_table[] = {
     {.name = "max_recipients", .type = CONFIG_INTEGER, .offset = FIELD(max_recipients),
      .default_value = "1000", .minimum = 100, .maximum = 1000000,
      .description = "most recipients per message (RFC 5321 minimum: 100)"},
+    {.name = "max_recipients_overshoot", .type = CONFIG_INTEGER,
+     .offset = FIELD(max_recipients_overshoot), .default_value = "1000", .minimum = 0,
+     .maximum = 1000000,
+     .description = "recipients refused with 452 4.5.3 past max_recipients in one transaction "
+                    "before each further one counts towards max_errors"},
     {.name = "max_messages_per_session", .type = CONFIG_INTEGER,
      .offset = FIELD(max_messages_per_session), .default_value = "1000", .minimum = 1,
      .maximum = 1000000, .description = "most messages in one connection"},

@@ -66,6 +66,7 @@ struct porter_config {
     long max_header_size;
     long max_header_count;
     long max_recipients;
+    long max_recipients_overshoot; /* 452s past max_recipients before each counts as an error */
     long max_messages_per_session;
     long max_errors;            /* 4xx/5xx replies per session, then 421 and disconnect */
     long max_unrecognized;      /* unknown commands per session, then 421 */

@@ -3,7 +3,7 @@
  * downstream's answer (Postfix's "before-queue proxy" in Porter's chain).
  *
  * mode=relay (default), hook queue: take a connection (pooled; one retry on a fresh one when
- * a reused connection turns out dead), pass the client's identity (XFORWARD or XCLIENT when
+ * the server turns out to have closed a reused connection; none after a timeout), pass the client's identity (XFORWARD or XCLIENT when
  * offered), MAIL and every RCPT (pipelined with XFORWARD and any RSET), and,
  * only when the downstream accepted every recipient, the message (dot-stuffed on the fly).
  * The client gets 250 only after the downstream's 250. A downstream 4xx/5xx comes back with
@@ -597,11 +597,13 @@ static void relay_connected(struct smtp_pool *pool, struct smtp_client *c, void 
     relay_run(rs);
 }
 
-/* relay_retry - a reused connection died before the downstream took anything: once, go on
- * with a fresh connection instead of failing (the server closed it while it was idle) */
+/* relay_retry - a reused connection the server had closed (it was idle) died before the
+ * downstream took anything: once, go on with a fresh connection instead of failing; never
+ * after a timeout (a hung server would hold the session for a second timeout) */
 static bool relay_retry(struct relay_session *rs, const struct smtp_reply *reply)
 {
-    if (reply->code != 0 || !rs->reused || rs->retried)
+    if (reply->code != 0 || !rs->reused || rs->retried || rs->client == NULL ||
+        !smtp_client_closed_by_server(rs->client))
         return false;
     rs->retried = true;
     relay_release(rs);
