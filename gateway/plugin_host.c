@@ -24,6 +24,7 @@
 #include "log.h"
 #include "memory.h"
 #include "plugin_args.h"
+#include "plugin_dir.h"
 #include "plugin_host.h"
 #include "thread_pool.h"
 #include "worker.h"
@@ -57,25 +58,14 @@ static int hook_continuation_call(struct hook_continuation *c, struct porter_ses
     return c->done(s, c->arg, result);
 }
 
-/* plugin_find_file - NAME.so in one of the colon-separated plugin directories */
+/* plugin_find_file - the NAME.so that loads: the first in plugin_dir order; caller frees */
 static char *plugin_find_file(const struct porter_config *config, const char *name)
 {
-    char *directories = xstrdup(config->plugin_dir);
-    char *saveptr = NULL;
-    char *found = NULL;
-    for (char *dir = strtok_r(directories, ":", &saveptr); dir && !found;
-         dir = strtok_r(NULL, ":", &saveptr)) {
-        char *resolved = config_path(config, dir);
-        char *candidate = xasprintf("%s/%s.so", resolved, name);
-        free(resolved);
-        struct stat st;
-        if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode))
-            found = candidate;
-        else
-            free(candidate);
-    }
-    free(directories);
-    return found;
+    size_t count;
+    char **found = plugin_dir_find(config, name, &count);
+    char *path = count > 0 ? xstrdup(found[0]) : NULL;
+    plugin_dir_list_free(found, count);
+    return path;
 }
 
 /* plugin_error - append "FILE:LINE: message" to errors */
@@ -104,23 +94,12 @@ static int plugin_instance_load(const struct porter_config *config, const struct
         plugin_error(errors, line, "no %s.so in plugin_dir %s", line->name, config->plugin_dir);
         return -1;
     }
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (handle == NULL) {
-        plugin_error(errors, line, "cannot load %s: %s", path, dlerror());
-        free(path);
-        return -1;
-    }
-    const struct porter_plugin *descriptor = dlsym(handle, "porter_plugin");
-    if (descriptor == NULL || descriptor->api == NULL) {
-        plugin_error(errors, line, "%s defines no porter_plugin (use PORTER_PLUGIN(...))", path);
-        dlclose(handle);
-        free(path);
-        return -1;
-    }
-    if (descriptor->abi != PORTER_PLUGIN_ABI) {
-        plugin_error(errors, line, "%s was built for plugin ABI %u, this porter has ABI %d: rebuild it",
-                     path, descriptor->abi, PORTER_PLUGIN_ABI);
-        dlclose(handle);
+    void *handle;
+    char *error = NULL;
+    const struct porter_plugin *descriptor = plugin_dir_open(path, &handle, &error);
+    if (descriptor == NULL) {
+        plugin_error(errors, line, "%s", error);
+        free(error);
         free(path);
         return -1;
     }
@@ -130,6 +109,8 @@ static int plugin_instance_load(const struct porter_config *config, const struct
     double timeout = plugin_api_table.arg_seconds(args, "hook_timeout", config->plugin_timeout);
     void *state = descriptor->init != NULL ? descriptor->init(args) : NULL;
     plugin_args_finish(args);
+    if (descriptor->description != NULL || descriptor->arguments != NULL)
+        plugin_args_check_declared(args, descriptor->arguments);
     size_t failures = plugin_args_error_count(args);
     for (size_t i = 0; i < failures; i++) {
         errors->messages = xrealloc(errors->messages, (errors->count + 1) * sizeof *errors->messages);

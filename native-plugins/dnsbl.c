@@ -57,7 +57,7 @@ PORTER_PLUGIN(.name = "dnsbl",
                              "clients and authenticated users pass; a DNS failure never "
                              "refuses.",
               .arguments = PORTER_ARGUMENTS(
-                  {"zones", NULL, "The DNS lists, comma-separated, each optionally ZONE=MATCH "
+                  {"zones", NULL, "Required. The DNS lists, comma-separated, each optionally ZONE=MATCH "
                                   "(zen.spamhaus.org=127.0.0.2-127.0.0.11)."},
                   DNSBL_ARGUMENTS),
               .init = dnsbl_init, .fini = dnsbl_fini,

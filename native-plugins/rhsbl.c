@@ -82,7 +82,7 @@ PORTER_PLUGIN(.name = "rhsbl",
                              "Relay clients and authenticated users pass; a DNS failure never "
                              "refuses.",
               .arguments = PORTER_ARGUMENTS(
-                  {"zones", NULL, "The DNS lists, comma-separated, each optionally ZONE=MATCH "
+                  {"zones", NULL, "Required. The DNS lists, comma-separated, each optionally ZONE=MATCH "
                                   "(dbl.spamhaus.org=127.0.1.2-127.0.1.99)."},
                   {"check", "sender,helo", "What is looked up: sender (the MAIL FROM domain), "
                                            "helo (the HELO/EHLO name), or both."},
