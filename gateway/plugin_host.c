@@ -26,6 +26,7 @@
 #include "plugin_args.h"
 #include "plugin_dir.h"
 #include "plugin_host.h"
+#include "store.h"
 #include "thread_pool.h"
 #include "worker.h"
 
@@ -44,6 +45,10 @@ struct hook_continuation {
     porter_dns_fn dns_done;
     struct dns_query *dns;                      /* NULL once answered */
     const struct porter_dns_answer *answer;     /* during dns_done only */
+    /* a store request (porter_store_*): store_done replaces done */
+    porter_store_fn store_done;
+    struct store_request *store;                /* NULL once answered */
+    const struct porter_store_result *store_result; /* during store_done only */
     /* a serial job (porter_deliver): its instance's queue */
     struct plugin_instance *serial;
     struct hook_continuation *serial_next;
@@ -55,6 +60,8 @@ static int hook_continuation_call(struct hook_continuation *c, struct porter_ses
 {
     if (c->dns_done != NULL)
         return c->dns_done(s, c->arg, s != NULL ? c->answer : NULL);
+    if (c->store_done != NULL)
+        return c->store_done(s, c->arg, s != NULL ? c->store_result : NULL);
     return c->done(s, c->arg, result);
 }
 
@@ -217,11 +224,13 @@ static void hook_continuation_drop(struct porter_session *s)
     if (c == NULL)
         return;
     s->run.continuation = NULL;
-    if (c->timer != NULL || c->dns != NULL) {
-        /* A timer or a DNS lookup can be stopped: its callback learns now that nobody waits. */
+    if (c->timer != NULL || c->dns != NULL || c->store != NULL) {
+        /* A timer, a DNS lookup or a store request can be stopped: its callback learns now
+         * that nobody waits. */
         if (c->timer != NULL)
             event_free(c->timer);
         dns_query_cancel(c->dns);
+        store_request_cancel(c->store);
         hook_continuation_call(c, NULL, 0);
         free(c);
     } else {
@@ -650,6 +659,41 @@ int hook_chain_dns(struct porter_session *s, int type, const char *name, porter_
     struct hook_continuation *c = hook_continuation_new(s, NULL, arg);
     c->dns_done = callback;
     c->dns = dns_lookup(resolver, type, name, hook_chain_dns_answered, c);
+    return PORTER_PENDING;
+}
+
+/* hook_chain_store_answered - the outcome of a plugin's store request (a store.c callback) */
+static void hook_chain_store_answered(const struct porter_store_result *result, void *arg)
+{
+    struct hook_continuation *c = arg;
+    struct porter_session *s = c->session;
+    c->store = NULL;
+    c->store_result = result;
+    session_hold(s);
+    hook_continuation_run(s, c, result->status);
+    session_unhold(s);
+}
+
+int hook_chain_store(struct porter_session *s, enum store_operation operation, const char *key,
+                     const char *value, long long by, double ttl, porter_store_fn callback,
+                     void *arg)
+{
+    struct store *store = worker_store(s->worker);
+    if (callback == NULL) {
+        if (store != NULL)
+            store_submit(store, operation, key, value, by, ttl, NULL, NULL);
+        return PORTER_DECLINED;
+    }
+    if (!hook_guard(s, "porter_store_*"))
+        return PORTER_DENYSOFT;
+    if (store == NULL) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error error=\"porter_store_* "
+                    "without a worker store\"");
+        return PORTER_DENYSOFT;
+    }
+    struct hook_continuation *c = hook_continuation_new(s, NULL, arg);
+    c->store_done = callback;
+    c->store = store_submit(store, operation, key, value, by, ttl, hook_chain_store_answered, c);
     return PORTER_PENDING;
 }
 
