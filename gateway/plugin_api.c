@@ -978,6 +978,7 @@ const struct porter_api plugin_api_table = {
     .store_increment = api_store_increment,
     .store_delete = api_store_delete,
     .store_status_name = store_status_name,
+    .dns_background = hook_chain_dns_background,
     .arg_list = plugin_args_list,
     .list_file = plugin_args_list_file,
     .list_count = list_count,
