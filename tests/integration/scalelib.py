@@ -79,8 +79,12 @@ class HAProxy:
         self.log = open(os.path.join(self.dir, "haproxy.log"), "ab")
         self.process = subprocess.Popen([HAPROXY, "-f", self.config_path, "-db"],
                                         stdout=self.log, stderr=subprocess.STDOUT)
+        admin = os.path.join(self.dir, "admin.sock")
+        deadline = time.time() + 10
+        while not os.path.exists(admin) and time.time() < deadline and self.process.poll() is None:
+            time.sleep(0.02)
         for port in self.ports.values():
-            if not wait_port(port):
+            if not os.path.exists(admin) or not wait_port(port):
                 self.stop()
                 raise RuntimeError("haproxy did not start:\n" + self.log_text())
         return self
@@ -141,7 +145,10 @@ class HAProxy:
         """Poll until the health check says server is state (its first word); True if it did."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if self.states(version).get(server, "").split(" ")[0] == state:
-                return True
+            try:
+                if self.states(version).get(server, "").split(" ")[0] == state:
+                    return True
+            except OSError:
+                pass  # the admin socket is not answering yet
             time.sleep(0.05)
         return False
