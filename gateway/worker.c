@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "log.h"
 #include "memory.h"
+#include "milter_listener.h"
 #include "plugin_host.h"
 #include "session.h"
 #include "thread_pool.h"
@@ -264,7 +265,7 @@ bool worker_draining(const struct worker *w)
 void worker_session_closed(struct worker *w, struct porter_session *s)
 {
     worker_table_remove(w, s->id);
-    if (!w->stdio)
+    if (!w->stdio && s->transport == NULL) /* milter/policy: the client is the MTA's */
         worker_ip_release(w, s->client_ip);
     if (w->stdio || ((w->draining || w->retiring) && w->session_count == 0))
         event_base_loopexit(w->base, NULL);
@@ -292,6 +293,13 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
         log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused reason=max_connections "
                     "limit=%ld", w->config->max_connections);
         worker_refuse(fd, "421 4.7.0 Too many connections, try again later\r\n");
+        return;
+    }
+    if (strcmp(role, "milter") == 0 || strcmp(role, "policy") == 0) {
+        /* The MTA in front: one connection serves many clients, no per-IP limit. */
+        evutil_make_socket_nonblocking(fd);
+        if (strcmp(role, "milter") == 0)
+            milter_listener_accept(w, w->config, w->plugins, fd);
         return;
     }
     char ip[64];
