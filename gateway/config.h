@@ -38,6 +38,7 @@ struct config_listen {
     char *address; /* "127.0.0.1:2525", "[::1]:2525": an IP literal and a port, as written;
                       "unix:/PATH" for the milter and policy roles */
     char *role;    /* "smtp" (default), "submission", "submissions", "milter", "policy" */
+    bool proxy_protocol; /* connections start with a PROXY header (proxy_protocol.h) */
 };
 
 /* What a bare LF (a line ending without CR) in SMTP input does. */
@@ -83,6 +84,13 @@ struct porter_config {
     double policy_listener_timeout; /* policy listeners: Postfix's next request */
     double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
     bool received_header;
+    /* Scale-out: PROXY protocol, XCLIENT, draining behind a load balancer */
+    char *proxy_sources;        /* CIDR list text; NULL: nobody may send a PROXY header */
+    double proxy_timeout;       /* seconds for the whole PROXY header */
+    char *xclient_clients;      /* CIDR list text; NULL: nobody may send XCLIENT */
+    double drain_grace;         /* seconds of 421 to new connections before draining */
+    struct porter_cidr_list *proxy_sources_list;   /* parsed by config_parse; never NULL */
+    struct porter_cidr_list *xclient_clients_list; /* likewise */
     int bare_lf;                /* enum config_bare_lf */
     int log_level;              /* enum porter_log_level (syslog level, 3 to 7) */
     /* The spool queue and its delivery process (spool.c, deliver.c, queue_spool). */

@@ -345,10 +345,12 @@ static void milter_message_reset(struct milter_connection *c)
     c->header_block_ended = false;
 }
 
-static void milter_transaction_end(struct milter_connection *c)
+/* milter_transaction_end - end the transaction; end names why for its log line ("abort",
+ * "quit", ...; NULL when the message's line was written) */
+static void milter_transaction_end(struct milter_connection *c, const char *end)
 {
     if (c->session != NULL)
-        session_reset_transaction(c->session);
+        session_reset_transaction(c->session, end);
     milter_message_reset(c);
 }
 
@@ -442,7 +444,7 @@ static void milter_done_mail(struct porter_session *s, int rc)
         return;
     if (milter_is_refusal(rc)) {
         milter_send_refusal(c, PORTER_HOOK_MAIL, rc);
-        milter_transaction_end(c);
+        milter_transaction_end(c, "mail_refused");
     } else {
         milter_continue(c, MILTER_COMMAND_MAIL);
     }
@@ -452,7 +454,7 @@ static void milter_done_mail(struct porter_session *s, int rc)
 static void milter_on_mail(struct milter_connection *c, const struct milter_command *command)
 {
     struct porter_session *s = c->session;
-    milter_transaction_end(c); /* a MAIL without ABORT after a refused one */
+    milter_transaction_end(c, "abort"); /* a MAIL without ABORT after a refused one */
     milter_tls_from_macros(c);
     milter_auth_from_macros(c);
     struct transaction *t = milter_transaction(c);
@@ -715,7 +717,7 @@ static void milter_message_log(struct milter_connection *c, int code, const char
                                const char *text)
 {
     struct porter_session *s = c->session;
-    session_log_transaction(s, code, enhanced, text, s->run.decider);
+    session_log_transaction(s, "data", code, enhanced, text, s->run.decider);
     s->messages++;
 }
 
@@ -750,7 +752,7 @@ static void milter_done_eom(struct porter_session *s, int rc)
             milter_encode_replycode(&out, "451 4.3.0 Local error in processing, try again later");
             milter_send(c, &out);
             milter_message_log(c, 451, "4.3.0", "edit failed");
-            milter_transaction_end(c);
+            milter_transaction_end(c, NULL);
             milter_resume(c);
             return;
         }
@@ -762,7 +764,7 @@ static void milter_done_eom(struct porter_session *s, int rc)
         milter_send(c, &out);
         milter_message_log(c, 250, "2.0.0", "accepted");
     }
-    milter_transaction_end(c);
+    milter_transaction_end(c, NULL);
     if (c->draining)
         milter_connection_close(c, "shutdown");
     else
@@ -779,14 +781,16 @@ static void milter_on_eom(struct milter_connection *c, const struct milter_comma
             milter_envelope_edits(c, &out);
         milter_encode_reply(&out, MILTER_REPLY_CONTINUE);
         milter_send(c, &out);
-        milter_transaction_end(c);
+        if (s->transaction != NULL)
+            milter_message_log(c, 250, "2.0.0", "accepted");
+        milter_transaction_end(c, NULL);
         return;
     }
     milter_on_body(c, command);
     milter_end_headers(c);
     if (s->reader == NULL) {
         milter_send_simple(c, MILTER_REPLY_TEMPFAIL); /* the spool failed (logged) */
-        milter_transaction_end(c);
+        milter_transaction_end(c, "spool_error");
         return;
     }
     enum data_error error = session_message_complete(s);
@@ -801,8 +805,8 @@ static void milter_on_eom(struct milter_connection *c, const struct milter_comma
             milter_encode_reply(&b, MILTER_REPLY_TEMPFAIL);
         free(reply);
         milter_send(c, &b);
-        session_log_transaction(s, code, enhanced, text, "core");
-        milter_transaction_end(c);
+        session_log_transaction(s, "data", code, enhanced, text, "core");
+        milter_transaction_end(c, NULL);
         return;
     }
     struct transaction *t = s->transaction;
@@ -891,7 +895,7 @@ static int milter_dispatch(struct milter_connection *c, const struct milter_comm
         milter_on_eom(c, command);
         return 0;
     case MILTER_COMMAND_ABORT:
-        milter_transaction_end(c);
+        milter_transaction_end(c, "abort");
         if (c->draining)
             milter_connection_close(c, "shutdown");
         return 0;
@@ -904,7 +908,7 @@ static int milter_dispatch(struct milter_connection *c, const struct milter_comm
     case MILTER_COMMAND_QUIT_NC:
         /* The next SMTP connection follows on this socket: a new session. */
         c->quitting = true;
-        milter_transaction_end(c);
+        milter_transaction_end(c, "quit");
         session_close(c->session, "quit");
         c->quitting = false;
         milter_macros_clear(&c->macros);

@@ -142,6 +142,12 @@ struct porter_session {
     unsigned holds;              /* callers on the stack that still use the session */
     bool input_eof;              /* the client closed its side; close when the input is done */
     char *final_log;             /* reason for closing, for the last log line */
+    /* Scale-out (proxy_protocol.h, XCLIENT) */
+    char counted_ip[64];         /* the address the worker counted for max_connections_per_ip,
+                                    "" when none (released when the session closes) */
+    bool proxy_wait;             /* a PROXY header must come before anything else */
+    char proxy_ip[64];           /* the load balancer that sent it; "" without one */
+    bool xclient_allowed;        /* the client is on xclient_clients (decided at connect) */
     const struct session_transport *transport; /* NULL: SMTP on input/output */
     void *transport_data;        /* the transport's connection */
 };
@@ -163,16 +169,18 @@ void session_address_string(const struct sockaddr *sa, char *host, size_t size, 
 struct porter_session *session_new(struct worker *worker);
 void session_bind(struct porter_session *s, const struct porter_config *config,
                   struct plugin_registry *plugins);
-/* session_reset_transaction - end the transaction (reset_transaction hook, spool back) */
-void session_reset_transaction(struct porter_session *s);
+/* session_reset_transaction - end the transaction (reset_transaction hook, spool back); end
+ * names why for its log line ("rset", "quit", ...; NULL: logged already) */
+void session_reset_transaction(struct porter_session *s, const char *end);
 /* session_open_message - spool file and data reader for the transaction; 0 or -1 (logged) */
 int session_open_message(struct porter_session *s);
 /* session_message_complete - finish the reader, check limits, move its headers into the
  * transaction; DATA_OK or the error to answer */
 enum data_error session_message_complete(struct porter_session *s);
-/* session_log_transaction - the one log line per transaction */
-void session_log_transaction(struct porter_session *s, int code, const char *enhanced,
-                             const char *text, const char *decider);
+/* session_log_transaction - the one log line per transaction; end is "data" (code, enhanced,
+ * text and decider give the reply), "mail" (MAIL refused) or why it ended without a message */
+void session_log_transaction(struct porter_session *s, const char *end, int code,
+                             const char *enhanced, const char *text, const char *decider);
 
 /* session_drain - the worker stops: close an idle session now (421), a busy one when idle */
 void session_drain(struct porter_session *s);
@@ -193,6 +201,13 @@ void session_blocking_done(struct porter_session *s);
  * session_unhold frees it if it closed meanwhile (so do not use s after it) */
 void session_hold(struct porter_session *s);
 void session_unhold(struct porter_session *s);
+/* session_forget_client - XCLIENT: the disconnect notification for the client so far, then
+ * forget its transaction, notes, HELO/EHLO, authentication, relay permission and names */
+void session_forget_client(struct porter_session *s);
+/* session_connect_again - XCLIENT: the new client's connect hook and greeting */
+void session_connect_again(struct porter_session *s);
+/* session_set_ehlo - whether the client counts as having said EHLO (XCLIENT PROTO=) */
+void session_set_ehlo(struct porter_session *s, bool ehlo);
 /* session_input_resume - after a hook chain ends: go on reading pipelined commands */
 void session_input_resume(struct porter_session *s);
 
