@@ -1798,8 +1798,11 @@ static void session_proxy_input(struct porter_session *s)
     s->proxy_wait = false;
     evtimer_del(s->idle_timer);
     session_proxy_apply(s, &header);
-    if (header.local && worker_in_drain_grace(s->worker)) {
-        /* the balancer's health check: we are going away, so fail it */
+    /* The balancer's own connection: v2 LOCAL, v1 UNKNOWN, or a header naming the balancer
+     * itself (HAProxy's v1 health checks do that). */
+    bool balancer_itself = header.local || strcmp(s->client_ip, s->proxy_ip) == 0;
+    if (balancer_itself && worker_in_drain_grace(s->worker)) {
+        /* its health check: we are going away, so fail it */
         log_message(PORTER_LOG_INFO, s->id_string, "event=connection_refused client=%s "
                     "reason=drain_grace", s->client_ip);
         session_reply(s, 421, "4.3.2", "Service shutting down, closing connection");
