@@ -717,8 +717,16 @@ int master_run(const char *directory, bool foreground)
     if (m.config == NULL)
         return 1;
     log_set_level(m.config->log_level);
-    if (master_bind(&m, m.config) != 0 || master_prepare_spool(m.config) != 0)
+    if (master_bind(&m, m.config) != 0 || master_prepare_spool(m.config) != 0) {
+        for (size_t i = 0; i < m.listener_count; i++) {
+            close(m.listeners[i].fd);
+            free(m.listener_addresses[i]);
+        }
+        free(m.listeners);
+        free(m.listener_addresses);
+        config_free(m.config);
         return 1;
+    }
     if (geteuid() == 0 && (m.config->user == NULL || m.config->user[0] == '\0'))
         log_message(PORTER_LOG_WARNING, NULL, "event=running_as_root warning=\"set user = in "
                     "porter.conf so that workers drop privileges\"");
