@@ -31,6 +31,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -195,9 +196,39 @@ static int master_split_address(const char *address, char *host, size_t size, ch
     return 0;
 }
 
+/* master_listen_unix - a unix socket for the milter and policy roles (the MTA's user must
+ * reach it: mode 0666; a stale socket file from an earlier run is replaced) */
+static int master_listen_unix(const char *address)
+{
+    const char *path = address + strlen("unix:");
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sun.sun_path) {
+        log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"path too long\"",
+                    address);
+        return -1;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || chmod(path, 0666) != 0 ||
+        listen(fd, 1024) != 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"", address,
+                    strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    evutil_make_socket_nonblocking(fd);
+    return fd;
+}
+
 /* master_listen - bind one listening socket; -1 with a log line */
 static int master_listen(const char *address)
 {
+    if (strncmp(address, "unix:", 5) == 0)
+        return master_listen_unix(address);
     char host[256], port[16];
     if (master_split_address(address, host, sizeof host, port, sizeof port) != 0) {
         log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"bad address\"", address);
