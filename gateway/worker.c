@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "log.h"
 #include "memory.h"
+#include "metrics.h"
 #include "plugin_host.h"
 #include "session.h"
 #include "thread_pool.h"
@@ -54,7 +55,7 @@ struct worker {
     struct dns_resolver *dns;      /* the one resolver of this worker (dns.c) */
     struct evconnlistener **listeners;
     size_t listener_count;
-    const char **listener_roles;
+    const struct worker_listener *listener_info; /* the master's, index for index */
     /* sessions by id: open addressing with linear probing, power-of-two size */
     struct porter_session **table;
     size_t table_size;
@@ -264,6 +265,9 @@ bool worker_draining(const struct worker *w)
 void worker_session_closed(struct worker *w, struct porter_session *s)
 {
     worker_table_remove(w, s->id);
+    metrics_session_closed(s->listener);
+    metrics_view_close(s->view);
+    s->view = -1;
     if (!w->stdio)
         worker_ip_release(w, s->client_ip);
     if (w->stdio || ((w->draining || w->retiring) && w->session_count == 0))
@@ -283,14 +287,16 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
                           struct sockaddr *address, int length, void *arg)
 {
     struct worker *w = worker_current;
-    const char *role = arg;
+    const struct worker_listener *listener_info = arg;
     if (w->draining) {
+        metrics_add(&metrics_here->connections_refused, 1);
         worker_refuse(fd, "421 4.3.2 Service shutting down, closing connection\r\n");
         return;
     }
     if (w->session_count >= (size_t)w->config->max_connections) {
         log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused reason=max_connections "
                     "limit=%ld", w->config->max_connections);
+        metrics_add(&metrics_here->connections_refused, 1);
         worker_refuse(fd, "421 4.7.0 Too many connections, try again later\r\n");
         return;
     }
@@ -300,11 +306,15 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
     if (!worker_ip_acquire(w, ip)) {
         log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused client=%s "
                     "reason=max_connections_per_ip limit=%ld", ip, w->config->max_connections_per_ip);
+        metrics_add(&metrics_here->connections_refused, 1);
         worker_refuse(fd, "421 4.7.0 Too many connections from your address, try again later\r\n");
         return;
     }
     evutil_make_socket_nonblocking(fd);
-    struct porter_session *s = session_start(w, fd, address, (socklen_t)length, role);
+    struct porter_session *s = session_start(w, fd, address, (socklen_t)length, listener_info->role);
+    s->listener = (unsigned)(listener_info - w->listener_info);
+    metrics_session_opened(s->listener);
+    s->view = metrics_view_open(s->id, ip, s->listener, metrics_now_usec());
     worker_table_insert(w, s);
     session_attach(s, w->config, w->plugins);
 }
@@ -481,8 +491,9 @@ int worker_run(const struct porter_config *config, struct plugin_registry *plugi
 {
     struct worker *w = worker_create(config, plugins, false);
     w->listeners = xcalloc(listener_count + 1, sizeof *w->listeners);
+    w->listener_info = listeners;
     for (size_t i = 0; i < listener_count; i++) {
-        w->listeners[i] = evconnlistener_new(w->base, worker_accept, (void *)listeners[i].role,
+        w->listeners[i] = evconnlistener_new(w->base, worker_accept, (void *)&listeners[i],
                                              LEV_OPT_REUSEABLE, 0 /* already listening: keep the master's backlog */, listeners[i].fd);
         if (w->listeners[i] == NULL) {
             log_message(PORTER_LOG_ERR, NULL, "event=fatal error=\"cannot listen on fd %d\"",
@@ -504,6 +515,7 @@ int worker_run_stdio(const struct porter_config *config, struct plugin_registry 
 {
     struct worker *w = worker_create(config, plugins, true);
     struct porter_session *s = session_start_stdio(w, client_ip, trace);
+    metrics_session_opened(s->listener);
     worker_table_insert(w, s);
     session_attach(s, config, plugins);
     event_base_dispatch(w->base);
