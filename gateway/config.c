@@ -38,6 +38,7 @@
 #include <porter/plugin.h>
 
 #include "memory.h"
+#include "store.h"
 #include "tls.h"
 
 #ifndef PORTER_PKGLIBDIR
@@ -56,6 +57,7 @@ static const char *config_check_retry_schedule(const char *value);
 static const char *config_check_dns_servers(const char *value);
 static const char *config_check_log(const char *value);
 static const char *config_check_address(const char *value);
+static const char *config_check_store(const char *value);
 
 static const int log_level_values[] = {
     PORTER_LOG_ERR, PORTER_LOG_WARNING, PORTER_LOG_NOTICE, PORTER_LOG_INFO, PORTER_LOG_DEBUG,
@@ -116,6 +118,11 @@ static const struct config_setting config_table[] = {
     {.name = "max_recipients", .type = CONFIG_INTEGER, .offset = FIELD(max_recipients),
      .default_value = "1000", .minimum = 100, .maximum = 1000000,
      .description = "most recipients per message (RFC 5321 minimum: 100)"},
+    {.name = "max_recipients_overshoot", .type = CONFIG_INTEGER,
+     .offset = FIELD(max_recipients_overshoot), .default_value = "1000", .minimum = 0,
+     .maximum = 1000000,
+     .description = "recipients refused with 452 4.5.3 past max_recipients in one transaction "
+                    "before each further one counts towards max_errors"},
     {.name = "max_messages_per_session", .type = CONFIG_INTEGER,
      .offset = FIELD(max_messages_per_session), .default_value = "1000", .minimum = 1,
      .maximum = 1000000, .description = "most messages in one connection"},
@@ -239,6 +246,22 @@ static const struct config_setting config_table[] = {
     {.name = "dns_cache_size", .type = CONFIG_INTEGER, .offset = FIELD(dns_cache_size),
      .default_value = "10000", .minimum = 0, .maximum = 10000000,
      .description = "DNS answers cached per worker for their TTL; 0 turns the cache off"},
+    {.name = "store", .type = CONFIG_STRING, .offset = FIELD(store), .default_value = "lmdb",
+     .check = config_check_store,
+     .description = "where plugins keep shared state (greylist, ratelimit): lmdb (in spool_dir, "
+                    "shared by this daemon's workers), redis://HOST:PORT/DB or "
+                    "redis+unix:///PATH (shared by every gateway that names it)"},
+    {.name = "store_timeout", .type = CONFIG_SECONDS, .offset = FIELD(store_timeout),
+     .default_value = "2", .minimum = 0.01, .maximum = 60,
+     .description = "how long a Redis store request may take before it fails (the plugin's "
+                    "on_store_error= decides)"},
+    {.name = "store_size", .type = CONFIG_SIZE, .offset = FIELD(store_size),
+     .default_value = "268435456", .minimum = 1048576, .maximum = 1099511627776.0,
+     .description = "the largest the LMDB store may grow, bytes (address space reserved, not "
+                    "memory)"},
+    {.name = "store_sweep_interval", .type = CONFIG_SECONDS, .offset = FIELD(store_sweep_interval),
+     .default_value = "60", .minimum = 0.1, .maximum = 86400,
+     .description = "how often each worker removes expired keys from the LMDB store"},
     {.name = "delivery", .type = CONFIG_CHOICE, .offset = FIELD(delivery),
      .default_value = "auto", .choices = "auto|yes|no",
      .description = "run the spool's delivery process: auto = when queue_spool is in the "
@@ -818,6 +841,14 @@ static const char *config_check_dns_servers(const char *value)
 {
     size_t count;
     return config_dns_servers_parse(value, NULL, CONFIG_DNS_SERVERS_MAX, &count);
+}
+
+/* config_check_store - the store setting's check (store.c parses it) */
+static const char *config_check_store(const char *value)
+{
+    static __thread char error[300];
+    struct store_address address;
+    return store_address_parse(value, &address, error, sizeof error) == 0 ? NULL : error;
 }
 
 /* ---- listen ---- */

@@ -66,6 +66,7 @@ struct porter_config {
     long max_header_size;
     long max_header_count;
     long max_recipients;
+    long max_recipients_overshoot; /* 452s past max_recipients before each counts as an error */
     long max_messages_per_session;
     long max_errors;            /* 4xx/5xx replies per session, then 421 and disconnect */
     long max_unrecognized;      /* unknown commands per session, then 421 */
@@ -112,6 +113,11 @@ struct porter_config {
     double dns_timeout;         /* seconds per try */
     long dns_retries;           /* more rounds over the server list after the first */
     long dns_cache_size;        /* answers kept per worker; 0: no cache */
+    /* the store plugins share (store.c) */
+    char *store;                /* "lmdb" or a Redis URL (store_address_parse) */
+    double store_timeout;       /* seconds a Redis request may take */
+    unsigned long long store_size; /* LMDB map size, bytes */
+    double store_sweep_interval; /* seconds between LMDB sweeps of expired keys */
     /* TLS and AUTH (tls.c, auth.c); TLS is off while tls_cert is NULL */
     char *tls_cert;             /* certificate files, space-separated; resolve with config_path */
     char *tls_key;              /* key files, one per certificate; NULL: in the certificate files */

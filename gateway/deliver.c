@@ -795,8 +795,9 @@ static void deliver_connected(struct smtp_pool *pool, struct smtp_client *c, voi
 static void deliver_began(struct smtp_client *c, void *arg, const struct smtp_reply *reply)
 {
     struct deliver_job *job = arg;
-    if (reply->code == 0 && job->reused && !job->retried) {
-        /* a pooled connection the server closed meanwhile: once more on a fresh one */
+    if (reply->code == 0 && job->reused && !job->retried && smtp_client_closed_by_server(c)) {
+        /* a pooled connection the server closed meanwhile: once more on a fresh one (never
+         * after a timeout: a hung server would hold the slot twice) */
         job->retried = true;
         smtp_pool_put(job->d->pool, job->client);
         job->client = NULL;

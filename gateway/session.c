@@ -87,18 +87,25 @@ static void session_event(struct bufferevent *bev, short what, void *arg);
 
 /* ---------------------------------------------------------------- replies */
 
-void session_reply(struct porter_session *s, int code, const char *enhanced, const char *text)
+/* session_reply_counted - write a reply; a refusal that counts is one more towards max_errors */
+static void session_reply_counted(struct porter_session *s, int code, const char *enhanced,
+                                  const char *text, bool counts)
 {
     if (s->closed)
         return;
     reply_write(bufferevent_get_output(s->output), code, enhanced, text);
-    if (code >= 400 && code != 421)
+    if (counts)
         s->errors++;
     if (s->flags & SESSION_FLAG_TRACE) {
         char *escaped = hook_trace_escape(text); /* a multi-line reply stays one trace line */
         fprintf(stderr, "trace: reply=%d %s %s\n", code, enhanced ? enhanced : "", escaped);
         free(escaped);
     }
+}
+
+void session_reply(struct porter_session *s, int code, const char *enhanced, const char *text)
+{
+    session_reply_counted(s, code, enhanced, text, code >= 400 && code != 421);
 }
 
 /* session_reply_verdict - the reply of the chain's verdict (plugin's text or the default) */
@@ -109,6 +116,25 @@ static void session_reply_verdict(struct porter_session *s, enum porter_hook hoo
     reply_resolve(&s->run.reply, hook, rc, &code, &enhanced, &text);
     session_reply(s, code, hook == PORTER_HOOK_CONNECT || hook == PORTER_HOOK_HELO ||
                            hook == PORTER_HOOK_EHLO ? NULL : enhanced, text);
+}
+
+/* session_reply_accepted - the 2xx of an accepting verdict: the plugin's text with OK (its
+ * code kept only when it is a 2xx), the hook's default otherwise */
+static void session_reply_accepted(struct porter_session *s, enum porter_hook hook, int rc)
+{
+    int code, default_code;
+    const char *enhanced, *text, *default_enhanced, *default_text;
+    reply_default(hook, PORTER_OK, &default_code, &default_enhanced, &default_text);
+    if (rc != PORTER_OK) {
+        session_reply(s, default_code, default_enhanced, default_text);
+        return;
+    }
+    reply_resolve(&s->run.reply, hook, PORTER_OK, &code, &enhanced, &text);
+    if (code / 100 != 2) {
+        code = default_code;
+        enhanced = default_enhanced;
+    }
+    session_reply(s, code, enhanced, text);
 }
 
 /* session_verdict_is_refusal - DENY and friends */
@@ -843,6 +869,7 @@ static int session_check_mail(struct porter_session *s, const char *argument)
         return -1;
     }
     s->smtputf8 = false;
+    s->recipients_over_limit = 0;
     if (session_path_parse(s, argument, SMTP_PATH_REVERSE) != 0)
         return -1;
     if (session_check_mail_params(s) != 0)
@@ -867,7 +894,7 @@ static void session_proceed_mail(struct porter_session *s, int rc)
         s->transaction = NULL;
         s->smtputf8 = false;
     } else {
-        session_reply(s, 250, "2.1.0", "Ok");
+        session_reply_accepted(s, PORTER_HOOK_MAIL, rc);
         session_set_state(s, SESSION_STATE_MAIL);
     }
     session_input_resume(s);
@@ -878,7 +905,10 @@ static void session_proceed_mail(struct porter_session *s, int rc)
 static int session_check_rcpt(struct porter_session *s, const char *argument)
 {
     if (s->transaction->recipient_count >= (size_t)s->config->max_recipients) {
-        session_reply(s, 452, "4.5.3", "Too many recipients");
+        /* As Postfix: the client is told to send the rest later, which is not its error until
+         * it goes on past max_recipients_overshoot; the accepted recipients still get the mail. */
+        bool counts = ++s->recipients_over_limit > (unsigned)s->config->max_recipients_overshoot;
+        session_reply_counted(s, 452, "4.5.3", "Error: too many recipients", counts);
         return -1;
     }
     if (session_path_parse(s, argument, SMTP_PATH_FORWARD) != 0)
@@ -933,7 +963,7 @@ static void session_proceed_rcpt(struct porter_session *s, int rc)
             param_list_add(&params, s->path.params[i].keyword, s->path.params[i].value);
         transaction_add_recipient(s->transaction, s->path.address, &params);
         param_list_clear(&params);
-        session_reply_verdict(s, PORTER_HOOK_RCPT, PORTER_OK);
+        session_reply_accepted(s, PORTER_HOOK_RCPT, rc);
         session_set_state(s, SESSION_STATE_RCPT);
     }
     session_input_resume(s);
@@ -1105,7 +1135,7 @@ static void session_proceed_rset(struct porter_session *s, int rc)
 static void session_proceed_noop(struct porter_session *s, int rc)
 {
     if (!session_apply_refusal(s, PORTER_HOOK_NOOP, rc))
-        session_reply_verdict(s, PORTER_HOOK_NOOP, PORTER_OK);
+        session_reply_accepted(s, PORTER_HOOK_NOOP, rc);
     session_input_resume(s);
 }
 

@@ -125,6 +125,7 @@ struct porter_session {
     unsigned errors;
     unsigned unrecognized;
     unsigned junk;               /* NOOP, RSET, VRFY, HELP since the last accepted message */
+    unsigned recipients_over_limit; /* RCPTs of this transaction refused by max_recipients */
     struct timeval connected_at;
     struct event *idle_timer;    /* greeting / command / data timeouts */
     struct event *session_timer; /* the whole session */

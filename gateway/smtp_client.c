@@ -150,6 +150,7 @@ struct smtp_client {
     bool connected;
     bool opened;                  /* open finished successfully */
     bool dead;
+    bool closed_by_server;      /* it died because the server closed or reset the connection */
     bool tls_active;
     bool handshaking;
     unsigned capabilities;
@@ -1560,10 +1561,12 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
         else if (c->operation == SMTP_CLIENT_OP_NONE) {
             c->dead = true;
             client_close_socket(c);
-        } else
+        } else {
+            c->closed_by_server = true;
             client_fail(c, "connection to %s %s%s%s", c->own.address,
                         (what & BEV_EVENT_EOF) ? "closed by the server" : "failed",
                         detail[0] ? ": " : "", detail);
+        }
     }
     client_unhold(c);
 }
@@ -1704,6 +1707,11 @@ unsigned long smtp_client_transactions(const struct smtp_client *c)
 bool smtp_client_reused(const struct smtp_client *c)
 {
     return c->begins > 0;
+}
+
+bool smtp_client_closed_by_server(const struct smtp_client *c)
+{
+    return c->closed_by_server;
 }
 
 SSL_CTX *smtp_client_tls_context(const char *ca_file, const char **error)

@@ -194,8 +194,13 @@ size_t smtp_client_accepted_count(const struct smtp_client *c);
 /* smtp_client_transactions - transactions completed (DATA's final reply given) */
 unsigned long smtp_client_transactions(const struct smtp_client *c);
 /* smtp_client_reused - a begin ran on this connection before (so a failure of the next one
- * may be a connection the server closed meanwhile: worth one retry on a fresh connection) */
+ * may be a connection the server closed meanwhile: see smtp_client_closed_by_server) */
 bool smtp_client_reused(const struct smtp_client *c);
+/* smtp_client_closed_by_server - the connection died because the server closed or reset it
+ * (not a timeout or a malformed reply): on a reused connection, the one case for a retry on a
+ * fresh connection; after a timeout the server is slow or hung, and a retry would hold the
+ * delivery slot for a second timeout */
+bool smtp_client_closed_by_server(const struct smtp_client *c);
 
 /* smtp_reply_format - "CODE ENH text" on one line (lines joined by "; "), for logs and
  * DSNs, cut to fit; returns out */

@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "plugin_host.h"
 #include "session.h"
+#include "store.h"
 #include "thread_pool.h"
 #include "worker.h"
 
@@ -53,6 +54,7 @@ struct worker {
     struct plugin_registry *plugins;
     struct thread_pool *pool;
     struct dns_resolver *dns;      /* the one resolver of this worker (dns.c) */
+    struct store *store;           /* the plugins' store (store.c), opened on first use */
     struct evconnlistener **listeners;
     size_t listener_count;
     const struct worker_listener *listener_info; /* the master's, index for index */
@@ -240,6 +242,11 @@ void worker_add_session(struct worker *w, struct porter_session *s)
 struct thread_pool *worker_thread_pool(struct worker *w)
 {
     return w->pool;
+}
+
+struct store *worker_store(struct worker *w)
+{
+    return w != NULL ? w->store : NULL;
 }
 
 struct dns_resolver *worker_dns(struct worker *w)
@@ -435,6 +442,7 @@ struct worker *worker_create(const struct porter_config *config,
     w->stdio = stdio;
     w->dns = dns_resolver_new(w->base, config);
     w->pool = thread_pool_start(w->base, WORKER_THREADS);
+    w->store = store_new(config, w->base, w->pool);
     worker_current = w;
     signal(SIGPIPE, SIG_IGN);
     w->signal_term = evsignal_new(w->base, SIGTERM, worker_signal, w);
@@ -466,6 +474,7 @@ void worker_destroy(struct worker *w)
     free(w->loop_end_calls);
     thread_pool_stop(w->pool);
     dns_resolver_free(w->dns); /* after the pool: blocking queries use it */
+    store_free(w->store);      /* after the pool: the LMDB sweep runs there */
     for (size_t i = 0; i < w->listener_count; i++)
         evconnlistener_free(w->listeners[i]);
     free(w->listeners);

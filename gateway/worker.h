@@ -5,7 +5,8 @@
  * Interface: worker_run / worker_run_stdio run the loop until the worker is told to stop
  * (SIGTERM: drain) and return the process exit code. The worker owns its sessions, its
  * session table (sessions are found by id, never kept by raw pointer across waits), the
- * per-client-IP connection counts, the thread pool for run_blocking, and the DNS resolver.
+ * per-client-IP connection counts, the thread pool for run_blocking, the DNS resolver and
+ * the plugins' store.
  * Fatal: out of memory, failure to create the event base.
  */
 #ifndef PORTER_WORKER_H
@@ -20,6 +21,7 @@ struct plugin_registry;
 struct porter_session;
 struct thread_pool;
 struct dns_resolver;
+struct store;
 
 /* A listening socket the master opened, with its role. */
 struct worker_listener {
@@ -53,6 +55,8 @@ struct porter_session *worker_find_session(struct worker *worker, uint64_t id);
 struct thread_pool *worker_thread_pool(struct worker *worker);
 /* worker_dns - the worker's DNS resolver (dns.h); NULL for a NULL worker */
 struct dns_resolver *worker_dns(struct worker *worker);
+/* worker_store - the worker's store (store.h); NULL for a NULL worker */
+struct store *worker_store(struct worker *worker);
 struct event_base *worker_event_base(struct worker *worker);
 /* worker_session_closed - the session's connection ended: forget it */
 void worker_session_closed(struct worker *worker, struct porter_session *s);

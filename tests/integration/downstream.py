@@ -234,13 +234,14 @@ class Scripted:
     extensions: EHLO keywords; auth: (user, password) accepted with AUTH PLAIN;
     hang: "data" (read 354's body but never answer the dot) or "body" (stop reading after the
           first 64 KiB of the body); mail: reply to MAIL; drop_mail_after: close a connection
-          without a word at its MAIL number N+1 (a server that timed out an idle connection).
+          without a word at its MAIL number N+1 (a server that timed out an idle connection);
+          hang_mail_after: never answer a connection's MAIL number N+1 (a hung server).
     Records: connections, commands (lines), transactions [{mail, rcpts, data, message}].
     """
 
     def __init__(self, lmtp=False, rcpt=None, final=None, extensions=("PIPELINING", "8BITMIME",
                  "ENHANCEDSTATUSCODES", "DSN", "SMTPUTF8", "SIZE 100000000"), auth=None,
-                 hang=None, mail=None, drop_mail_after=None):
+                 hang=None, mail=None, drop_mail_after=None, hang_mail_after=None):
         self.lmtp = lmtp
         self.rcpt_replies = rcpt or {}
         self.final_replies = final or {}
@@ -251,6 +252,7 @@ class Scripted:
         self.hang = hang
         self.mail_reply = mail
         self.drop_mail_after = drop_mail_after
+        self.hang_mail_after = hang_mail_after
         self.port = free_port()
         self.address = "127.0.0.1:%d" % self.port
         self.connections = 0
@@ -352,6 +354,9 @@ class Scripted:
                 elif verb == "MAIL":
                     mails_here += 1
                     if self.drop_mail_after is not None and mails_here > self.drop_mail_after:
+                        return
+                    if self.hang_mail_after is not None and mails_here > self.hang_mail_after:
+                        self.stopping.wait()
                         return
                     if self.auth and not self.auth_seen:
                         send("530 5.7.0 Authentication required")
