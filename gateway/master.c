@@ -59,6 +59,7 @@
 
 #define MASTER_MAX_WORKERS 256
 #define MASTER_KILL_MARGIN 5 /* seconds after shutdown_timeout before SIGKILL */
+#define MASTER_BACKLOG 1024
 #define MASTER_QUEUE_SCAN_MAX 1000000 /* queue files a status or scrape reads at most */
 
 struct master_slot {
@@ -225,8 +226,9 @@ static int master_split_address(const char *address, char *host, size_t size, ch
     return 0;
 }
 
-/* master_listen - bind one listening socket; -1 with a log line */
-static int master_listen(const char *address)
+/* master_listen - bind one socket, listening unless not yet (the first start listens once the
+ * workers are forked: a client is never queued before a worker exists); -1 with a log line */
+static int master_listen(const char *address, bool listening)
 {
     char host[256], port[16];
     if (master_split_address(address, host, sizeof host, port, sizeof port) != 0) {
@@ -249,7 +251,8 @@ static int master_listen(const char *address)
         if (result->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     }
-    if (fd < 0 || bind(fd, result->ai_addr, result->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+    if (fd < 0 || bind(fd, result->ai_addr, result->ai_addrlen) != 0 ||
+        (listening && listen(fd, MASTER_BACKLOG) != 0)) {
         log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"", address,
                     strerror(errno));
         if (fd >= 0)
@@ -263,7 +266,7 @@ static int master_listen(const char *address)
 }
 
 /* master_bind - listeners for config; already-open addresses are kept; -1 on failure */
-static int master_bind(struct master *m, const struct porter_config *config)
+static int master_bind(struct master *m, const struct porter_config *config, bool listening)
 {
     struct worker_listener *listeners = xcalloc(config->listen_count + 1, sizeof *listeners);
     char **addresses = xcalloc(config->listen_count + 1, sizeof *addresses);
@@ -279,7 +282,7 @@ static int master_bind(struct master *m, const struct porter_config *config)
             }
         }
         if (listeners[i].fd < 0)
-            listeners[i].fd = master_listen(addresses[i]);
+            listeners[i].fd = master_listen(addresses[i], listening);
         if (listeners[i].fd < 0) {
             for (size_t k = 0; k <= i; k++) {
                 bool reused = false;
@@ -615,7 +618,7 @@ static int master_metrics_listen(struct master *m, const struct porter_config *c
     if (config->metrics_listen == NULL || (m->metrics_address != NULL &&
                                            strcmp(m->metrics_address, config->metrics_listen) == 0))
         return 0;
-    *fd = master_listen(config->metrics_listen);
+    *fd = master_listen(config->metrics_listen, true);
     if (*fd < 0) {
         snprintf(why, size, "metrics_listen: cannot listen on %s: %s", config->metrics_listen,
                  strerror(errno));
@@ -666,7 +669,7 @@ static char *master_reload_now(struct master *m)
     } else if (log_configure(config->log, m->foreground, config->log_facility, config->log_format,
                              why, sizeof why) != 0) {
         /* why is set */
-    } else if (master_bind(m, config) != 0) {
+    } else if (master_bind(m, config, true) != 0) {
         snprintf(why, sizeof why, "cannot open a listener (see the listen_error line); the "
                  "running configuration stays");
     } else if (master_prepare_spool(config) != 0) {
@@ -947,7 +950,7 @@ int master_run(const char *directory, bool foreground)
         return 1;
     }
     log_reopen(m.config->user); /* a log file belongs to the workers' user too */
-    if (master_bind(&m, m.config) != 0 || master_prepare_spool(m.config) != 0 ||
+    if (master_bind(&m, m.config, false) != 0 || master_prepare_spool(m.config) != 0 ||
         metrics_shared_create() != 0)
         return 1;
     if (geteuid() == 0 && (m.config->user == NULL || m.config->user[0] == '\0'))
@@ -982,6 +985,13 @@ int master_run(const char *directory, bool foreground)
     m.slot_count = master_worker_count(m.config);
     for (size_t i = 0; i < m.slot_count; i++)
         master_spawn(&m, i);
+    for (size_t i = 0; i < m.listener_count; i++) {
+        if (listen(m.listeners[i].fd, MASTER_BACKLOG) != 0) {
+            log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"",
+                        m.listener_addresses[i], strerror(errno));
+            master_stop(SIGTERM, 0, &m);
+        }
+    }
     master_spawn_delivery(&m);
     log_message(PORTER_LOG_NOTICE, NULL, "event=started pid=%ld workers=%zu listen=%s",
                 (long)getpid(), m.slot_count, m.config->listen[0].address);
