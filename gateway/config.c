@@ -37,6 +37,7 @@
 #endif
 #include <porter/plugin.h>
 
+#include "cidr.h"
 #include "memory.h"
 #include "store.h"
 #include "tls.h"
@@ -57,6 +58,7 @@ static const char *config_check_retry_schedule(const char *value);
 static const char *config_check_dns_servers(const char *value);
 static const char *config_check_log(const char *value);
 static const char *config_check_address(const char *value);
+static const char *config_check_cidr_list(const char *value);
 static const char *config_check_store(const char *value);
 
 static const int log_level_values[] = {
@@ -77,8 +79,10 @@ static const struct config_setting config_table[] = {
                     "(default: the system's fully qualified name)"},
     {.name = "listen", .type = CONFIG_LISTEN, .offset = FIELD(listen),
      .default_value = "127.0.0.1:2525 smtp", .maximum = 64, .repeatable = true,
-     .description = "ADDRESS:PORT [smtp|submission|submissions], [v6]:PORT for IPv6; "
-                    "repeat for more sockets (any listen line replaces the default)"},
+     .description = "ADDRESS:PORT [smtp|submission|submissions] [proxy_protocol], [v6]:PORT "
+                    "for IPv6; repeat for more sockets (any listen line replaces the default); "
+                    "proxy_protocol: connections start with a PROXY v1/v2 header from one of "
+                    "proxy_sources"},
     {.name = "user", .type = CONFIG_STRING, .offset = FIELD(user),
      .check = config_check_account,
      .description = "user to run as after binding the sockets (default: do not change user)"},
@@ -157,6 +161,23 @@ static const struct config_setting config_table[] = {
     {.name = "shutdown_timeout", .type = CONFIG_SECONDS, .offset = FIELD(shutdown_timeout),
      .default_value = "30", .minimum = 0, .maximum = 86400,
      .description = "time open connections get to finish on SIGTERM and after a reload"},
+    {.name = "proxy_sources", .type = CONFIG_STRING, .offset = FIELD(proxy_sources),
+     .check = config_check_cidr_list,
+     .description = "CIDR list of the load balancers that may send a PROXY header on a "
+                    "proxy_protocol listener; anyone else is refused before the greeting"},
+    {.name = "proxy_timeout", .type = CONFIG_SECONDS, .offset = FIELD(proxy_timeout),
+     .default_value = "5", .minimum = 0.001, .maximum = 3600,
+     .description = "time a load balancer has to send the whole PROXY header"},
+    {.name = "xclient_clients", .type = CONFIG_STRING, .offset = FIELD(xclient_clients),
+     .check = config_check_cidr_list,
+     .description = "CIDR list of the clients that may send XCLIENT (Postfix's semantics) "
+                    "to present another client; nobody else is offered it"},
+    {.name = "drain_grace", .type = CONFIG_SECONDS, .offset = FIELD(drain_grace),
+     .default_value = "0", .minimum = 0, .maximum = 3600,
+     .description = "on SIGTERM, keep accepting this long but answer new connections 421 "
+                    "(health checks fail, so a load balancer moves traffic away) before "
+                    "draining; on a proxy_protocol listener proxied clients are still served "
+                    "and only the balancer's own checks (LOCAL, or naming the balancer) get 421"},
     {.name = "received_header", .type = CONFIG_BOOL, .offset = FIELD(received_header),
      .default_value = "yes", .description = "add a Received header to every message"},
     {.name = "bare_lf", .type = CONFIG_CHOICE, .offset = FIELD(bare_lf),
@@ -843,6 +864,22 @@ static const char *config_check_dns_servers(const char *value)
     return config_dns_servers_parse(value, NULL, CONFIG_DNS_SERVERS_MAX, &count);
 }
 
+/* config_check_cidr_list - proxy_sources and xclient_clients: a CIDR list (cidr.h) */
+static const char *config_check_cidr_list(const char *value)
+{
+    char *error = NULL;
+    porter_cidr_list *list = cidr_parse(value, &error);
+    cidr_free(list);
+    if (error == NULL)
+        return NULL;
+    /* the check's contract is a static string; cidr's message names the entry: kept per
+     * thread, as config_check_store does */
+    static __thread char reason[256];
+    snprintf(reason, sizeof reason, "is not a CIDR list: %s", error);
+    free(error);
+    return reason;
+}
+
 /* config_check_store - the store setting's check (store.c parses it) */
 static const char *config_check_store(const char *value)
 {
@@ -921,14 +958,18 @@ static const char *config_check_log(const char *value)
     return "is not syslog, stderr or file:PATH";
 }
 
-/* config_set_listen - add one "ADDRESS [ROLE]" listener; NULL or an error message */
+/* The most words of one listen line: the address, the role and options. */
+#define LISTEN_WORDS_MAX 8
+
+/* config_set_listen - add one "ADDRESS [ROLE] [OPTION...]" listener; NULL or an error message */
 static char *config_set_listen(struct porter_config *c, const struct config_setting *s,
                                const char *value)
 {
-    char *words[3] = {NULL, NULL, NULL};
+    char *words[LISTEN_WORDS_MAX] = {NULL};
     size_t count = 0;
     const char *p = value;
     char *message = NULL;
+    bool proxy_protocol = false;
     while (*p != '\0') {
         while (*p == ' ' || *p == '\t')
             p++;
@@ -937,8 +978,9 @@ static char *config_set_listen(struct porter_config *c, const struct config_sett
         const char *start = p;
         while (*p != '\0' && *p != ' ' && *p != '\t')
             p++;
-        if (count == 2) {
-            message = xasprintf("%s: want ADDRESS:PORT [ROLE], got more words", s->name);
+        if (count == LISTEN_WORDS_MAX) {
+            message = xasprintf("%s: want ADDRESS:PORT [ROLE] [proxy_protocol], got more words",
+                                s->name);
             goto done;
         }
         words[count++] = xstrndup(start, (size_t)(p - start));
@@ -952,12 +994,23 @@ static char *config_set_listen(struct porter_config *c, const struct config_sett
         goto done;
     }
     int role = 0;
-    if (count == 2 && config_parse_choice(words[1], LISTEN_ROLES, &role) != 0) {
+    if (count >= 2 && config_parse_choice(words[1], LISTEN_ROLES, &role) != 0) {
         char *quoted = config_quote(words[1]);
         char *list = config_choices_list(LISTEN_ROLES);
         message = xasprintf("%s: role %s is not one of %s", s->name, quoted, list);
         free(quoted);
         free(list);
+        goto done;
+    }
+    for (size_t i = 2; i < count; i++) {
+        if (strcmp(words[i], "proxy_protocol") == 0 && !proxy_protocol) {
+            proxy_protocol = true;
+            continue;
+        }
+        char *quoted = config_quote(words[i]);
+        message = xasprintf("%s: option %s is not proxy_protocol (or is given twice)", s->name,
+                            quoted);
+        free(quoted);
         goto done;
     }
     for (size_t i = 0; i < c->listen_count; i++) {
@@ -979,10 +1032,11 @@ static char *config_set_listen(struct porter_config *c, const struct config_sett
     c->listen = xrealloc(c->listen, (c->listen_count + 1) * sizeof *c->listen);
     c->listen[c->listen_count].address = words[0];
     c->listen[c->listen_count].role = xstrdup(role_names[role]);
+    c->listen[c->listen_count].proxy_protocol = proxy_protocol;
     c->listen_count++;
     words[0] = NULL;
 done:
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < LISTEN_WORDS_MAX; i++)
         free(words[i]);
     return message;
 }
@@ -1191,6 +1245,33 @@ static char *config_line(struct porter_config *c, const char *text, size_t lengt
     return config_set(c, s, value);
 }
 
+/* config_scale_out_check - build the proxy_sources and xclient_clients lists (their syntax
+ * was checked when set) and refuse a proxy_protocol listener nobody may use; the errors */
+static size_t config_scale_out_check(struct porter_config *c, const char *file_name,
+                                     struct config_error_list *errors)
+{
+    char *error = NULL;
+    c->proxy_sources_list = cidr_parse(c->proxy_sources, &error);
+    free(error);
+    error = NULL;
+    c->xclient_clients_list = cidr_parse(c->xclient_clients, &error);
+    free(error);
+    if (c->proxy_sources_list == NULL || c->xclient_clients_list == NULL) {
+        config_error_add(errors, "%s: internal error: a checked CIDR list did not parse",
+                         file_name);
+        return 1;
+    }
+    size_t found = 0;
+    for (size_t i = 0; i < c->listen_count; i++) {
+        if (c->listen[i].proxy_protocol && cidr_count(c->proxy_sources_list) == 0) {
+            config_error_add(errors, "%s: listen %s has proxy_protocol but proxy_sources lists "
+                             "no load balancer", file_name, c->listen[i].address);
+            found++;
+        }
+    }
+    return found;
+}
+
 struct porter_config *config_parse(const char *directory, const char *file_name, const char *text,
                                    size_t length, struct config_error_list *errors)
 {
@@ -1224,6 +1305,8 @@ struct porter_config *config_parse(const char *directory, const char *file_name,
         for (size_t i = 0; i < CONFIG_TABLE_COUNT; i++)
             if (config_table[i].type == CONFIG_LISTEN)
                 config_set_default(c, &config_table[i]);
+    if (error_count == 0)
+        error_count += config_scale_out_check(c, file_name, errors);
     if (error_count > 0) {
         config_free(c);
         return NULL;
@@ -1355,6 +1438,8 @@ void config_free(struct porter_config *c)
     }
     free(c->listen);
     free(c->directory);
+    cidr_free(c->proxy_sources_list);
+    cidr_free(c->xclient_clients_list);
     tls_server_free(c->tls);
     free(c);
 }

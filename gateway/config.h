@@ -37,6 +37,7 @@
 struct config_listen {
     char *address; /* "127.0.0.1:2525", "[::1]:2525": an IP literal and a port, as written */
     char *role;    /* "smtp" (default), "submission", "submissions" */
+    bool proxy_protocol; /* connections start with a PROXY header (proxy_protocol.h) */
 };
 
 /* What a bare LF (a line ending without CR) in SMTP input does. */
@@ -80,6 +81,13 @@ struct porter_config {
     double session_timeout;
     double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
     bool received_header;
+    /* Scale-out: PROXY protocol, XCLIENT, draining behind a load balancer */
+    char *proxy_sources;        /* CIDR list text; NULL: nobody may send a PROXY header */
+    double proxy_timeout;       /* seconds for the whole PROXY header */
+    char *xclient_clients;      /* CIDR list text; NULL: nobody may send XCLIENT */
+    double drain_grace;         /* seconds of 421 to new connections before draining */
+    struct porter_cidr_list *proxy_sources_list;   /* parsed by config_parse; never NULL */
+    struct porter_cidr_list *xclient_clients_list; /* likewise */
     int bare_lf;                /* enum config_bare_lf */
     int log_level;              /* enum porter_log_level (syslog level, 3 to 7) */
     /* Operations (log.c, control.c, metrics.c) */

@@ -274,6 +274,7 @@ static int master_bind(struct master *m, const struct porter_config *config, boo
     for (size_t i = 0; i < config->listen_count; i++) {
         addresses[i] = xstrdup(config->listen[i].address);
         listeners[i].role = config->listen[i].role;
+        listeners[i].proxy_protocol = config->listen[i].proxy_protocol;
         listeners[i].fd = -1;
         for (size_t j = 0; j < m->listener_count; j++) {
             if (!kept[j] && strcmp(m->listener_addresses[j], addresses[i]) == 0) {
@@ -763,7 +764,8 @@ static void master_stop(evutil_socket_t signal_number, short what, void *arg)
         event_base_loopexit(m->base, NULL);
         return;
     }
-    struct timeval deadline = {(time_t)m->config->shutdown_timeout + MASTER_KILL_MARGIN, 0};
+    struct timeval deadline = {(time_t)(m->config->drain_grace + m->config->shutdown_timeout) +
+                               MASTER_KILL_MARGIN, 0};
     evtimer_add(m->kill_timer, &deadline);
 }
 

@@ -430,12 +430,14 @@ void metrics_session_closed(unsigned listener)
         __atomic_fetch_sub(&metrics_here->sessions_open[listener], 1, __ATOMIC_RELAXED);
 }
 
-void metrics_transaction(int code, int plugin, unsigned long long bytes)
+void metrics_transaction(int code, int plugin, bool message, unsigned long long bytes)
 {
+    if (code < 200 || code > 599)
+        return; /* ended without a reply of its own (RSET, QUIT, a disconnect) */
     int class = code >= 500 ? 2 : code >= 400 ? 1 : 0;
     int column = plugin >= 0 && plugin < METRICS_PLUGINS ? plugin : METRICS_PLUGINS;
     metrics_add(&metrics_here->transactions[class][column], 1);
-    if (class == 0) {
+    if (class == 0 && message) {
         metrics_add(&metrics_here->messages_accepted, 1);
         metrics_add(&metrics_here->bytes_accepted, bytes);
     }
@@ -493,6 +495,13 @@ void metrics_view_state(int view, int state)
 {
     if (view >= 0 && view < METRICS_VIEW_SESSIONS)
         metrics_here->sessions[view].state = (uint8_t)state;
+}
+
+void metrics_view_client(int view, const char *client)
+{
+    if (view >= 0 && view < METRICS_VIEW_SESSIONS)
+        snprintf(metrics_here->sessions[view].client, sizeof metrics_here->sessions[view].client,
+                 "%s", client);
 }
 
 void metrics_view_hook(int view, int hook, int plugin, int64_t started_usec)

@@ -177,8 +177,9 @@ static inline void metrics_add(uint64_t *counter, uint64_t amount)
 
 void metrics_session_opened(unsigned listener);
 void metrics_session_closed(unsigned listener);
-/* metrics_transaction - a transaction got its final reply; plugin: the decider's index or -1 */
-void metrics_transaction(int code, int plugin, unsigned long long bytes);
+/* metrics_transaction - a transaction ended with reply code (0: without one, not counted);
+ * plugin: the decider's index or -1; message: the reply answers a message of bytes bytes */
+void metrics_transaction(int code, int plugin, bool message, unsigned long long bytes);
 /* metrics_hook - one plugin's verdict on one hook after elapsed_usec */
 void metrics_hook(int plugin, int hook, int rc, int64_t elapsed_usec);
 /* metrics_plugin_error - a plugin timed out, answered nonsense or logged an error */
@@ -187,6 +188,8 @@ void metrics_plugin_error(int plugin);
 /* The session view (porter top): view is the index metrics_view_open gave, -1 ignored. */
 int metrics_view_open(uint64_t session, const char *client, unsigned listener, int64_t usec);
 void metrics_view_state(int view, int state);
+/* metrics_view_client - the client is known only now (a PROXY header) */
+void metrics_view_client(int view, const char *client);
 void metrics_view_hook(int view, int hook, int plugin, int64_t started_usec);
 void metrics_view_close(int view);
 /* metrics_verdict - remember a decisive verdict for porter top */

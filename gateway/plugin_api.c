@@ -21,6 +21,7 @@
 #include "config.h"
 #include "date_parse.h"
 #include "dns.h"
+#include "list_file.h"
 #include "log.h"
 #include "metrics.h"
 #include "memory.h"
@@ -980,4 +981,18 @@ const struct porter_api plugin_api_table = {
     .store_increment = api_store_increment,
     .store_delete = api_store_delete,
     .store_status_name = store_status_name,
+    .dns_background = hook_chain_dns_background,
+    .arg_list = plugin_args_list,
+    .list_file = plugin_args_list_file,
+    .list_count = list_count,
+    .list_word = list_word,
+    .list_word_count = list_word_count,
+    .list_line = list_line,
+    .list_source = list_source,
+    .list_match_domain = list_match_domain,
+    .list_match_address = list_match_address,
+    .list_free = list_free,
+    .address_domain = smtp_address_domain,
+    .domain_equal = smtp_domain_equal,
+    .domain_within = smtp_domain_within,
 };

@@ -40,11 +40,14 @@
 #include "clock.h"
 #include "log.h"
 #include "memory.h"
+#include "cidr.h"
 #include "metrics.h"
 #include "plugin_host.h"
+#include "proxy_protocol.h"
 #include "session.h"
 #include "tls.h"
 #include "worker.h"
+#include "xclient.h"
 
 #define SESSION_READ_HIGH_WATER (256 * 1024)
 /* Replies the client has not read yet above this: no more commands are taken until it reads
@@ -79,11 +82,15 @@ static void session_set_state(struct porter_session *s, enum session_state state
 static void session_arm_idle(struct porter_session *s);
 static void session_total_fired_locked(struct porter_session *s);
 static void session_idle_fired_locked(struct porter_session *s);
-static void session_reset_transaction(struct porter_session *s);
+static void session_reset_transaction(struct porter_session *s, const char *end);
+static void session_log_transaction(struct porter_session *s, const char *end, int code,
+                                    const char *enhanced, const char *text, const char *decider);
 static void session_proceed_connect(struct porter_session *s, int rc);
 static void session_read_ready(struct bufferevent *bev, void *arg);
 static void session_write_done(struct bufferevent *bev, void *arg);
 static void session_event(struct bufferevent *bev, short what, void *arg);
+static void session_connected(struct porter_session *s);
+static void session_proxy_input(struct porter_session *s);
 
 /* ---------------------------------------------------------------- replies */
 
@@ -247,9 +254,9 @@ void session_close(struct porter_session *s, const char *reason)
     s->closed = true;
     hook_chain_cancel(s);
     if (s->transaction != NULL)
-        log_message(PORTER_LOG_INFO, s->id_string, "event=transaction_aborted queue_id=%s "
-                    "reason=%s", s->transaction->queue_id, reason);
-    hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
+        session_log_transaction(s, reason, 0, NULL, NULL, NULL);
+    if (!s->proxy_wait) /* plugins never saw a connection still waiting for its PROXY header */
+        hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
     struct timeval now, elapsed;
     gettimeofday(&now, NULL);
     timersub(&now, &s->connected_at, &elapsed);
@@ -312,6 +319,14 @@ static void session_idle_fired_locked(struct porter_session *s)
         session_close(s, s->final_log ? s->final_log : "flush_timeout");
         return;
     }
+    if (s->proxy_wait) {
+        /* the whole header had proxy_timeout, however it trickled in */
+        log_message(PORTER_LOG_NOTICE, s->id_string, "event=proxy_error client=%s "
+                    "error=\"no complete PROXY header within %.1fs\" received=%zu", s->client_ip,
+                    s->config->proxy_timeout, evbuffer_get_length(bufferevent_get_input(s->input)));
+        session_close(s, "proxy_timeout");
+        return;
+    }
     if (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE)) {
         /* Nothing can be said: the 220 is not read, or the handshake did not finish. */
         log_message(PORTER_LOG_INFO, s->id_string, "event=tls_timeout client=%s stage=%s",
@@ -356,7 +371,7 @@ static void session_total_fired_locked(struct porter_session *s)
 
 static void session_arm_idle(struct porter_session *s)
 {
-    if (s->closed || s->state == SESSION_STATE_CLOSING)
+    if (s->closed || s->state == SESSION_STATE_CLOSING || s->proxy_wait)
         return;
     double seconds = s->config->command_timeout;
     if (s->state == SESSION_STATE_GREETED && s->helo[0] == '\0' && s->errors == 0)
@@ -371,9 +386,12 @@ static void session_arm_idle(struct porter_session *s)
 
 /* ---------------------------------------------------------------- transactions */
 
-/* session_reset_transaction - end the transaction (RSET, HELO, end of message) */
-static void session_reset_transaction(struct porter_session *s)
+/* session_reset_transaction - end the transaction (RSET, HELO, end of message); end names why
+ * for its log line (NULL: logged already) */
+static void session_reset_transaction(struct porter_session *s, const char *end)
 {
+    if (s->transaction != NULL && end != NULL)
+        session_log_transaction(s, end, 0, NULL, NULL, NULL);
     if (s->transaction != NULL)
         hook_chain_notify(s, PORTER_HOOK_RESET_TRANSACTION);
     session_transaction_free(s);
@@ -390,17 +408,36 @@ static void session_reset_transaction(struct porter_session *s)
         session_set_state(s, SESSION_STATE_READY);
 }
 
-/* session_log_transaction - the one log line per transaction */
-static void session_log_transaction(struct porter_session *s, int code, const char *enhanced,
-                                    const char *text, const char *decider)
+/* session_log_refusals - "<ADDRESS>:CODE:DECIDER,..." of the RCPTs the transaction refused */
+static void session_log_refusals(const struct transaction *t, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < t->refusal_count && i < TRANSACTION_REFUSALS_KEPT && used < size; i++) {
+        const struct recipient_refusal *r = &t->refusals[i];
+        int n = snprintf(out + used, size - used, "%s<%s>:%d:%s", i ? "," : "", r->address,
+                         r->code, r->decider);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* session_log_transaction - the one log line per transaction, however it ends: end is "data"
+ * (a message was answered: code, enhanced, text and decider give the reply), "mail" (MAIL
+ * was refused: the reply), or why it ended without a message ("rset", "helo", "quit", a
+ * disconnect reason: code 0, no reply). Every value that could hold a blank or a quote goes
+ * through log_value, so each line parses as key=value words. */
+static void session_log_transaction(struct porter_session *s, const char *end, int code,
+                                    const char *enhanced, const char *text, const char *decider)
 {
     struct transaction *t = s->transaction;
     int decider_index = decider != NULL && s->run.plugin != NULL &&
                                 strcmp(s->run.plugin->name, decider) == 0
                             ? (int)s->run.plugin->index
                             : -1;
-    metrics_transaction(code, decider_index, t->data_size);
-    char recipients[1024];
+    metrics_transaction(code, decider_index, strcmp(end, "data") == 0, t->data_size);
+    char recipients[1024], refused[1024];
     size_t used = 0;
     recipients[0] = '\0';
     for (size_t i = 0; i < t->recipient_count && used < sizeof recipients; i++) {
@@ -410,6 +447,24 @@ static void session_log_transaction(struct porter_session *s, int code, const ch
             break;
         used += (size_t)n;
     }
+    session_log_refusals(t, refused, sizeof refused);
+    unsigned long long size = t->data_size;
+    if (size == 0 && s->reader != NULL)
+        size = data_reader_size(s->reader); /* the data so far, when it ends half way */
+    char helo_value[600], from_value[600], from[600], to_value[1100], refused_value[1100];
+    snprintf(from, sizeof from, "<%s>", t->mail_from);
+    char refusals[1200] = "";
+    if (t->refusal_count > 0)
+        snprintf(refusals, sizeof refusals, " refused=%s nrefused=%zu",
+                 log_value(refused_value, sizeof refused_value, refused), t->refusal_count);
+    char reply[1200] = "";
+    if (code != 0) {
+        char whole[1000], reply_value[1100];
+        snprintf(whole, sizeof whole, "%d %s %s", code, enhanced ? enhanced : "", text ? text : "");
+        /* always quoted: the reply has blanks */
+        snprintf(reply, sizeof reply, " reply=%s plugin=%s",
+                 log_value(reply_value, sizeof reply_value, whole), decider ? decider : "-");
+    }
     /* TLS and AUTH facts: the identity passed auth_identity_valid (no quotes, no controls). */
     char secure[400] = "";
     if (s->tls != NULL || s->auth_user != NULL)
@@ -417,14 +472,20 @@ static void session_log_transaction(struct porter_session *s, int code, const ch
                  s->tls && s->tls->version ? s->tls->version : "",
                  s->tls ? " cipher=" : "", s->tls && s->tls->cipher ? s->tls->cipher : "",
                  s->auth_user ? " auth=" : "", s->auth_user ? s->auth_user : "");
+    char quarantine_value[300], discard_value[300];
     log_message(PORTER_LOG_INFO, s->id_string,
-                "event=transaction client=%s helo=%s queue_id=%s from=<%s> to=%s nrcpt=%zu "
-                "size=%llu reply=\"%d %s %s\" plugin=%s%s%s%s%s%s",
-                s->client_ip, s->helo, t->queue_id, t->mail_from, recipients, t->recipient_count,
-                t->data_size, code, enhanced ? enhanced : "", text, decider ? decider : "-",
+                "event=transaction client=%s helo=%s queue_id=%s from=%s to=%s nrcpt=%zu%s "
+                "size=%llu end=%s%s%s%s%s%s%s",
+                s->client_ip, log_value(helo_value, sizeof helo_value, s->helo), t->queue_id,
+                log_value(from_value, sizeof from_value, from),
+                log_value(to_value, sizeof to_value, recipients), t->recipient_count, refusals,
+                size, end, reply,
                 t->quarantine_reason ? " quarantined=" : "",
-                t->quarantine_reason ? t->quarantine_reason : "",
-                t->discard_reason ? " discarded=" : "", t->discard_reason ? t->discard_reason : "",
+                t->quarantine_reason ? log_value(quarantine_value, sizeof quarantine_value,
+                                                 t->quarantine_reason) : "",
+                t->discard_reason ? " discarded=" : "",
+                t->discard_reason ? log_value(discard_value, sizeof discard_value,
+                                              t->discard_reason) : "",
                 secure);
 }
 
@@ -446,11 +507,11 @@ static void session_end_message(struct porter_session *s, enum porter_hook hook,
     if (rc == PORTER_OK && code / 100 != 2)
         code = 250;
     session_reply(s, code, enhanced, text);
-    session_log_transaction(s, code, enhanced, text, s->run.decider);
+    session_log_transaction(s, "data", code, enhanced, text, s->run.decider);
     s->messages++;
     if (code / 100 == 2)
         s->junk = 0;
-    session_reset_transaction(s);
+    session_reset_transaction(s, NULL);
     if (rc == PORTER_DENY_DISCONNECT || rc == PORTER_DENYSOFT_DISCONNECT)
         session_finish_closing(s, "plugin_disconnect");
 }
@@ -547,8 +608,8 @@ static void session_end_of_data(struct porter_session *s)
         const char *enhanced, *text;
         data_error_reply(error, &code, &enhanced, &text);
         session_reply(s, code, enhanced, text);
-        session_log_transaction(s, code, enhanced, text, "core");
-        session_reset_transaction(s);
+        session_log_transaction(s, "data", code, enhanced, text, "core");
+        session_reset_transaction(s, NULL);
         return;
     }
     /* The header list moves to the transaction; the body stays in the spool file. */
@@ -589,9 +650,10 @@ static void session_ehlo_reply(struct porter_session *s)
 {
     char text[1024];
     snprintf(text, sizeof text,
-             "%s\nPIPELINING\nSIZE %llu\n%s%s8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING\nDSN",
+             "%s\nPIPELINING\nSIZE %llu\n%s%s8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING\nDSN%s",
              s->config->hostname, s->config->max_message_size,
-             session_tls_offered(s) ? "STARTTLS\n" : "", auth_offered(s) ? AUTH_EHLO_KEYWORD "\n" : "");
+             session_tls_offered(s) ? "STARTTLS\n" : "", auth_offered(s) ? AUTH_EHLO_KEYWORD "\n" : "",
+             xclient_offered(s) ? "\n" XCLIENT_EHLO_KEYWORD : "");
     session_reply(s, 250, NULL, text);
 }
 
@@ -599,7 +661,7 @@ static void session_proceed_helo(struct porter_session *s, int rc)
 {
     enum porter_hook hook = s->command->verb == SMTP_VERB_EHLO ? PORTER_HOOK_EHLO : PORTER_HOOK_HELO;
     if (!session_apply_refusal(s, hook, rc)) {
-        session_reset_transaction(s);
+        session_reset_transaction(s, s->command->verb == SMTP_VERB_EHLO ? "ehlo" : "helo");
         free(s->helo);
         s->helo = xstrdup(s->command_argument);
         if (hook == PORTER_HOOK_EHLO) {
@@ -754,7 +816,7 @@ static void session_proceed_starttls(struct porter_session *s, int rc)
     bufferevent_disable(s->input, EV_READ);
     session_tls_purge(s);
     /* RFC 3207 section 4.2: forget everything the client said before TLS. */
-    session_reset_transaction(s);
+    session_reset_transaction(s, "starttls");
     free(s->helo);
     s->helo = xstrdup("");
     s->flags &= ~(unsigned)SESSION_FLAG_EHLO;
@@ -889,6 +951,12 @@ static int session_check_mail(struct porter_session *s, const char *argument)
 
 static void session_proceed_mail(struct porter_session *s, int rc)
 {
+    if (session_verdict_is_refusal(rc) || rc == PORTER_DONE) {
+        int code;
+        const char *enhanced, *text;
+        reply_resolve(&s->run.reply, PORTER_HOOK_MAIL, rc, &code, &enhanced, &text);
+        session_log_transaction(s, "mail", code, enhanced, text, s->run.decider);
+    }
     if (session_apply_refusal(s, PORTER_HOOK_MAIL, rc)) {
         session_transaction_free(s);
         s->transaction = NULL;
@@ -902,12 +970,27 @@ static void session_proceed_mail(struct porter_session *s, int rc)
 
 /* ---------------------------------------------------------------- RCPT */
 
+/* session_refusal_unparsed - remember a RCPT refused before its address was parsed: the text
+ * between '<' and '>' of the argument (or the argument), at most 256 bytes */
+static void session_refusal_unparsed(struct porter_session *s, const char *argument, int code,
+                                     const char *decider)
+{
+    const char *open = strchr(argument, '<');
+    const char *start = open != NULL ? open + 1 : argument;
+    const char *close = strchr(start, '>');
+    size_t length = close != NULL ? (size_t)(close - start) : strlen(start);
+    char *address = xstrndup(start, length > 256 ? 256 : length);
+    transaction_add_refusal(s->transaction, address, code, decider);
+    free(address);
+}
+
 static int session_check_rcpt(struct porter_session *s, const char *argument)
 {
     if (s->transaction->recipient_count >= (size_t)s->config->max_recipients) {
         /* As Postfix: the client is told to send the rest later, which is not its error until
          * it goes on past max_recipients_overshoot; the accepted recipients still get the mail. */
         bool counts = ++s->recipients_over_limit > (unsigned)s->config->max_recipients_overshoot;
+        session_refusal_unparsed(s, argument, 452, "core");
         session_reply_counted(s, 452, "4.5.3", "Error: too many recipients", counts);
         return -1;
     }
@@ -954,8 +1037,15 @@ static int session_check_rcpt(struct porter_session *s, const char *argument)
 
 static void session_proceed_rcpt(struct porter_session *s, int rc)
 {
+    if (session_verdict_is_refusal(rc) || rc == PORTER_DONE) {
+        int code;
+        const char *enhanced, *text;
+        reply_resolve(&s->run.reply, PORTER_HOOK_RCPT, rc, &code, &enhanced, &text);
+        transaction_add_refusal(s->transaction, s->path.address, code, s->run.decider);
+    }
     if (rc == PORTER_DECLINED) {
         /* Nobody said yes: never an open relay. */
+        transaction_add_refusal(s->transaction, s->path.address, 450, "-");
         session_reply(s, 450, "4.7.1", "No plugin decided whether relaying is allowed");
     } else if (!session_apply_refusal(s, PORTER_HOOK_RCPT, rc)) {
         struct param_list params = {0};
@@ -1073,14 +1163,19 @@ static void session_bdat_chunk_end(struct porter_session *s)
         int code = 0;
         char enhanced[16] = "";
         int offset = 0;
-        if (sscanf(stored, "%d %15s %n", &code, enhanced, &offset) >= 2 && code >= 400) {
-            session_reply(s, code, enhanced, stored + offset);
+        const char *text;
+        if (sscanf(stored, "%d %15s %n", &code, enhanced, &offset) < 2 || code < 400) {
+            code = 503;
+            snprintf(enhanced, sizeof enhanced, "5.5.1");
+            text = stored[0] ? stored : "Bad sequence of commands";
         } else {
-            session_reply(s, 503, "5.5.1", stored[0] ? stored : "Bad sequence of commands");
+            text = stored + offset;
         }
+        session_reply(s, code, enhanced, text);
         if (s->bdat_last || s->transaction == NULL || s->reader == NULL) {
             if (s->transaction != NULL) {
-                session_reset_transaction(s);
+                session_log_transaction(s, "data", code, enhanced, text, "-");
+                session_reset_transaction(s, NULL);
             } else {
                 s->flags &= ~(unsigned)SESSION_FLAG_BDAT_FAILED;
                 session_set_state(s, s->helo[0] ? SESSION_STATE_READY : SESSION_STATE_GREETED);
@@ -1127,7 +1222,7 @@ static int session_check_vrfy(struct porter_session *s, const char *argument)
 
 static void session_proceed_rset(struct porter_session *s, int rc)
 {
-    session_reset_transaction(s);
+    session_reset_transaction(s, "rset");
     session_reply(s, 250, "2.0.0", "Ok");
     session_input_resume(s);
 }
@@ -1212,6 +1307,7 @@ static const struct session_command session_commands[] = {
     {SMTP_VERB_STARTTLS, -1, STATES_AFTER_GREETING, session_check_starttls,
      session_proceed_starttls},
     {SMTP_VERB_AUTH, PORTER_HOOK_AUTH, STATES_AFTER_GREETING, auth_check, auth_proceed},
+    {SMTP_VERB_XCLIENT, -1, STATES_AFTER_GREETING, xclient_check, xclient_proceed},
     {SMTP_VERB_UNKNOWN, PORTER_HOOK_UNRECOGNIZED_COMMAND, STATES_AFTER_GREETING, NULL,
      session_proceed_unrecognized},
 };
@@ -1461,6 +1557,12 @@ void session_input_resume(struct porter_session *s)
 static void session_read_ready(struct bufferevent *bev, void *arg)
 {
     struct porter_session *s = arg;
+    if (s->proxy_wait) {
+        session_hold(s);
+        session_proxy_input(s);
+        session_unhold(s);
+        return;
+    }
     session_arm_idle(s);
     session_process_input(s);
 }
@@ -1511,6 +1613,13 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
         log_message(PORTER_LOG_INFO, s->id_string, "event=tls_error client=%s error=\"%s\"",
                     s->client_ip, reason);
     }
+    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && s->proxy_wait) {
+        log_message(PORTER_LOG_NOTICE, s->id_string, "event=proxy_error client=%s "
+                    "error=\"connection closed before a complete PROXY header\" received=%zu",
+                    s->client_ip, evbuffer_get_length(bufferevent_get_input(s->input)));
+        session_close(s, "proxy_incomplete");
+        return;
+    }
     if ((what & BEV_EVENT_EOF) && bev == s->input && !s->closed) {
         /* Handle what the client sent before it closed (a piped script ends like this);
          * session_process_input closes once nothing is left to do. */
@@ -1546,6 +1655,38 @@ static void session_proceed_connect(struct porter_session *s, int rc)
     }
     session_set_state(s, SESSION_STATE_GREETED);
     session_input_resume(s);
+}
+
+void session_forget_client(struct porter_session *s)
+{
+    hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
+    session_reset_transaction(s, "xclient");
+    note_list_clear(&s->notes);
+    free(s->helo);
+    s->helo = xstrdup("");
+    s->flags &= ~(unsigned)(SESSION_FLAG_EHLO | SESSION_FLAG_RELAY);
+    auth_forget(s);
+    free(s->client_name);
+    s->client_name = xstrdup("unknown");
+    free(s->client_ptr);
+    s->client_ptr = xstrdup("unknown");
+}
+
+void session_set_ehlo(struct porter_session *s, bool ehlo)
+{
+    if (ehlo)
+        s->flags |= SESSION_FLAG_EHLO;
+    else
+        s->flags &= ~(unsigned)SESSION_FLAG_EHLO;
+}
+
+void session_connect_again(struct porter_session *s)
+{
+    session_set_state(s, SESSION_STATE_CONNECT);
+    log_message(PORTER_LOG_INFO, s->id_string, "event=connect client=%s port=%d local=%s:%d "
+                "role=%s xclient=yes", s->client_ip, s->client_port, s->local_ip, s->local_port,
+                s->role);
+    hook_chain_run(s, PORTER_HOOK_CONNECT, session_proceed_connect);
 }
 
 /* session_new - the parts common to sockets and stdio */
@@ -1584,15 +1725,96 @@ static void session_begin(struct porter_session *s)
     bufferevent_setwatermark(s->input, EV_READ, 0, SESSION_READ_HIGH_WATER);
     bufferevent_enable(s->input, EV_READ);
     bufferevent_enable(s->output, EV_WRITE);
-    log_message(PORTER_LOG_INFO, s->id_string, "event=connect client=%s port=%d local=%s:%d role=%s",
-                s->client_ip, s->client_port, s->local_ip, s->local_port, s->role);
+    if (s->proxy_wait) {
+        /* the load balancer's header first (session_proxy_input), within proxy_timeout */
+        struct timeval wait = clock_timeval(s->config->proxy_timeout);
+        evtimer_add(s->idle_timer, &wait);
+        return;
+    }
+    session_connected(s);
+}
+
+/* session_connected - the client is known: log it, decide on XCLIENT, and start (the TLS
+ * handshake of implicit TLS, else the connect hook) */
+static void session_connected(struct porter_session *s)
+{
+    s->xclient_allowed = cidr_match(s->config->xclient_clients_list, s->client_ip);
+    log_message(PORTER_LOG_INFO, s->id_string, "event=connect client=%s port=%d local=%s:%d role=%s%s%s",
+                s->client_ip, s->client_port, s->local_ip, s->local_port, s->role,
+                s->proxy_ip[0] ? " proxy=" : "", s->proxy_ip);
     session_arm_idle(s);
-    if (strcmp(s->role, "submissions") == 0 && s->input == s->output) {
+    if (strcmp(s->role, "submissions") == 0 && s->input == s->output && s->tls == NULL) {
         /* Implicit TLS (RFC 8314): the handshake first; session_tls_established goes on. */
         session_tls_start(s);
         return;
     }
     hook_chain_run(s, PORTER_HOOK_CONNECT, session_proceed_connect);
+}
+
+/* session_proxy_apply - what the balancer's header says about the client */
+static void session_proxy_apply(struct porter_session *s, const struct proxy_header *h)
+{
+    snprintf(s->proxy_ip, sizeof s->proxy_ip, "%s", s->client_ip);
+    if (!h->local) {
+        session_address_string((const struct sockaddr *)&h->source, s->client_ip,
+                               sizeof s->client_ip, &s->client_port);
+        session_address_string((const struct sockaddr *)&h->destination, s->local_ip,
+                               sizeof s->local_ip, &s->local_port);
+    }
+    if (h->tls) {
+        tls_facts_free(s->tls);
+        s->tls = tls_facts_proxied(h->tls_version, h->tls_cipher, h->sni, h->tls_cn,
+                                   h->client_certificate, h->certificate_verified);
+        s->flags |= SESSION_FLAG_TLS; /* no STARTTLS on top of the balancer's TLS */
+    }
+    log_message(PORTER_LOG_INFO, s->id_string, "event=proxy client=%s port=%d proxy=%s "
+                "version=%d command=%s tls=%s%s%s%s%s", s->client_ip, s->client_port,
+                s->proxy_ip, h->version, h->local ? "local" : "proxy",
+                h->tls ? (h->tls_version[0] ? h->tls_version : "yes") : "no",
+                h->sni[0] ? " sni=" : "", h->sni, h->tls_cipher[0] ? " cipher=" : "",
+                h->tls_cipher);
+}
+
+/* session_proxy_input - bytes arrived while waiting for the PROXY header */
+static void session_proxy_input(struct porter_session *s)
+{
+    struct evbuffer *input = bufferevent_get_input(s->input);
+    size_t length = evbuffer_get_length(input);
+    if (length > PROXY_HEADER_MAX)
+        length = PROXY_HEADER_MAX;
+    const unsigned char *bytes = evbuffer_pullup(input, (ev_ssize_t)length);
+    struct proxy_header header;
+    const char *error = NULL;
+    enum proxy_parse_result result = proxy_header_parse(bytes, length, &header, &error);
+    if (result == PROXY_PARSE_INCOMPLETE)
+        return; /* the timer set at the start bounds the wait */
+    if (result == PROXY_PARSE_ERROR) {
+        log_message(PORTER_LOG_NOTICE, s->id_string, "event=proxy_error client=%s error=\"%s\"",
+                    s->client_ip, error);
+        session_close(s, "proxy_error");
+        return;
+    }
+    evbuffer_drain(input, header.length); /* what follows is the client's */
+    s->proxy_wait = false;
+    evtimer_del(s->idle_timer);
+    session_proxy_apply(s, &header);
+    /* The balancer's own connection: v2 LOCAL, v1 UNKNOWN, or a header naming the balancer
+     * itself (HAProxy's v1 health checks do that). */
+    bool balancer_itself = header.local || strcmp(s->client_ip, s->proxy_ip) == 0;
+    if (balancer_itself && worker_in_drain_grace(s->worker)) {
+        /* its health check: we are going away, so fail it */
+        log_message(PORTER_LOG_INFO, s->id_string, "event=connection_refused client=%s "
+                    "reason=drain_grace", s->client_ip);
+        session_reply(s, 421, "4.3.2", "Service shutting down, closing connection");
+        session_finish_closing(s, "drain_grace");
+        return;
+    }
+    if (!worker_admit(s->worker, s)) {
+        session_reply(s, 421, "4.7.0", "Too many connections from your address, try again later");
+        session_finish_closing(s, "max_connections_per_ip");
+        return;
+    }
+    session_connected(s);
 }
 
 /* session_address_string - numeric host and port of a socket address */
@@ -1669,7 +1891,7 @@ void session_drain(struct porter_session *s)
 {
     if (s->closed || s->state == SESSION_STATE_CLOSING)
         return;
-    if (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE)) {
+    if (s->proxy_wait || (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE))) {
         session_close(s, "shutdown");
         return;
     }

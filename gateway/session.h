@@ -80,6 +80,7 @@ struct hook_run {
     struct timeval started;        /* for --trace */
     bool in_call;                  /* inside a plugin's hook or continuation: may go PENDING */
     struct hook_continuation *continuation; /* a timer or blocking job the wait depends on */
+    struct hook_background *background;     /* porter_dns_background lookups still running */
 };
 
 struct porter_session {
@@ -137,6 +138,12 @@ struct porter_session {
     unsigned holds;              /* callers on the stack that still use the session */
     bool input_eof;              /* the client closed its side; close when the input is done */
     char *final_log;             /* reason for closing, for the last log line */
+    /* Scale-out (proxy_protocol.h, XCLIENT) */
+    char counted_ip[64];         /* the address the worker counted for max_connections_per_ip,
+                                    "" when none (released when the session closes) */
+    bool proxy_wait;             /* a PROXY header must come before anything else */
+    char proxy_ip[64];           /* the load balancer that sent it; "" without one */
+    bool xclient_allowed;        /* the client is on xclient_clients (decided at connect) */
 };
 
 /* session_start - begin a session on an accepted socket (fd owned by the session). */
@@ -169,6 +176,13 @@ void session_blocking_done(struct porter_session *s);
  * session_unhold frees it if it closed meanwhile (so do not use s after it) */
 void session_hold(struct porter_session *s);
 void session_unhold(struct porter_session *s);
+/* session_forget_client - XCLIENT: the disconnect notification for the client so far, then
+ * forget its transaction, notes, HELO/EHLO, authentication, relay permission and names */
+void session_forget_client(struct porter_session *s);
+/* session_connect_again - XCLIENT: the new client's connect hook and greeting */
+void session_connect_again(struct porter_session *s);
+/* session_set_ehlo - whether the client counts as having said EHLO (XCLIENT PROTO=) */
+void session_set_ehlo(struct porter_session *s, bool ehlo);
 /* session_input_resume - after a hook chain ends: go on reading pipelined commands */
 void session_input_resume(struct porter_session *s);
 

@@ -6,7 +6,11 @@
  * limits (in total and per client IP) before a session starts, and keeps its sessions in a
  * table keyed by session id so that late answers can be matched without raw pointers.
  * SIGTERM (or SIGINT in the foreground) drains: stop accepting, let sessions finish, close
- * idle ones with 421, and after shutdown_timeout close whatever is left.
+ * idle ones with 421, and after shutdown_timeout close whatever is left. With drain_grace set,
+ * the drain waits that long first while new connections get 421 (on a proxy_protocol listener
+ * only the balancer's LOCAL health checks do), so a load balancer marks this node down before
+ * it stops accepting (docs/scale-out.md). On a proxy_protocol listener only proxy_sources may
+ * connect, and a session is counted per client IP once its PROXY header named the client.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +24,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "dns.h"
 #include "clock.h"
@@ -27,6 +32,7 @@
 #include "memory.h"
 #include "metrics.h"
 #include "plugin_host.h"
+#include "refusal_log.h"
 #include "session.h"
 #include "store.h"
 #include "thread_pool.h"
@@ -56,8 +62,8 @@ struct worker {
     struct dns_resolver *dns;      /* the one resolver of this worker (dns.c) */
     struct store *store;           /* the plugins' store (store.c), opened on first use */
     struct evconnlistener **listeners;
+    struct worker_listener *listener_facts; /* role and options, one per listener */
     size_t listener_count;
-    const struct worker_listener *listener_info; /* the master's, index for index */
     /* sessions by id: open addressing with linear probing, power-of-two size */
     struct porter_session **table;
     size_t table_size;
@@ -66,6 +72,8 @@ struct worker {
     size_t ip_size;
     uint64_t next_id;
     bool draining;
+    bool grace;                    /* SIGTERM came; drain_grace runs before draining */
+    struct event *grace_timer;
     bool retiring;                 /* a reload replaced us: finish sessions, accept no more */
     struct event *signal_retire;
     struct event *signal_term;
@@ -74,6 +82,7 @@ struct worker {
     bool stdio;
     int spare_spools[WORKER_SPARE_SPOOLS];
     size_t spare_count;
+    struct refusal_log *refusals;  /* connections refused before a session, summarised */
     struct worker_loop_end_call *loop_end_calls; /* porter_at_loop_end */
     size_t loop_end_count;
 };
@@ -269,24 +278,52 @@ bool worker_draining(const struct worker *w)
     return w->draining;
 }
 
+bool worker_in_drain_grace(const struct worker *w)
+{
+    return w->grace;
+}
+
+bool worker_admit(struct worker *w, struct porter_session *s)
+{
+    if (w->stdio)
+        return true;
+    metrics_view_client(s->view, s->client_ip); /* the client a PROXY header named */
+    if (!worker_ip_acquire(w, s->client_ip)) {
+        log_message(PORTER_LOG_WARNING, s->id_string, "event=connection_refused client=%s "
+                    "reason=max_connections_per_ip limit=%ld", s->client_ip,
+                    w->config->max_connections_per_ip);
+        return false;
+    }
+    snprintf(s->counted_ip, sizeof s->counted_ip, "%s", s->client_ip);
+    return true;
+}
+
 void worker_session_closed(struct worker *w, struct porter_session *s)
 {
     worker_table_remove(w, s->id);
     metrics_session_closed(s->listener);
     metrics_view_close(s->view);
     s->view = -1;
-    if (!w->stdio)
-        worker_ip_release(w, s->client_ip);
+    if (!w->stdio && s->counted_ip[0] != '\0')
+        worker_ip_release(w, s->counted_ip);
     if (w->stdio || ((w->draining || w->retiring) && w->session_count == 0))
         event_base_loopexit(w->base, NULL);
 }
 
-/* worker_refuse - answer a connection we will not serve, without a session */
-static void worker_refuse(int fd, const char *text)
+/* worker_refuse - answer a connection we will not serve, without a session: "421 ENHANCED
+ * HOSTNAME text", counted in the refusal summary under cause */
+static void worker_refuse(struct worker *w, int fd, const char *enhanced, const char *text,
+                          const char *cause, const char *client, long limit)
 {
-    ssize_t ignored = write(fd, text, strlen(text));
-    (void)ignored;
+    char reply[512];
+    int n = snprintf(reply, sizeof reply, "421 %s %s %s\r\n", enhanced, w->config->hostname, text);
+    if (n > 0 && (size_t)n < sizeof reply) {
+        ssize_t ignored = write(fd, reply, (size_t)n);
+        (void)ignored;
+    }
     close(fd);
+    metrics_add(&metrics_here->connections_refused, 1);
+    refusal_log_note(w->refusals, cause, client, limit);
 }
 
 /* worker_accept - a new connection on one of the listeners */
@@ -294,34 +331,40 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
                           struct sockaddr *address, int length, void *arg)
 {
     struct worker *w = worker_current;
-    const struct worker_listener *listener_info = arg;
-    if (w->draining) {
-        metrics_add(&metrics_here->connections_refused, 1);
-        worker_refuse(fd, "421 4.3.2 Service shutting down, closing connection\r\n");
-        return;
-    }
-    if (w->session_count >= (size_t)w->config->max_connections) {
-        log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused reason=max_connections "
-                    "limit=%ld", w->config->max_connections);
-        metrics_add(&metrics_here->connections_refused, 1);
-        worker_refuse(fd, "421 4.7.0 Too many connections, try again later\r\n");
-        return;
-    }
+    const struct worker_listener *facts = arg;
     char ip[64];
     int port;
     session_address_string(address, ip, sizeof ip, &port);
-    if (!worker_ip_acquire(w, ip)) {
-        log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused client=%s "
-                    "reason=max_connections_per_ip limit=%ld", ip, w->config->max_connections_per_ip);
-        metrics_add(&metrics_here->connections_refused, 1);
-        worker_refuse(fd, "421 4.7.0 Too many connections from your address, try again later\r\n");
+    if (w->draining || (w->grace && !facts->proxy_protocol)) {
+        worker_refuse(w, fd, "4.3.2", "Service shutting down, closing connection",
+                      w->grace ? "drain_grace" : "shutting_down", ip, -1);
+        return;
+    }
+    if (w->session_count >= (size_t)w->config->max_connections) {
+        worker_refuse(w, fd, "4.7.0", "Too many connections, try again later", "max_connections",
+                      ip, w->config->max_connections);
+        return;
+    }
+    if (facts->proxy_protocol && !cidr_match(w->config->proxy_sources_list, ip)) {
+        /* only a listed load balancer may name another client */
+        worker_refuse(w, fd, "4.7.0", "Not a trusted proxy, closing connection",
+                      "not_in_proxy_sources", ip, -1);
+        return;
+    }
+    if (!facts->proxy_protocol && !worker_ip_acquire(w, ip)) {
+        worker_refuse(w, fd, "4.7.0", "Too many connections from your address, try again later",
+                      "max_connections_per_ip", ip, w->config->max_connections_per_ip);
         return;
     }
     evutil_make_socket_nonblocking(fd);
-    struct porter_session *s = session_start(w, fd, address, (socklen_t)length, listener_info->role);
-    s->listener = (unsigned)(listener_info - w->listener_info);
+    struct porter_session *s = session_start(w, fd, address, (socklen_t)length, facts->role);
+    s->listener = (unsigned)(facts - w->listener_facts);
     metrics_session_opened(s->listener);
     s->view = metrics_view_open(s->id, ip, s->listener, metrics_now_usec());
+    if (facts->proxy_protocol)
+        s->proxy_wait = true; /* counted by worker_admit once the header names the client */
+    else
+        snprintf(s->counted_ip, sizeof s->counted_ip, "%s", ip);
     worker_table_insert(w, s);
     session_attach(s, w->config, w->plugins);
 }
@@ -391,9 +434,32 @@ static void worker_drain(struct worker *w)
     evtimer_add(w->drain_deadline, &tv);
 }
 
+/* worker_grace_over - drain_grace ended: drain as usual */
+static void worker_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    w->grace = false;
+    worker_drain(w);
+}
+
+/* worker_signal - SIGTERM/SIGINT: drain, after drain_grace when one is set (a second signal
+ * during the grace drains at once) */
 static void worker_signal(evutil_socket_t signal_number, short what, void *arg)
 {
-    worker_drain(arg);
+    struct worker *w = arg;
+    if (w->draining || w->grace || w->config->drain_grace <= 0 || w->retiring) {
+        w->grace = false;
+        if (w->grace_timer != NULL)
+            evtimer_del(w->grace_timer);
+        worker_drain(w);
+        return;
+    }
+    w->grace = true;
+    log_message(PORTER_LOG_NOTICE, NULL, "event=drain_grace sessions=%zu grace=%.1fs",
+                w->session_count, w->config->drain_grace);
+    struct timeval tv = clock_timeval(w->config->drain_grace);
+    w->grace_timer = evtimer_new(w->base, worker_grace_over, w);
+    evtimer_add(w->grace_timer, &tv);
 }
 
 /* worker_drain_timer - a retiring worker's sessions ran out of time: drain now */
@@ -442,6 +508,7 @@ struct worker *worker_create(const struct porter_config *config,
     w->stdio = stdio;
     w->dns = dns_resolver_new(w->base, config);
     w->pool = thread_pool_start(w->base, WORKER_THREADS);
+    w->refusals = refusal_log_new(w->base);
     w->store = store_new(config, w->base, w->pool);
     worker_current = w;
     signal(SIGPIPE, SIG_IGN);
@@ -486,10 +553,14 @@ void worker_destroy(struct worker *w)
         event_free(w->signal_retire);
     if (w->drain_deadline)
         event_free(w->drain_deadline);
+    if (w->grace_timer)
+        event_free(w->grace_timer);
+    free(w->listener_facts);
     while (w->spare_count > 0)
         close(w->spare_spools[--w->spare_count]);
     free(w->table);
     free(w->ips);
+    refusal_log_free(w->refusals);
     event_base_free(w->base);
     worker_current = NULL;
     free(w);
@@ -500,9 +571,10 @@ int worker_run(const struct porter_config *config, struct plugin_registry *plugi
 {
     struct worker *w = worker_create(config, plugins, false);
     w->listeners = xcalloc(listener_count + 1, sizeof *w->listeners);
-    w->listener_info = listeners;
+    w->listener_facts = xcalloc(listener_count + 1, sizeof *w->listener_facts);
     for (size_t i = 0; i < listener_count; i++) {
-        w->listeners[i] = evconnlistener_new(w->base, worker_accept, (void *)&listeners[i],
+        w->listener_facts[i] = listeners[i];
+        w->listeners[i] = evconnlistener_new(w->base, worker_accept, &w->listener_facts[i],
                                              LEV_OPT_REUSEABLE, 0 /* already listening: keep the master's backlog */, listeners[i].fd);
         if (w->listeners[i] == NULL) {
             log_message(PORTER_LOG_ERR, NULL, "event=fatal error=\"cannot listen on fd %d\"",

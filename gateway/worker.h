@@ -27,6 +27,7 @@ struct store;
 struct worker_listener {
     int fd;
     const char *role;
+    bool proxy_protocol; /* a PROXY header comes first, from one of proxy_sources */
 };
 
 struct worker;
@@ -62,6 +63,13 @@ struct event_base *worker_event_base(struct worker *worker);
 void worker_session_closed(struct worker *worker, struct porter_session *s);
 uint64_t worker_next_session_id(struct worker *worker);
 bool worker_draining(const struct worker *worker);
+/* worker_in_drain_grace - SIGTERM came, drain_grace runs: new connections are told 421 (on a
+ * proxy_protocol listener only the balancer's own, LOCAL ones) */
+bool worker_in_drain_grace(const struct worker *worker);
+/* worker_admit - count the session's client against max_connections_per_ip (a session of a
+ * proxy_protocol listener is counted once its header named the client); false when over the
+ * limit. The count is released when the session closes. */
+bool worker_admit(struct worker *worker, struct porter_session *s);
 /* worker_at_loop_end - fn(arg) runs when worker_destroy starts, before the loop is freed
  * (latest registered first) */
 void worker_at_loop_end(struct worker *worker, void (*fn)(void *arg), void *arg);

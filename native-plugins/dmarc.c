@@ -454,28 +454,22 @@ static int dmarc_data_post(porter_session *s, void *state)
 /* dmarc_load_overrides - the override file; 0, or -1 after porter_arg_error */
 static int dmarc_load_overrides(porter_args *a, struct dmarc *plugin, const char *path)
 {
-    FILE *file = fopen(path, "r");
-    if (file == NULL) {
-        porter_arg_error(a, "override: cannot read %s: %s", path, strerror(errno));
+    porter_list *list = porter_list_file(a, path);
+    if (list == NULL)
         return -1;
-    }
-    char line[1024];
-    int number = 0, errors = 0;
-    while (fgets(line, sizeof line, file) != NULL) {
-        number++;
-        line[strcspn(line, "#\r\n")] = '\0';
-        char domain[300], action[32], extra[8];
-        int words = sscanf(line, "%299s %31s %7s", domain, action, extra);
-        if (words <= 0)
-            continue;
+    int errors = 0;
+    for (size_t entry = 0; entry < porter_list_count(list); entry++) {
+        const char *domain = porter_list_word(list, entry, 0);
+        const char *action = porter_list_word(list, entry, 1);
         int index = -1;
-        for (int i = 0; words == 2 && i < DMARC_ACTION_COUNT; i++)
+        for (int i = 0; action != NULL && i < DMARC_ACTION_COUNT; i++)
             if (strcasecmp(action, dmarc_action_names[i]) == 0)
                 index = i;
         const char *bare = domain[0] == '.' ? domain + 1 : domain;
-        if (words != 2 || index < 0 || !dmarc_domain_valid(bare)) {
+        if (porter_list_word_count(list, entry) != 2 || index < 0 || strlen(domain) >= 300 ||
+            !dmarc_domain_valid(bare)) {
             porter_arg_error(a, "override: %s:%d: want DOMAIN none|quarantine|reject", path,
-                             number);
+                             porter_list_line(list, entry));
             errors++;
             continue;
         }
@@ -490,7 +484,7 @@ static int dmarc_load_overrides(porter_args *a, struct dmarc *plugin, const char
         dmarc_lower(plugin->overrides[plugin->override_count].domain);
         plugin->overrides[plugin->override_count++].action = index;
     }
-    fclose(file);
+    porter_list_free(list);
     return errors > 0 ? -1 : 0;
 }
 

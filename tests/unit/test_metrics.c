@@ -38,9 +38,10 @@ static void test_metrics_counts_and_renders(void **state)
     metrics_session_closed(0);
     metrics_hook(0, PORTER_HOOK_RCPT, PORTER_OK, 200);      /* 0.0002 s: first bucket */
     metrics_hook(1, PORTER_HOOK_DATA_POST, PORTER_DENY, 3000000); /* 3 s: the 5 s bucket */
-    metrics_transaction(250, 1, 1000);
-    metrics_transaction(550, 1, 500);
-    metrics_transaction(451, -1, 10);
+    metrics_transaction(250, 1, true, 1000);
+    metrics_transaction(550, 1, true, 500);
+    metrics_transaction(451, -1, false, 10);
+    metrics_transaction(0, -1, false, 0); /* ended by RSET: not counted */
     struct metrics_sums *sums = metrics_collect();
     struct metrics_master_facts facts = {.generation = 3, .workers = 2, .queue_depth = -1};
     char *text = metrics_render(sums, &facts);
