@@ -35,8 +35,9 @@
 
 /* One "listen = ADDRESS [ROLE]" line. */
 struct config_listen {
-    char *address; /* "127.0.0.1:2525", "[::1]:2525": an IP literal and a port, as written */
-    char *role;    /* "smtp" (default), "submission", "submissions" */
+    char *address; /* "127.0.0.1:2525", "[::1]:2525": an IP literal and a port, as written;
+                      "unix:/PATH" for the milter and policy roles */
+    char *role;    /* "smtp" (default), "submission", "submissions", "milter", "policy" */
     bool proxy_protocol; /* connections start with a PROXY header (proxy_protocol.h) */
 };
 
@@ -79,6 +80,8 @@ struct porter_config {
     double command_timeout;
     double data_timeout;
     double session_timeout;
+    double milter_listener_timeout; /* milter listeners: the MTA's next command */
+    double policy_listener_timeout; /* policy listeners: Postfix's next request */
     double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
     bool received_header;
     /* Scale-out: PROXY protocol, XCLIENT, draining behind a load balancer */

@@ -221,7 +221,8 @@ static int api_discard(porter_session *s, const char *reason)
                                                                  : "in the queue hook (too late)");
         return -1;
     }
-    char *copy = xstrndup(reason != NULL && reason[0] != '\0' ? reason : "discarded", 200);
+    const char *given = reason != NULL && reason[0] != '\0' ? reason : "discarded";
+    char *copy = xstrndup(given, strnlen(given, 200)); /* xstrndup copies exactly that many */
     for (char *p = copy; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
         if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
@@ -995,4 +996,5 @@ const struct porter_api plugin_api_table = {
     .address_domain = smtp_address_domain,
     .domain_equal = smtp_domain_equal,
     .domain_within = smtp_domain_within,
+    .waiting_session = hook_chain_waiting,
 };
