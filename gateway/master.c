@@ -311,6 +311,22 @@ static int master_bind(struct master *m, const struct porter_config *config)
     return 0;
 }
 
+/* master_log_listeners - one line per listening socket: address, role, TLS, PROXY header */
+static void master_log_listeners(const struct porter_config *config)
+{
+    for (size_t i = 0; i < config->listen_count; i++) {
+        const struct config_listen *l = &config->listen[i];
+        const char *tls = "none";
+        if (strcmp(l->role, "submissions") == 0)
+            tls = "implicit";
+        else if (config->tls != NULL && (strcmp(l->role, "smtp") == 0 ||
+                                         strcmp(l->role, "submission") == 0))
+            tls = "starttls";
+        log_message(PORTER_LOG_NOTICE, NULL, "event=listening address=%s role=%s tls=%s "
+                    "proxy_protocol=%s", l->address, l->role, tls, l->proxy_protocol ? "yes" : "no");
+    }
+}
+
 /* master_drop_privileges - become the configured user; -1 with a log line */
 static int master_drop_privileges(const struct porter_config *config)
 {
@@ -619,8 +635,9 @@ static void master_reload(evutil_socket_t signal_number, short what, void *arg)
     } else {
         master_spawn_delivery(m);
     }
-    log_message(PORTER_LOG_NOTICE, NULL, "event=reloaded generation=%u workers=%zu",
-                m->generation, m->slot_count);
+    master_log_listeners(config);
+    log_message(PORTER_LOG_NOTICE, NULL, "event=reloaded generation=%u workers=%zu listeners=%zu",
+                m->generation, m->slot_count, config->listen_count);
 }
 
 /* master_kill_stragglers - workers that outlived the drain deadline */
@@ -700,8 +717,16 @@ int master_run(const char *directory, bool foreground)
     if (m.config == NULL)
         return 1;
     log_set_level(m.config->log_level);
-    if (master_bind(&m, m.config) != 0 || master_prepare_spool(m.config) != 0)
+    if (master_bind(&m, m.config) != 0 || master_prepare_spool(m.config) != 0) {
+        for (size_t i = 0; i < m.listener_count; i++) {
+            close(m.listeners[i].fd);
+            free(m.listener_addresses[i]);
+        }
+        free(m.listeners);
+        free(m.listener_addresses);
+        config_free(m.config);
         return 1;
+    }
     if (geteuid() == 0 && (m.config->user == NULL || m.config->user[0] == '\0'))
         log_message(PORTER_LOG_WARNING, NULL, "event=running_as_root warning=\"set user = in "
                     "porter.conf so that workers drop privileges\"");
@@ -726,8 +751,9 @@ int master_run(const char *directory, bool foreground)
     for (size_t i = 0; i < m.slot_count; i++)
         master_spawn(&m, i);
     master_spawn_delivery(&m);
-    log_message(PORTER_LOG_NOTICE, NULL, "event=started pid=%ld workers=%zu listen=%s",
-                (long)getpid(), m.slot_count, m.config->listen[0].address);
+    master_log_listeners(m.config);
+    log_message(PORTER_LOG_NOTICE, NULL, "event=started pid=%ld workers=%zu listeners=%zu",
+                (long)getpid(), m.slot_count, m.config->listen_count);
     event_base_dispatch(m.base);
     for (size_t i = 0; i < sizeof m.signals / sizeof m.signals[0]; i++)
         event_free(m.signals[i]);

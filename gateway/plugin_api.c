@@ -993,4 +993,5 @@ const struct porter_api plugin_api_table = {
     .address_domain = smtp_address_domain,
     .domain_equal = smtp_domain_equal,
     .domain_within = smtp_domain_within,
+    .waiting_session = hook_chain_waiting,
 };

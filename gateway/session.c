@@ -90,12 +90,21 @@ static void session_proxy_input(struct porter_session *s);
 
 /* ---------------------------------------------------------------- replies */
 
-/* session_reply_counted - write a reply; a refusal that counts is one more towards max_errors */
+/* session_reply_counted - write a reply; a refusal that counts is one more towards max_errors;
+ * a 421 names our host first (RFC 5321 section 4.2) unless its text already does */
 static void session_reply_counted(struct porter_session *s, int code, const char *enhanced,
                                   const char *text, bool counts)
 {
     if (s->closed || s->transport != NULL)
         return; /* another transport answers in its own protocol */
+    char *named = NULL;
+    size_t host_length = strlen(s->config->hostname);
+    if (code == 421 && text != NULL && !(strncmp(text, s->config->hostname, host_length) == 0 &&
+                                         (text[host_length] == ' ' || text[host_length] == '\0'))) {
+        /* RFC 5321 4.2: "421 <domain> Service not available"; whoever wrote the text */
+        named = xasprintf("%s %s", s->config->hostname, text);
+        text = named;
+    }
     reply_write(bufferevent_get_output(s->output), code, enhanced, text);
     if (counts)
         s->errors++;
@@ -104,6 +113,7 @@ static void session_reply_counted(struct porter_session *s, int code, const char
         fprintf(stderr, "trace: reply=%d %s %s\n", code, enhanced ? enhanced : "", escaped);
         free(escaped);
     }
+    free(named);
 }
 
 void session_reply(struct porter_session *s, int code, const char *enhanced, const char *text)

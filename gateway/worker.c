@@ -312,6 +312,7 @@ void worker_session_closed(struct worker *w, struct porter_session *s)
 static void worker_refuse(struct worker *w, int fd, const char *enhanced, const char *text,
                           const char *cause, const char *client, long limit)
 {
+    refusal_log_note(w->refusals, cause, client, limit); /* logged before the client knows */
     char reply[512];
     int n = snprintf(reply, sizeof reply, "421 %s %s %s\r\n", enhanced, w->config->hostname, text);
     if (n > 0 && (size_t)n < sizeof reply) {
@@ -319,7 +320,6 @@ static void worker_refuse(struct worker *w, int fd, const char *enhanced, const 
         (void)ignored;
     }
     close(fd);
-    refusal_log_note(w->refusals, cause, client, limit);
 }
 
 /* worker_accept - a new connection on one of the listeners */
