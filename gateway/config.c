@@ -140,6 +140,17 @@ static const struct config_setting config_table[] = {
     {.name = "data_timeout", .type = CONFIG_SECONDS, .offset = FIELD(data_timeout),
      .default_value = "600", .minimum = 0.001, .maximum = 86400,
      .description = "time a client has to send the next data block or the final dot"},
+    {.name = "command_deadline", .type = CONFIG_SECONDS, .offset = FIELD(command_deadline),
+     .default_value = "30", .minimum = 0, .maximum = 86400,
+     .description = "time from the first byte of a command line to its CRLF, however the bytes "
+                    "trickle in (a deadline, not a silence); 0: none"},
+    {.name = "data_min_rate", .type = CONFIG_SIZE, .offset = FIELD(data_min_rate),
+     .default_value = "500", .minimum = 1, .maximum = 1073741824,
+     .description = "bytes per second a client must send in DATA and BDAT, measured over each "
+                    "data_rate_window"},
+    {.name = "data_rate_window", .type = CONFIG_SECONDS, .offset = FIELD(data_rate_window),
+     .default_value = "30", .minimum = 0, .maximum = 86400,
+     .description = "the window over which data_min_rate is measured; 0: no minimum rate"},
     {.name = "session_timeout", .type = CONFIG_SECONDS, .offset = FIELD(session_timeout),
      .default_value = "3600", .minimum = 0.001, .maximum = 604800,
      .description = "longest connection"},

@@ -77,6 +77,9 @@ struct porter_config {
     double greeting_timeout;    /* seconds until the first command */
     double command_timeout;
     double data_timeout;
+    double command_deadline;    /* first byte of a command line to its CRLF; 0: none */
+    unsigned long long data_min_rate; /* DATA/BDAT bytes per second over each data_rate_window */
+    double data_rate_window;    /* seconds; 0: no minimum rate */
     double session_timeout;
     double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
     bool received_header;

@@ -287,12 +287,28 @@ void session_finish_closing(struct porter_session *s, const char *reason)
 
 /* ---------------------------------------------------------------- state and timers */
 
+/* session_in_data - message bytes are being read (DATA, or the BDAT chunks and commands) */
+static bool session_in_data(const struct porter_session *s)
+{
+    return s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT;
+}
+
+/* session_rate_window_start - a new data_min_rate window begins now */
+static void session_rate_window_start(struct porter_session *s)
+{
+    s->data_window_start = clock_monotonic();
+    s->data_window_bytes = 0;
+}
+
 static void session_set_state(struct porter_session *s, enum session_state state)
 {
     if (s->state != state)
         log_message(PORTER_LOG_DEBUG, s->id_string, "event=state from=%s to=%s",
                     session_state_name(s->state), session_state_name(state));
+    bool entering_data = !session_in_data(s);
     s->state = state;
+    if (entering_data && session_in_data(s))
+        session_rate_window_start(s);
 }
 
 /* session_idle_fired - the client said nothing for too long (or a final flush hung) */
@@ -319,14 +335,36 @@ static void session_idle_fired_locked(struct porter_session *s)
         return;
     }
     if (s->run.active) {
-        /* We are the slow one; the plugin deadline handles that. */
+        /* We are the slow one; the plugin deadline handles that. The rate is measured anew. */
+        session_rate_window_start(s);
         session_arm_idle(s);
         return;
+    }
+    const char *reason = "timeout";
+    double now = clock_monotonic();
+    if (session_in_data(s) && s->config->data_rate_window > 0 &&
+        now >= s->data_window_start + s->config->data_rate_window - 0.001) {
+        double wanted = (double)s->config->data_min_rate * s->config->data_rate_window;
+        if ((double)s->data_window_bytes >= wanted) {
+            session_rate_window_start(s); /* fast enough: measure the next window */
+            session_arm_idle(s);
+            return;
+        }
+        reason = "data_too_slow";
+        log_message(PORTER_LOG_NOTICE, s->id_string, "event=data_too_slow client=%s bytes=%llu "
+                    "window=%.3gs min_rate=%llu", s->client_ip, s->data_window_bytes,
+                    s->config->data_rate_window, s->config->data_min_rate);
+    } else if (!session_in_data(s) && s->line_started > 0 && s->config->command_deadline > 0 &&
+               now >= s->line_started + s->config->command_deadline - 0.001) {
+        reason = "command_deadline";
+        log_message(PORTER_LOG_NOTICE, s->id_string, "event=command_deadline client=%s "
+                    "deadline=%.3gs partial=%zu", s->client_ip, s->config->command_deadline,
+                    evbuffer_get_length(bufferevent_get_input(s->input)));
     }
     char text[300];
     snprintf(text, sizeof text, "%s Error: timeout exceeded", s->config->hostname);
     session_reply(s, 421, "4.4.2", text);
-    session_finish_closing(s, "timeout");
+    session_finish_closing(s, reason);
 }
 
 /* session_total_fired - the whole session took too long */
@@ -361,8 +399,19 @@ static void session_arm_idle(struct porter_session *s)
         seconds = s->config->greeting_timeout;
     if (s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT)
         seconds = s->config->data_timeout;
-    if (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE))
+    if (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE)) {
         seconds = s->config->greeting_timeout; /* a handshake is as short as a greeting */
+    } else if (!s->run.active) {
+        /* The deadlines a trickle cannot extend: the end of the data rate window, or the
+         * command line's deadline. */
+        double deadline = 0;
+        if (session_in_data(s) && s->config->data_rate_window > 0)
+            deadline = s->data_window_start + s->config->data_rate_window;
+        else if (!session_in_data(s) && s->line_started > 0 && s->config->command_deadline > 0)
+            deadline = s->line_started + s->config->command_deadline;
+        if (deadline > 0 && deadline - clock_monotonic() < seconds)
+            seconds = deadline - clock_monotonic();
+    }
     struct timeval tv = clock_timeval(seconds);
     evtimer_add(s->idle_timer, &tv);
 }
@@ -1280,6 +1329,7 @@ static bool session_feed_data(struct porter_session *s, struct evbuffer *input)
         bool done = false;
         size_t used = data_reader_feed_dot(s->reader, vec.iov_base, vec.iov_len, &done);
         evbuffer_drain(input, used);
+        s->data_window_bytes += used;
         if (done)
             return true;
     }
@@ -1299,6 +1349,7 @@ static bool session_feed_chunk(struct porter_session *s, struct evbuffer *input)
         if (s->reader != NULL && !(s->flags & SESSION_FLAG_BDAT_FAILED))
             data_reader_feed_chunk(s->reader, vec.iov_base, take);
         evbuffer_drain(input, take);
+        s->data_window_bytes += take;
         s->bdat_remaining -= take;
     }
     return s->bdat_remaining == 0;
@@ -1334,9 +1385,15 @@ static int session_take_line(struct porter_session *s, struct evbuffer *input, c
             evbuffer_drain(input, evbuffer_get_length(input));
             s->flags |= SESSION_FLAG_DISCARD_LINE;
         }
+        if (s->line_started == 0 && (evbuffer_get_length(input) > 0 ||
+                                     (s->flags & SESSION_FLAG_DISCARD_LINE)))
+            s->line_started = clock_monotonic(); /* command_deadline runs from here */
         return 0;
     }
     size_t total = (size_t)eol.pos + eol_length;
+    s->line_started = 0;
+    if (s->state == SESSION_STATE_BDAT)
+        s->data_window_bytes += total;
     if ((s->flags & SESSION_FLAG_DISCARD_LINE) || (size_t)eol.pos > limit) {
         evbuffer_drain(input, total);
         s->flags &= ~(unsigned)SESSION_FLAG_DISCARD_LINE;
@@ -1444,6 +1501,8 @@ static void session_process_input(struct porter_session *s)
 
 void session_input_resume(struct porter_session *s)
 {
+    /* a partial line's deadline counts from now: waiting for the chain was not the client's */
+    s->line_started = 0;
     if (!s->in_input && !s->closed)
         session_process_input(s);
 }

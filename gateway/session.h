@@ -125,7 +125,11 @@ struct porter_session {
     unsigned junk;               /* NOOP, RSET, VRFY, HELP since the last accepted message */
     unsigned recipients_over_limit; /* RCPTs of this transaction refused by max_recipients */
     struct timeval connected_at;
-    struct event *idle_timer;    /* greeting / command / data timeouts */
+    struct event *idle_timer;    /* greeting / command / data timeouts and the deadlines below */
+    double line_started;         /* monotonic time of the first byte of a partial command line
+                                    (command_deadline); 0: none */
+    double data_window_start;    /* DATA/BDAT: monotonic start of the data_min_rate window */
+    unsigned long long data_window_bytes; /* bytes received in that window */
     struct event *session_timer; /* the whole session */
     struct hook_run run;
     unsigned blocking_jobs;      /* run_blocking jobs still referring to this session */
