@@ -126,11 +126,23 @@ static const struct config_setting config_table[] = {
      .description = "NOOP, RSET, VRFY and HELP commands since the last accepted message before "
                     "each further one counts towards max_errors"},
     {.name = "max_connections", .type = CONFIG_INTEGER, .offset = FIELD(max_connections),
-     .default_value = "2000", .minimum = 1, .maximum = 1000000,
-     .description = "simultaneous connections per worker process"},
+     .default_value = "10000", .minimum = 1, .maximum = 1000000,
+     .description = "simultaneous connections per worker process (an idle session costs "
+                    "about 3 KiB; each needs a file descriptor)"},
     {.name = "max_connections_per_ip", .type = CONFIG_INTEGER,
      .offset = FIELD(max_connections_per_ip), .default_value = "50", .minimum = 1,
      .maximum = 1000000, .description = "simultaneous connections from one client address"},
+    {.name = "stress_threshold", .type = CONFIG_INTEGER, .offset = FIELD(stress_threshold),
+     .default_value = "80", .minimum = 0, .maximum = 100,
+     .description = "percent of a worker's max_connections in use from which it is in stress "
+                    "mode (stress_greeting_timeout and stress_command_timeout apply) until the "
+                    "use falls 10 points below; 0: never"},
+    {.name = "stress_greeting_timeout", .type = CONFIG_SECONDS,
+     .offset = FIELD(stress_greeting_timeout), .default_value = "10", .minimum = 0.001,
+     .maximum = 86400, .description = "greeting_timeout in stress mode"},
+    {.name = "stress_command_timeout", .type = CONFIG_SECONDS,
+     .offset = FIELD(stress_command_timeout), .default_value = "10", .minimum = 0.001,
+     .maximum = 86400, .description = "command_timeout in stress mode"},
     {.name = "greeting_timeout", .type = CONFIG_SECONDS, .offset = FIELD(greeting_timeout),
      .default_value = "60", .minimum = 0.001, .maximum = 86400,
      .description = "time a client has to send its first command"},
@@ -157,6 +169,12 @@ static const struct config_setting config_table[] = {
     {.name = "shutdown_timeout", .type = CONFIG_SECONDS, .offset = FIELD(shutdown_timeout),
      .default_value = "30", .minimum = 0, .maximum = 86400,
      .description = "time open connections get to finish on SIGTERM and after a reload"},
+    {.name = "reject_unauth_pipelining", .type = CONFIG_BOOL,
+     .offset = FIELD(reject_unauth_pipelining), .default_value = "yes",
+     .description = "input sent where RFC 2920 allows none (after a command that ends a "
+                    "pipelining group such as EHLO or DATA, any pipelining without EHLO, or "
+                    "before the greeting unless a plugin judges that) gets 554 5.5.0 and the "
+                    "connection closes"},
     {.name = "received_header", .type = CONFIG_BOOL, .offset = FIELD(received_header),
      .default_value = "yes", .description = "add a Received header to every message"},
     {.name = "bare_lf", .type = CONFIG_CHOICE, .offset = FIELD(bare_lf),

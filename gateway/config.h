@@ -72,8 +72,11 @@ struct porter_config {
     long max_unrecognized;      /* unknown commands per session, then 421 */
     long max_junk_commands;     /* NOOP/RSET/VRFY/HELP since the last message before each
                                    further one counts as an error (Postfix's junk limit) */
-    long max_connections;       /* per worker process */
+    long max_connections;       /* per worker process; stress mode near it */
     long max_connections_per_ip;
+    long stress_threshold;      /* percent of max_connections: stress mode; 0: never */
+    double stress_greeting_timeout;
+    double stress_command_timeout;
     double greeting_timeout;    /* seconds until the first command */
     double command_timeout;
     double data_timeout;
@@ -83,6 +86,7 @@ struct porter_config {
     double session_timeout;
     double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
     bool received_header;
+    bool reject_unauth_pipelining; /* input where RFC 2920 allows none: 554 5.5.0 and close */
     int bare_lf;                /* enum config_bare_lf */
     int log_level;              /* enum porter_log_level (syslog level, 3 to 7) */
     /* The spool queue and its delivery process (spool.c, deliver.c, queue_spool). */

@@ -60,6 +60,10 @@ enum session_flag {
     SESSION_FLAG_DRAINING = 1 << 6,     /* the worker is shutting down: close when idle */
     SESSION_FLAG_TLS_PENDING = 1 << 7,  /* STARTTLS answered 220: switch once it is written */
     SESSION_FLAG_TLS_HANDSHAKE = 1 << 8, /* the TLS handshake runs: no input is read */
+    SESSION_FLAG_EARLY_TALK_JUDGED = 1 << 9, /* a connect plugin looked at input before the
+                                                greeting (porter_input_pending): it judges */
+    SESSION_FLAG_PIPELINING_CHECKED = 1 << 10, /* a network client: reject_unauth_pipelining
+                                                  applies (not `porter stdio` on a pipe) */
 };
 
 /* The hook chain currently running on the session (at most one). */
@@ -171,6 +175,8 @@ void session_blocking_done(struct porter_session *s);
  * session_unhold frees it if it closed meanwhile (so do not use s after it) */
 void session_hold(struct porter_session *s);
 void session_unhold(struct porter_session *s);
+/* session_timers_changed - the worker entered or left stress mode: arm the timer again */
+void session_timers_changed(struct porter_session *s);
 /* session_input_resume - after a hook chain ends: go on reading pipelined commands */
 void session_input_resume(struct porter_session *s);
 
