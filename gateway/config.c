@@ -36,7 +36,9 @@
 #endif
 #include <porter/plugin.h>
 
+#include "cidr.h"
 #include "memory.h"
+#include "store.h"
 #include "tls.h"
 
 #ifndef PORTER_PKGLIBDIR
@@ -53,6 +55,8 @@ static const char *config_check_account(const char *value);
 static const char *config_check_relay_host(const char *value);
 static const char *config_check_retry_schedule(const char *value);
 static const char *config_check_dns_servers(const char *value);
+static const char *config_check_cidr_list(const char *value);
+static const char *config_check_store(const char *value);
 
 static const int log_level_values[] = {
     PORTER_LOG_ERR, PORTER_LOG_WARNING, PORTER_LOG_NOTICE, PORTER_LOG_INFO, PORTER_LOG_DEBUG,
@@ -66,8 +70,10 @@ static const struct config_setting config_table[] = {
                     "(default: the system's fully qualified name)"},
     {.name = "listen", .type = CONFIG_LISTEN, .offset = FIELD(listen),
      .default_value = "127.0.0.1:2525 smtp", .maximum = 64, .repeatable = true,
-     .description = "ADDRESS:PORT [smtp|submission|submissions], [v6]:PORT for IPv6; "
-                    "repeat for more sockets (any listen line replaces the default)"},
+     .description = "ADDRESS:PORT [smtp|submission|submissions] [proxy_protocol], [v6]:PORT "
+                    "for IPv6; repeat for more sockets (any listen line replaces the default); "
+                    "proxy_protocol: connections start with a PROXY v1/v2 header from one of "
+                    "proxy_sources"},
     {.name = "user", .type = CONFIG_STRING, .offset = FIELD(user),
      .check = config_check_account,
      .description = "user to run as after binding the sockets (default: do not change user)"},
@@ -175,6 +181,23 @@ static const struct config_setting config_table[] = {
                     "pipelining group such as EHLO or DATA, any pipelining without EHLO, or "
                     "before the greeting unless a plugin judges that) gets 554 5.5.0 and the "
                     "connection closes"},
+    {.name = "proxy_sources", .type = CONFIG_STRING, .offset = FIELD(proxy_sources),
+     .check = config_check_cidr_list,
+     .description = "CIDR list of the load balancers that may send a PROXY header on a "
+                    "proxy_protocol listener; anyone else is refused before the greeting"},
+    {.name = "proxy_timeout", .type = CONFIG_SECONDS, .offset = FIELD(proxy_timeout),
+     .default_value = "5", .minimum = 0.001, .maximum = 3600,
+     .description = "time a load balancer has to send the whole PROXY header"},
+    {.name = "xclient_clients", .type = CONFIG_STRING, .offset = FIELD(xclient_clients),
+     .check = config_check_cidr_list,
+     .description = "CIDR list of the clients that may send XCLIENT (Postfix's semantics) "
+                    "to present another client; nobody else is offered it"},
+    {.name = "drain_grace", .type = CONFIG_SECONDS, .offset = FIELD(drain_grace),
+     .default_value = "0", .minimum = 0, .maximum = 3600,
+     .description = "on SIGTERM, keep accepting this long but answer new connections 421 "
+                    "(health checks fail, so a load balancer moves traffic away) before "
+                    "draining; on a proxy_protocol listener proxied clients are still served "
+                    "and only the balancer's own checks get 421"},
     {.name = "received_header", .type = CONFIG_BOOL, .offset = FIELD(received_header),
      .default_value = "yes", .description = "add a Received header to every message"},
     {.name = "bare_lf", .type = CONFIG_CHOICE, .offset = FIELD(bare_lf),
@@ -248,6 +271,22 @@ static const struct config_setting config_table[] = {
     {.name = "dns_cache_size", .type = CONFIG_INTEGER, .offset = FIELD(dns_cache_size),
      .default_value = "10000", .minimum = 0, .maximum = 10000000,
      .description = "DNS answers cached per worker for their TTL; 0 turns the cache off"},
+    {.name = "store", .type = CONFIG_STRING, .offset = FIELD(store), .default_value = "lmdb",
+     .check = config_check_store,
+     .description = "where plugins keep shared state (greylist, ratelimit): lmdb (in spool_dir, "
+                    "shared by this daemon's workers), redis://HOST:PORT/DB or "
+                    "redis+unix:///PATH (shared by every gateway that names it)"},
+    {.name = "store_timeout", .type = CONFIG_SECONDS, .offset = FIELD(store_timeout),
+     .default_value = "2", .minimum = 0.01, .maximum = 60,
+     .description = "how long a Redis store request may take before it fails (the plugin's "
+                    "on_store_error= decides)"},
+    {.name = "store_size", .type = CONFIG_SIZE, .offset = FIELD(store_size),
+     .default_value = "268435456", .minimum = 1048576, .maximum = 1099511627776.0,
+     .description = "the largest the LMDB store may grow, bytes (address space reserved, not "
+                    "memory)"},
+    {.name = "store_sweep_interval", .type = CONFIG_SECONDS, .offset = FIELD(store_sweep_interval),
+     .default_value = "60", .minimum = 0.1, .maximum = 86400,
+     .description = "how often each worker removes expired keys from the LMDB store"},
     {.name = "delivery", .type = CONFIG_CHOICE, .offset = FIELD(delivery),
      .default_value = "auto", .choices = "auto|yes|no",
      .description = "run the spool's delivery process: auto = when queue_spool is in the "
@@ -829,6 +868,30 @@ static const char *config_check_dns_servers(const char *value)
     return config_dns_servers_parse(value, NULL, CONFIG_DNS_SERVERS_MAX, &count);
 }
 
+/* config_check_cidr_list - proxy_sources and xclient_clients: a CIDR list (cidr.h) */
+static const char *config_check_cidr_list(const char *value)
+{
+    char *error = NULL;
+    porter_cidr_list *list = cidr_parse(value, &error);
+    cidr_free(list);
+    if (error == NULL)
+        return NULL;
+    /* the check's contract is a static string; cidr's message names the entry: kept per
+     * thread, as config_check_store does */
+    static __thread char reason[256];
+    snprintf(reason, sizeof reason, "is not a CIDR list: %s", error);
+    free(error);
+    return reason;
+}
+
+/* config_check_store - the store setting's check (store.c parses it) */
+static const char *config_check_store(const char *value)
+{
+    static __thread char error[300];
+    struct store_address address;
+    return store_address_parse(value, &address, error, sizeof error) == 0 ? NULL : error;
+}
+
 /* ---- listen ---- */
 
 struct listen_address {
@@ -882,14 +945,18 @@ static const char *listen_address_parse(const char *text, struct listen_address 
     return NULL;
 }
 
-/* config_set_listen - add one "ADDRESS [ROLE]" listener; NULL or an error message */
+/* The most words of one listen line: the address, the role and options. */
+#define LISTEN_WORDS_MAX 8
+
+/* config_set_listen - add one "ADDRESS [ROLE] [OPTION...]" listener; NULL or an error message */
 static char *config_set_listen(struct porter_config *c, const struct config_setting *s,
                                const char *value)
 {
-    char *words[3] = {NULL, NULL, NULL};
+    char *words[LISTEN_WORDS_MAX] = {NULL};
     size_t count = 0;
     const char *p = value;
     char *message = NULL;
+    bool proxy_protocol = false;
     while (*p != '\0') {
         while (*p == ' ' || *p == '\t')
             p++;
@@ -898,8 +965,9 @@ static char *config_set_listen(struct porter_config *c, const struct config_sett
         const char *start = p;
         while (*p != '\0' && *p != ' ' && *p != '\t')
             p++;
-        if (count == 2) {
-            message = xasprintf("%s: want ADDRESS:PORT [ROLE], got more words", s->name);
+        if (count == LISTEN_WORDS_MAX) {
+            message = xasprintf("%s: want ADDRESS:PORT [ROLE] [proxy_protocol], got more words",
+                                s->name);
             goto done;
         }
         words[count++] = xstrndup(start, (size_t)(p - start));
@@ -913,12 +981,23 @@ static char *config_set_listen(struct porter_config *c, const struct config_sett
         goto done;
     }
     int role = 0;
-    if (count == 2 && config_parse_choice(words[1], LISTEN_ROLES, &role) != 0) {
+    if (count >= 2 && config_parse_choice(words[1], LISTEN_ROLES, &role) != 0) {
         char *quoted = config_quote(words[1]);
         char *list = config_choices_list(LISTEN_ROLES);
         message = xasprintf("%s: role %s is not one of %s", s->name, quoted, list);
         free(quoted);
         free(list);
+        goto done;
+    }
+    for (size_t i = 2; i < count; i++) {
+        if (strcmp(words[i], "proxy_protocol") == 0 && !proxy_protocol) {
+            proxy_protocol = true;
+            continue;
+        }
+        char *quoted = config_quote(words[i]);
+        message = xasprintf("%s: option %s is not proxy_protocol (or is given twice)", s->name,
+                            quoted);
+        free(quoted);
         goto done;
     }
     for (size_t i = 0; i < c->listen_count; i++) {
@@ -940,10 +1019,11 @@ static char *config_set_listen(struct porter_config *c, const struct config_sett
     c->listen = xrealloc(c->listen, (c->listen_count + 1) * sizeof *c->listen);
     c->listen[c->listen_count].address = words[0];
     c->listen[c->listen_count].role = xstrdup(role_names[role]);
+    c->listen[c->listen_count].proxy_protocol = proxy_protocol;
     c->listen_count++;
     words[0] = NULL;
 done:
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < LISTEN_WORDS_MAX; i++)
         free(words[i]);
     return message;
 }
@@ -1152,6 +1232,33 @@ static char *config_line(struct porter_config *c, const char *text, size_t lengt
     return config_set(c, s, value);
 }
 
+/* config_scale_out_check - build the proxy_sources and xclient_clients lists (their syntax
+ * was checked when set) and refuse a proxy_protocol listener nobody may use; the errors */
+static size_t config_scale_out_check(struct porter_config *c, const char *file_name,
+                                     struct config_error_list *errors)
+{
+    char *error = NULL;
+    c->proxy_sources_list = cidr_parse(c->proxy_sources, &error);
+    free(error);
+    error = NULL;
+    c->xclient_clients_list = cidr_parse(c->xclient_clients, &error);
+    free(error);
+    if (c->proxy_sources_list == NULL || c->xclient_clients_list == NULL) {
+        config_error_add(errors, "%s: internal error: a checked CIDR list did not parse",
+                         file_name);
+        return 1;
+    }
+    size_t found = 0;
+    for (size_t i = 0; i < c->listen_count; i++) {
+        if (c->listen[i].proxy_protocol && cidr_count(c->proxy_sources_list) == 0) {
+            config_error_add(errors, "%s: listen %s has proxy_protocol but proxy_sources lists "
+                             "no load balancer", file_name, c->listen[i].address);
+            found++;
+        }
+    }
+    return found;
+}
+
 struct porter_config *config_parse(const char *directory, const char *file_name, const char *text,
                                    size_t length, struct config_error_list *errors)
 {
@@ -1185,6 +1292,8 @@ struct porter_config *config_parse(const char *directory, const char *file_name,
         for (size_t i = 0; i < CONFIG_TABLE_COUNT; i++)
             if (config_table[i].type == CONFIG_LISTEN)
                 config_set_default(c, &config_table[i]);
+    if (error_count == 0)
+        error_count += config_scale_out_check(c, file_name, errors);
     if (error_count > 0) {
         config_free(c);
         return NULL;
@@ -1269,6 +1378,8 @@ void config_free(struct porter_config *c)
     }
     free(c->listen);
     free(c->directory);
+    cidr_free(c->proxy_sources_list);
+    cidr_free(c->xclient_clients_list);
     tls_server_free(c->tls);
     free(c);
 }

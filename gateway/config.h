@@ -37,6 +37,7 @@
 struct config_listen {
     char *address; /* "127.0.0.1:2525", "[::1]:2525": an IP literal and a port, as written */
     char *role;    /* "smtp" (default), "submission", "submissions" */
+    bool proxy_protocol; /* connections start with a PROXY header (proxy_protocol.h) */
 };
 
 /* What a bare LF (a line ending without CR) in SMTP input does. */
@@ -87,6 +88,13 @@ struct porter_config {
     double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
     bool received_header;
     bool reject_unauth_pipelining; /* input where RFC 2920 allows none: 554 5.5.0 and close */
+    /* Scale-out: PROXY protocol, XCLIENT, draining behind a load balancer */
+    char *proxy_sources;        /* CIDR list text; NULL: nobody may send a PROXY header */
+    double proxy_timeout;       /* seconds for the whole PROXY header */
+    char *xclient_clients;      /* CIDR list text; NULL: nobody may send XCLIENT */
+    double drain_grace;         /* seconds of 421 to new connections before draining */
+    struct porter_cidr_list *proxy_sources_list;   /* parsed by config_parse; never NULL */
+    struct porter_cidr_list *xclient_clients_list; /* likewise */
     int bare_lf;                /* enum config_bare_lf */
     int log_level;              /* enum porter_log_level (syslog level, 3 to 7) */
     /* The spool queue and its delivery process (spool.c, deliver.c, queue_spool). */
@@ -113,6 +121,11 @@ struct porter_config {
     double dns_timeout;         /* seconds per try */
     long dns_retries;           /* more rounds over the server list after the first */
     long dns_cache_size;        /* answers kept per worker; 0: no cache */
+    /* the store plugins share (store.c) */
+    char *store;                /* "lmdb" or a Redis URL (store_address_parse) */
+    double store_timeout;       /* seconds a Redis request may take */
+    unsigned long long store_size; /* LMDB map size, bytes */
+    double store_sweep_interval; /* seconds between LMDB sweeps of expired keys */
     /* TLS and AUTH (tls.c, auth.c); TLS is off while tls_cert is NULL */
     char *tls_cert;             /* certificate files, space-separated; resolve with config_path */
     char *tls_key;              /* key files, one per certificate; NULL: in the certificate files */

@@ -1,5 +1,6 @@
 /*
- * main.c - porter's command line: run, stdio, check, queue, --version, --help. Nothing else.
+ * main.c - porter's command line: run, stdio, check, plugins, queue, --version, --help. Nothing
+ * else.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "master.h"
+#include "plugin_info.h"
 #include "queue_command.h"
 
 #ifndef PORTER_SYSCONFDIR
@@ -20,6 +22,8 @@ static void usage(FILE *out)
             "       porter stdio [-c CONFDIR] [--client-ip ADDR] [--trace]\n"
             "                                         one SMTP session on stdin/stdout\n"
             "       porter check [-c CONFDIR]         check the configuration and every plugin\n"
+            "       porter plugins [-c CONFDIR] [NAME]\n"
+            "                                         plugins found; NAME: what it takes\n"
             "       porter queue [-c CONFDIR] list|show ID|flush|delete ID|hold ID|release ID\n"
             "                                         the spool queue (see porter queue --help)\n"
             "       porter --version | --help\n"
@@ -67,6 +71,8 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    if (strcmp(command, "plugins") == 0 && optind + 1 >= argc)
+        return plugin_info_main(directory, optind < argc ? argv[optind] : NULL);
     if (optind != argc) {
         usage(stderr);
         return 2;

@@ -43,6 +43,7 @@
 #include "log.h"
 #include "master.h"
 #include "memory.h"
+#include "plugin_dir.h"
 #include "plugin_host.h"
 #include "spool.h"
 #include "worker.h"
@@ -106,6 +107,33 @@ static bool master_delivery_wanted(const struct porter_config *config)
     return found;
 }
 
+/* master_report_shadowed - a warning for each plugin line whose NAME.so is also in a later
+ * plugin_dir folder: which file loads, which is hidden (a copy left behind, or a new build
+ * that never loads) */
+static void master_report_shadowed(const struct porter_config *config,
+                                   const struct plugin_registry *registry, bool print)
+{
+    for (size_t i = 0; i < registry->count; i++) {
+        const struct plugin_instance *instance = &registry->items[i];
+        bool reported = false;
+        for (size_t j = 0; j < i && !reported; j++)
+            reported = strcmp(registry->items[j].name, instance->name) == 0;
+        size_t count;
+        char **paths = reported ? NULL : plugin_dir_find(config, instance->name, &count);
+        for (size_t k = 1; paths != NULL && k < count; k++) {
+            if (print)
+                fprintf(stderr, "%s:%d: %s: warning: loaded %s; %s is shadowed (plugin_dir "
+                        "looks there later)\n", instance->file, instance->line, instance->name,
+                        paths[0], paths[k]);
+            else
+                log_message(PORTER_LOG_WARNING, NULL, "event=plugin_shadowed plugin=%s "
+                            "loaded=%s shadowed=%s", instance->name, paths[0], paths[k]);
+        }
+        if (paths != NULL)
+            plugin_dir_list_free(paths, count);
+    }
+}
+
 /* master_load - configuration plus a trial load of the plugins; NULL on any error */
 static struct porter_config *master_load(const char *directory, bool print)
 {
@@ -113,8 +141,10 @@ static struct porter_config *master_load(const char *directory, bool print)
     struct porter_config *config = config_load(directory, &errors);
     if (config != NULL) {
         struct plugin_registry *registry = plugin_registry_load(config, &errors);
-        if (registry != NULL)
+        if (registry != NULL) {
+            master_report_shadowed(config, registry, print);
             plugin_registry_release(registry);
+        }
     }
     if (errors.count > 0) {
         if (print)
@@ -215,6 +245,7 @@ static int master_bind(struct master *m, const struct porter_config *config)
     for (size_t i = 0; i < config->listen_count; i++) {
         addresses[i] = xstrdup(config->listen[i].address);
         listeners[i].role = config->listen[i].role;
+        listeners[i].proxy_protocol = config->listen[i].proxy_protocol;
         listeners[i].fd = -1;
         for (size_t j = 0; j < m->listener_count; j++) {
             if (!kept[j] && strcmp(m->listener_addresses[j], addresses[i]) == 0) {
@@ -609,7 +640,8 @@ static void master_stop(evutil_socket_t signal_number, short what, void *arg)
         event_base_loopexit(m->base, NULL);
         return;
     }
-    struct timeval deadline = {(time_t)m->config->shutdown_timeout + MASTER_KILL_MARGIN, 0};
+    struct timeval deadline = {(time_t)(m->config->drain_grace + m->config->shutdown_timeout) +
+                               MASTER_KILL_MARGIN, 0};
     evtimer_add(m->kill_timer, &deadline);
 }
 

@@ -28,6 +28,7 @@
 #include "run_command.h"
 #include "session.h"
 #include "smtp_parse.h"
+#include "store.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -857,6 +858,41 @@ static const char *api_arg_resolve(porter_args *a, const char *path)
     return a->paths[a->path_count++];
 }
 
+/* ---------------------------------------------------------------- the store */
+
+/* api_store - a store request on "PLUGIN:key" (each plugin has its own key space) */
+static int api_store(porter_session *s, enum store_operation operation, const char *key,
+                     const char *value, long long by, double ttl, porter_store_fn done, void *arg)
+{
+    const char *plugin = s->run.plugin != NULL ? s->run.plugin->name : "core";
+    char *full = xasprintf("%s:%s", plugin, key != NULL ? key : "");
+    int rc = hook_chain_store(s, operation, full, value, by, ttl, done, arg);
+    free(full);
+    return rc;
+}
+
+static int api_store_get(porter_session *s, const char *key, porter_store_fn done, void *arg)
+{
+    return api_store(s, STORE_GET, key, NULL, 0, 0, done, arg);
+}
+
+static int api_store_set(porter_session *s, const char *key, const char *value, double ttl,
+                         porter_store_fn done, void *arg)
+{
+    return api_store(s, STORE_SET, key, value, 0, ttl, done, arg);
+}
+
+static int api_store_increment(porter_session *s, const char *key, long long by, double ttl,
+                               porter_store_fn done, void *arg)
+{
+    return api_store(s, STORE_INCREMENT, key, NULL, by, ttl, done, arg);
+}
+
+static int api_store_delete(porter_session *s, const char *key, porter_store_fn done, void *arg)
+{
+    return api_store(s, STORE_DELETE, key, NULL, 0, 0, done, arg);
+}
+
 const struct porter_api plugin_api_table = {
     .abi = PORTER_PLUGIN_ABI,
     .reply = api_reply,
@@ -938,4 +974,9 @@ const struct porter_api plugin_api_table = {
     .at_loop_end = api_at_loop_end,
     .client_ptr = api_client_ptr,
     .set_client_name = api_set_client_name,
+    .store_get = api_store_get,
+    .store_set = api_store_set,
+    .store_increment = api_store_increment,
+    .store_delete = api_store_delete,
+    .store_status_name = store_status_name,
 };

@@ -303,6 +303,26 @@ size_t plugin_args_finish(struct porter_args *a)
     return a->errors.count;
 }
 
+size_t plugin_args_check_declared(struct porter_args *a, const struct porter_argument *declared)
+{
+    if (a == NULL)
+        return 0;
+    for (size_t i = 0; i < a->known_count; i++) {
+        const char *key = a->known[i];
+        bool found = strcmp(key, "hook_timeout") == 0;
+        for (size_t j = 0; declared != NULL && declared[j].name != NULL && !found; j++)
+            found = strcmp(declared[j].name, key) == 0;
+        if (!found) {
+            char *quoted = config_quote(key);
+            plugin_args_report(a, "reads argument %s that its descriptor does not declare "
+                               "(a plugin bug: add it to .arguments = PORTER_ARGUMENTS(...))",
+                               quoted);
+            free(quoted);
+        }
+    }
+    return a->errors.count;
+}
+
 size_t plugin_args_error_count(const struct porter_args *a)
 {
     return a != NULL ? a->errors.count : 0;

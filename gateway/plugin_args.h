@@ -98,6 +98,14 @@ const char *plugin_args_positional(porter_args *a, size_t index);
  * number of errors.
  */
 size_t plugin_args_finish(struct porter_args *a);
+/*
+ * plugin_args_check_declared - after init, for a plugin that documents itself (a description
+ * or .arguments in its descriptor): every key it asked for must be in declared (NULL-name
+ * terminated; NULL: none), hook_timeout aside, else "reads argument 'KEY' that its descriptor
+ * does not declare": a plugin bug, since `porter plugins` and docs/plugins.md would not show
+ * it. Returns the number of errors.
+ */
+size_t plugin_args_check_declared(struct porter_args *a, const struct porter_argument *declared);
 size_t plugin_args_error_count(const struct porter_args *a);
 /* plugin_args_error - the index-th error, "FILE:LINE: PLUGIN: message"; NULL past the end */
 const char *plugin_args_error(const struct porter_args *a, size_t index);

@@ -24,7 +24,9 @@
 #include "log.h"
 #include "memory.h"
 #include "plugin_args.h"
+#include "plugin_dir.h"
 #include "plugin_host.h"
+#include "store.h"
 #include "thread_pool.h"
 #include "worker.h"
 
@@ -43,6 +45,10 @@ struct hook_continuation {
     porter_dns_fn dns_done;
     struct dns_query *dns;                      /* NULL once answered */
     const struct porter_dns_answer *answer;     /* during dns_done only */
+    /* a store request (porter_store_*): store_done replaces done */
+    porter_store_fn store_done;
+    struct store_request *store;                /* NULL once answered */
+    const struct porter_store_result *store_result; /* during store_done only */
     /* a serial job (porter_deliver): its instance's queue */
     struct plugin_instance *serial;
     struct hook_continuation *serial_next;
@@ -54,28 +60,19 @@ static int hook_continuation_call(struct hook_continuation *c, struct porter_ses
 {
     if (c->dns_done != NULL)
         return c->dns_done(s, c->arg, s != NULL ? c->answer : NULL);
+    if (c->store_done != NULL)
+        return c->store_done(s, c->arg, s != NULL ? c->store_result : NULL);
     return c->done(s, c->arg, result);
 }
 
-/* plugin_find_file - NAME.so in one of the colon-separated plugin directories */
+/* plugin_find_file - the NAME.so that loads: the first in plugin_dir order; caller frees */
 static char *plugin_find_file(const struct porter_config *config, const char *name)
 {
-    char *directories = xstrdup(config->plugin_dir);
-    char *saveptr = NULL;
-    char *found = NULL;
-    for (char *dir = strtok_r(directories, ":", &saveptr); dir && !found;
-         dir = strtok_r(NULL, ":", &saveptr)) {
-        char *resolved = config_path(config, dir);
-        char *candidate = xasprintf("%s/%s.so", resolved, name);
-        free(resolved);
-        struct stat st;
-        if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode))
-            found = candidate;
-        else
-            free(candidate);
-    }
-    free(directories);
-    return found;
+    size_t count;
+    char **found = plugin_dir_find(config, name, &count);
+    char *path = count > 0 ? xstrdup(found[0]) : NULL;
+    plugin_dir_list_free(found, count);
+    return path;
 }
 
 /* plugin_error - append "FILE:LINE: message" to errors */
@@ -104,23 +101,12 @@ static int plugin_instance_load(const struct porter_config *config, const struct
         plugin_error(errors, line, "no %s.so in plugin_dir %s", line->name, config->plugin_dir);
         return -1;
     }
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (handle == NULL) {
-        plugin_error(errors, line, "cannot load %s: %s", path, dlerror());
-        free(path);
-        return -1;
-    }
-    const struct porter_plugin *descriptor = dlsym(handle, "porter_plugin");
-    if (descriptor == NULL || descriptor->api == NULL) {
-        plugin_error(errors, line, "%s defines no porter_plugin (use PORTER_PLUGIN(...))", path);
-        dlclose(handle);
-        free(path);
-        return -1;
-    }
-    if (descriptor->abi != PORTER_PLUGIN_ABI) {
-        plugin_error(errors, line, "%s was built for plugin ABI %u, this porter has ABI %d: rebuild it",
-                     path, descriptor->abi, PORTER_PLUGIN_ABI);
-        dlclose(handle);
+    void *handle;
+    char *error = NULL;
+    const struct porter_plugin *descriptor = plugin_dir_open(path, &handle, &error);
+    if (descriptor == NULL) {
+        plugin_error(errors, line, "%s", error);
+        free(error);
         free(path);
         return -1;
     }
@@ -130,6 +116,8 @@ static int plugin_instance_load(const struct porter_config *config, const struct
     double timeout = plugin_api_table.arg_seconds(args, "hook_timeout", config->plugin_timeout);
     void *state = descriptor->init != NULL ? descriptor->init(args) : NULL;
     plugin_args_finish(args);
+    if (descriptor->description != NULL || descriptor->arguments != NULL)
+        plugin_args_check_declared(args, descriptor->arguments);
     size_t failures = plugin_args_error_count(args);
     for (size_t i = 0; i < failures; i++) {
         errors->messages = xrealloc(errors->messages, (errors->count + 1) * sizeof *errors->messages);
@@ -236,11 +224,13 @@ static void hook_continuation_drop(struct porter_session *s)
     if (c == NULL)
         return;
     s->run.continuation = NULL;
-    if (c->timer != NULL || c->dns != NULL) {
-        /* A timer or a DNS lookup can be stopped: its callback learns now that nobody waits. */
+    if (c->timer != NULL || c->dns != NULL || c->store != NULL) {
+        /* A timer, a DNS lookup or a store request can be stopped: its callback learns now
+         * that nobody waits. */
         if (c->timer != NULL)
             event_free(c->timer);
         dns_query_cancel(c->dns);
+        store_request_cancel(c->store);
         hook_continuation_call(c, NULL, 0);
         free(c);
     } else {
@@ -666,6 +656,41 @@ int hook_chain_dns(struct porter_session *s, int type, const char *name, porter_
     struct hook_continuation *c = hook_continuation_new(s, NULL, arg);
     c->dns_done = callback;
     c->dns = dns_lookup(resolver, type, name, hook_chain_dns_answered, c);
+    return PORTER_PENDING;
+}
+
+/* hook_chain_store_answered - the outcome of a plugin's store request (a store.c callback) */
+static void hook_chain_store_answered(const struct porter_store_result *result, void *arg)
+{
+    struct hook_continuation *c = arg;
+    struct porter_session *s = c->session;
+    c->store = NULL;
+    c->store_result = result;
+    session_hold(s);
+    hook_continuation_run(s, c, result->status);
+    session_unhold(s);
+}
+
+int hook_chain_store(struct porter_session *s, enum store_operation operation, const char *key,
+                     const char *value, long long by, double ttl, porter_store_fn callback,
+                     void *arg)
+{
+    struct store *store = worker_store(s->worker);
+    if (callback == NULL) {
+        if (store != NULL)
+            store_submit(store, operation, key, value, by, ttl, NULL, NULL);
+        return PORTER_DECLINED;
+    }
+    if (!hook_guard(s, "porter_store_*"))
+        return PORTER_DENYSOFT;
+    if (store == NULL) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error error=\"porter_store_* "
+                    "without a worker store\"");
+        return PORTER_DENYSOFT;
+    }
+    struct hook_continuation *c = hook_continuation_new(s, NULL, arg);
+    c->store_done = callback;
+    c->store = store_submit(store, operation, key, value, by, ttl, hook_chain_store_answered, c);
     return PORTER_PENDING;
 }
 

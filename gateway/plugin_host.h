@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "session.h"
+#include "store.h"
 
 struct plugin_instance {
     char *name;
@@ -66,6 +67,11 @@ int hook_chain_timer(struct porter_session *s, double seconds, porter_done_fn do
 /* hook_chain_dns - a DNS lookup (dns.c), then callback(s, arg, answer) on the loop */
 int hook_chain_dns(struct porter_session *s, int type, const char *name, porter_dns_fn callback,
                    void *arg);
+/* hook_chain_store - a store request (store.c) on key, then callback(s, arg, result) on the
+ * loop; callback NULL: in the background, PORTER_DECLINED */
+int hook_chain_store(struct porter_session *s, enum store_operation operation, const char *key,
+                     const char *value, long long by, double ttl, porter_store_fn callback,
+                     void *arg);
 /* hook_chain_run_blocking - work(arg) on the pool, then done(s, arg, result) on the loop */
 int hook_chain_run_blocking(struct porter_session *s, porter_work_fn work, porter_done_fn done,
                             void *arg);

@@ -43,10 +43,13 @@
 #include "clock.h"
 #include "log.h"
 #include "memory.h"
+#include "cidr.h"
 #include "plugin_host.h"
+#include "proxy_protocol.h"
 #include "session.h"
 #include "tls.h"
 #include "worker.h"
+#include "xclient.h"
 
 #define SESSION_READ_HIGH_WATER (256 * 1024)
 /* Replies the client has not read yet above this: no more commands are taken until it reads
@@ -88,6 +91,8 @@ static void session_proceed_connect(struct porter_session *s, int rc);
 static void session_read_ready(struct bufferevent *bev, void *arg);
 static void session_write_done(struct bufferevent *bev, void *arg);
 static void session_event(struct bufferevent *bev, short what, void *arg);
+static void session_connected(struct porter_session *s);
+static void session_proxy_input(struct porter_session *s);
 
 /* ---------------------------------------------------------------- replies */
 
@@ -253,7 +258,8 @@ void session_close(struct porter_session *s, const char *reason)
     if (s->transaction != NULL)
         log_message(PORTER_LOG_INFO, s->id_string, "event=transaction_aborted queue_id=%s "
                     "reason=%s", s->transaction->queue_id, reason);
-    hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
+    if (!s->proxy_wait) /* plugins never saw a connection still waiting for its PROXY header */
+        hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
     struct timeval now, elapsed;
     gettimeofday(&now, NULL);
     timersub(&now, &s->connected_at, &elapsed);
@@ -331,6 +337,14 @@ static void session_idle_fired_locked(struct porter_session *s)
         session_close(s, s->final_log ? s->final_log : "flush_timeout");
         return;
     }
+    if (s->proxy_wait) {
+        /* the whole header had proxy_timeout, however it trickled in */
+        log_message(PORTER_LOG_NOTICE, s->id_string, "event=proxy_error client=%s "
+                    "error=\"no complete PROXY header within %.1fs\" received=%zu", s->client_ip,
+                    s->config->proxy_timeout, evbuffer_get_length(bufferevent_get_input(s->input)));
+        session_close(s, "proxy_timeout");
+        return;
+    }
     if (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE)) {
         /* Nothing can be said: the 220 is not read, or the handshake did not finish. */
         log_message(PORTER_LOG_INFO, s->id_string, "event=tls_timeout client=%s stage=%s",
@@ -397,7 +411,7 @@ static void session_total_fired_locked(struct porter_session *s)
 
 static void session_arm_idle(struct porter_session *s)
 {
-    if (s->closed || s->state == SESSION_STATE_CLOSING)
+    if (s->closed || s->state == SESSION_STATE_CLOSING || s->proxy_wait)
         return;
     bool stressed = worker_stressed(s->worker);
     double seconds = stressed ? s->config->stress_command_timeout : s->config->command_timeout;
@@ -643,9 +657,10 @@ static void session_ehlo_reply(struct porter_session *s)
 {
     char text[1024];
     snprintf(text, sizeof text,
-             "%s\nPIPELINING\nSIZE %llu\n%s%s8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING\nDSN",
+             "%s\nPIPELINING\nSIZE %llu\n%s%s8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING\nDSN%s",
              s->config->hostname, s->config->max_message_size,
-             session_tls_offered(s) ? "STARTTLS\n" : "", auth_offered(s) ? AUTH_EHLO_KEYWORD "\n" : "");
+             session_tls_offered(s) ? "STARTTLS\n" : "", auth_offered(s) ? AUTH_EHLO_KEYWORD "\n" : "",
+             xclient_offered(s) ? "\n" XCLIENT_EHLO_KEYWORD : "");
     session_reply(s, 250, NULL, text);
 }
 
@@ -1273,6 +1288,7 @@ static const struct session_command session_commands[] = {
     {SMTP_VERB_STARTTLS, -1, STATES_AFTER_GREETING, session_check_starttls,
      session_proceed_starttls, .last = true},
     {SMTP_VERB_AUTH, PORTER_HOOK_AUTH, STATES_AFTER_GREETING, auth_check, auth_proceed, .last = true},
+    {SMTP_VERB_XCLIENT, -1, STATES_AFTER_GREETING, xclient_check, xclient_proceed, .last = true},
     {SMTP_VERB_UNKNOWN, PORTER_HOOK_UNRECOGNIZED_COMMAND, STATES_AFTER_GREETING, NULL,
      session_proceed_unrecognized, .last = false},
 };
@@ -1579,6 +1595,12 @@ void session_input_resume(struct porter_session *s)
 static void session_read_ready(struct bufferevent *bev, void *arg)
 {
     struct porter_session *s = arg;
+    if (s->proxy_wait) {
+        session_hold(s);
+        session_proxy_input(s);
+        session_unhold(s);
+        return;
+    }
     session_arm_idle(s);
     session_process_input(s);
 }
@@ -1628,6 +1650,13 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
         log_message(PORTER_LOG_INFO, s->id_string, "event=tls_error client=%s error=\"%s\"",
                     s->client_ip, reason);
     }
+    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && s->proxy_wait) {
+        log_message(PORTER_LOG_NOTICE, s->id_string, "event=proxy_error client=%s "
+                    "error=\"connection closed before a complete PROXY header\" received=%zu",
+                    s->client_ip, evbuffer_get_length(bufferevent_get_input(s->input)));
+        session_close(s, "proxy_incomplete");
+        return;
+    }
     if ((what & BEV_EVENT_EOF) && bev == s->input && !s->closed) {
         /* Handle what the client sent before it closed (a piped script ends like this);
          * session_process_input closes once nothing is left to do. */
@@ -1667,6 +1696,38 @@ static void session_proceed_connect(struct porter_session *s, int rc)
     session_input_resume(s);
 }
 
+void session_forget_client(struct porter_session *s)
+{
+    hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
+    session_reset_transaction(s);
+    note_list_clear(&s->notes);
+    free(s->helo);
+    s->helo = xstrdup("");
+    s->flags &= ~(unsigned)(SESSION_FLAG_EHLO | SESSION_FLAG_RELAY);
+    auth_forget(s);
+    free(s->client_name);
+    s->client_name = xstrdup("unknown");
+    free(s->client_ptr);
+    s->client_ptr = xstrdup("unknown");
+}
+
+void session_set_ehlo(struct porter_session *s, bool ehlo)
+{
+    if (ehlo)
+        s->flags |= SESSION_FLAG_EHLO;
+    else
+        s->flags &= ~(unsigned)SESSION_FLAG_EHLO;
+}
+
+void session_connect_again(struct porter_session *s)
+{
+    session_set_state(s, SESSION_STATE_CONNECT);
+    log_message(PORTER_LOG_INFO, s->id_string, "event=connect client=%s port=%d local=%s:%d "
+                "role=%s xclient=yes", s->client_ip, s->client_port, s->local_ip, s->local_port,
+                s->role);
+    hook_chain_run(s, PORTER_HOOK_CONNECT, session_proceed_connect);
+}
+
 /* session_new - the parts common to sockets and stdio */
 static struct porter_session *session_new(struct worker *worker)
 {
@@ -1702,15 +1763,93 @@ static void session_begin(struct porter_session *s)
     bufferevent_setwatermark(s->input, EV_READ, 0, SESSION_READ_HIGH_WATER);
     bufferevent_enable(s->input, EV_READ);
     bufferevent_enable(s->output, EV_WRITE);
-    log_message(PORTER_LOG_INFO, s->id_string, "event=connect client=%s port=%d local=%s:%d role=%s",
-                s->client_ip, s->client_port, s->local_ip, s->local_port, s->role);
+    if (s->proxy_wait) {
+        /* the load balancer's header first (session_proxy_input), within proxy_timeout */
+        struct timeval wait = clock_timeval(s->config->proxy_timeout);
+        evtimer_add(s->idle_timer, &wait);
+        return;
+    }
+    session_connected(s);
+}
+
+/* session_connected - the client is known: log it, decide on XCLIENT, and start (the TLS
+ * handshake of implicit TLS, else the connect hook) */
+static void session_connected(struct porter_session *s)
+{
+    s->xclient_allowed = cidr_match(s->config->xclient_clients_list, s->client_ip);
+    log_message(PORTER_LOG_INFO, s->id_string, "event=connect client=%s port=%d local=%s:%d role=%s%s%s",
+                s->client_ip, s->client_port, s->local_ip, s->local_port, s->role,
+                s->proxy_ip[0] ? " proxy=" : "", s->proxy_ip);
     session_arm_idle(s);
-    if (strcmp(s->role, "submissions") == 0 && s->input == s->output) {
+    if (strcmp(s->role, "submissions") == 0 && s->input == s->output && s->tls == NULL) {
         /* Implicit TLS (RFC 8314): the handshake first; session_tls_established goes on. */
         session_tls_start(s);
         return;
     }
     hook_chain_run(s, PORTER_HOOK_CONNECT, session_proceed_connect);
+}
+
+/* session_proxy_apply - what the balancer's header says about the client */
+static void session_proxy_apply(struct porter_session *s, const struct proxy_header *h)
+{
+    snprintf(s->proxy_ip, sizeof s->proxy_ip, "%s", s->client_ip);
+    if (!h->local) {
+        session_address_string((const struct sockaddr *)&h->source, s->client_ip,
+                               sizeof s->client_ip, &s->client_port);
+        session_address_string((const struct sockaddr *)&h->destination, s->local_ip,
+                               sizeof s->local_ip, &s->local_port);
+    }
+    if (h->tls) {
+        tls_facts_free(s->tls);
+        s->tls = tls_facts_proxied(h->tls_version, h->tls_cipher, h->sni, h->tls_cn,
+                                   h->client_certificate, h->certificate_verified);
+        s->flags |= SESSION_FLAG_TLS; /* no STARTTLS on top of the balancer's TLS */
+    }
+    log_message(PORTER_LOG_INFO, s->id_string, "event=proxy client=%s port=%d proxy=%s "
+                "version=%d command=%s tls=%s%s%s%s%s", s->client_ip, s->client_port,
+                s->proxy_ip, h->version, h->local ? "local" : "proxy",
+                h->tls ? (h->tls_version[0] ? h->tls_version : "yes") : "no",
+                h->sni[0] ? " sni=" : "", h->sni, h->tls_cipher[0] ? " cipher=" : "",
+                h->tls_cipher);
+}
+
+/* session_proxy_input - bytes arrived while waiting for the PROXY header */
+static void session_proxy_input(struct porter_session *s)
+{
+    struct evbuffer *input = bufferevent_get_input(s->input);
+    size_t length = evbuffer_get_length(input);
+    if (length > PROXY_HEADER_MAX)
+        length = PROXY_HEADER_MAX;
+    const unsigned char *bytes = evbuffer_pullup(input, (ev_ssize_t)length);
+    struct proxy_header header;
+    const char *error = NULL;
+    enum proxy_parse_result result = proxy_header_parse(bytes, length, &header, &error);
+    if (result == PROXY_PARSE_INCOMPLETE)
+        return; /* the timer set at the start bounds the wait */
+    if (result == PROXY_PARSE_ERROR) {
+        log_message(PORTER_LOG_NOTICE, s->id_string, "event=proxy_error client=%s error=\"%s\"",
+                    s->client_ip, error);
+        session_close(s, "proxy_error");
+        return;
+    }
+    evbuffer_drain(input, header.length); /* what follows is the client's */
+    s->proxy_wait = false;
+    evtimer_del(s->idle_timer);
+    session_proxy_apply(s, &header);
+    if (header.local && worker_in_drain_grace(s->worker)) {
+        /* the balancer's health check: we are going away, so fail it */
+        log_message(PORTER_LOG_INFO, s->id_string, "event=connection_refused client=%s "
+                    "reason=drain_grace", s->client_ip);
+        session_reply(s, 421, "4.3.2", "Service shutting down, closing connection");
+        session_finish_closing(s, "drain_grace");
+        return;
+    }
+    if (!worker_admit(s->worker, s)) {
+        session_reply(s, 421, "4.7.0", "Too many connections from your address, try again later");
+        session_finish_closing(s, "max_connections_per_ip");
+        return;
+    }
+    session_connected(s);
 }
 
 /* session_address_string - numeric host and port of a socket address */
@@ -1792,7 +1931,7 @@ void session_drain(struct porter_session *s)
 {
     if (s->closed || s->state == SESSION_STATE_CLOSING)
         return;
-    if (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE)) {
+    if (s->proxy_wait || (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE))) {
         session_close(s, "shutdown");
         return;
     }

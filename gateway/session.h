@@ -143,6 +143,12 @@ struct porter_session {
     unsigned holds;              /* callers on the stack that still use the session */
     bool input_eof;              /* the client closed its side; close when the input is done */
     char *final_log;             /* reason for closing, for the last log line */
+    /* Scale-out (proxy_protocol.h, XCLIENT) */
+    char counted_ip[64];         /* the address the worker counted for max_connections_per_ip,
+                                    "" when none (released when the session closes) */
+    bool proxy_wait;             /* a PROXY header must come before anything else */
+    char proxy_ip[64];           /* the load balancer that sent it; "" without one */
+    bool xclient_allowed;        /* the client is on xclient_clients (decided at connect) */
 };
 
 /* session_start - begin a session on an accepted socket (fd owned by the session). */
@@ -177,6 +183,13 @@ void session_hold(struct porter_session *s);
 void session_unhold(struct porter_session *s);
 /* session_timers_changed - the worker entered or left stress mode: arm the timer again */
 void session_timers_changed(struct porter_session *s);
+/* session_forget_client - XCLIENT: the disconnect notification for the client so far, then
+ * forget its transaction, notes, HELO/EHLO, authentication, relay permission and names */
+void session_forget_client(struct porter_session *s);
+/* session_connect_again - XCLIENT: the new client's connect hook and greeting */
+void session_connect_again(struct porter_session *s);
+/* session_set_ehlo - whether the client counts as having said EHLO (XCLIENT PROTO=) */
+void session_set_ehlo(struct porter_session *s, bool ehlo);
 /* session_input_resume - after a hook chain ends: go on reading pipelined commands */
 void session_input_resume(struct porter_session *s);
 

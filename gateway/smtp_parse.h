@@ -77,6 +77,7 @@ enum smtp_verb {
     SMTP_VERB_HELP,
     SMTP_VERB_STARTTLS,
     SMTP_VERB_AUTH,
+    SMTP_VERB_XCLIENT,
     SMTP_VERB_COUNT
 };
 

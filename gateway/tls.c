@@ -876,7 +876,28 @@ void tls_facts_free(struct tls_facts *f)
     free(f->fingerprint);
     free(f->verified);
     free(f->verify_error);
+    free(f->proxied);
     free(f);
+}
+
+/* tls_fact_copy - a proxied fact: NULL for NULL or "" */
+static char *tls_fact_copy(const char *text)
+{
+    return text != NULL && text[0] != '\0' ? xstrdup(text) : NULL;
+}
+
+struct tls_facts *tls_facts_proxied(const char *version, const char *cipher, const char *sni,
+                                    const char *subject_cn, bool certificate, bool verified)
+{
+    struct tls_facts *f = xcalloc(1, sizeof *f);
+    f->version = tls_fact_copy(version);
+    f->cipher = tls_fact_copy(cipher);
+    f->sni = tls_fact_copy(sni);
+    f->subject_cn = certificate ? tls_fact_copy(subject_cn) : NULL;
+    f->requested = certificate;
+    f->verified = certificate ? xstrdup(verified ? "yes" : "no") : NULL;
+    f->proxied = xstrdup("yes");
+    return f;
 }
 
 /* The keys of tls_facts_get. */
@@ -897,6 +918,7 @@ static const struct {
     {"fingerprint", offsetof(struct tls_facts, fingerprint)},
     {"verified", offsetof(struct tls_facts, verified)},
     {"verify_error", offsetof(struct tls_facts, verify_error)},
+    {"proxied", offsetof(struct tls_facts, proxied)},
 };
 
 const char *tls_facts_get(const struct tls_facts *f, const char *key)
@@ -915,7 +937,13 @@ char *tls_received_comment(const struct tls_facts *f)
                             f->version ? f->version : "TLS", f->cipher ? f->cipher : "unknown",
                             f->bits ? f->bits : "0", f->alg_bits ? f->alg_bits : "0");
     char *client;
-    if (!f->requested)
+    if (f->proxied != NULL)
+        client = f->subject_cn != NULL
+                     ? xasprintf("\r\n\t(Client CN \"%s\" (%s) at the load balancer)", f->subject_cn,
+                                 f->verified && strcmp(f->verified, "yes") == 0 ? "verified OK"
+                                                                                : "not verified")
+                     : xstrdup("\r\n\t(TLS ended at the load balancer)");
+    else if (!f->requested)
         client = xstrdup("\r\n\t(No client certificate requested)");
     else if (f->fingerprint == NULL)
         client = xstrdup("\r\n\t(Client did not present a certificate)");

@@ -66,6 +66,8 @@ struct tls_facts {
     char *verify_error; /* why it did not verify, or NULL */
     bool requested;     /* a client certificate was asked for */
     bool relay;         /* the fingerprint is listed in tls_relay_clientcerts */
+    char *proxied;      /* "yes": TLS ended at the load balancer, which told us these facts in
+                           its PROXY v2 header (no fingerprint, bits or issuer then); else NULL */
 };
 
 /*
@@ -90,9 +92,14 @@ struct bufferevent *tls_accept(const struct tls_server *t, struct event_base *ba
 /* tls_facts_collect - the facts of bev's completed handshake (caller frees) */
 struct tls_facts *tls_facts_collect(const struct tls_server *t, struct bufferevent *bev);
 void tls_facts_free(struct tls_facts *f);
+/* tls_facts_proxied - the facts a PROXY v2 header passed for a client whose TLS ended at the
+ * load balancer; NULL arguments or "" are absent facts (caller frees) */
+struct tls_facts *tls_facts_proxied(const char *version, const char *cipher, const char *sni,
+                                    const char *subject_cn, bool certificate, bool verified);
 /*
  * tls_facts_get - one fact by key: "version", "cipher", "bits", "alg_bits", "sni", "resumed",
- * "subject", "issuer", "subject_cn", "issuer_cn", "fingerprint", "verified", "verify_error".
+ * "subject", "issuer", "subject_cn", "issuer_cn", "fingerprint", "verified", "verify_error",
+ * "proxied".
  * NULL for an absent fact or an unknown key.
  */
 const char *tls_facts_get(const struct tls_facts *f, const char *key);

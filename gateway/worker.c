@@ -6,7 +6,11 @@
  * limits (in total and per client IP) before a session starts, and keeps its sessions in a
  * table keyed by session id so that late answers can be matched without raw pointers.
  * SIGTERM (or SIGINT in the foreground) drains: stop accepting, let sessions finish, close
- * idle ones with 421, and after shutdown_timeout close whatever is left.
+ * idle ones with 421, and after shutdown_timeout close whatever is left. With drain_grace set,
+ * the drain waits that long first while new connections get 421 (on a proxy_protocol listener
+ * only the balancer's LOCAL health checks do), so a load balancer marks this node down before
+ * it stops accepting (docs/scale-out.md). On a proxy_protocol listener only proxy_sources may
+ * connect, and a session is counted per client IP once its PROXY header named the client.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +25,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "dns.h"
 #include "clock.h"
@@ -29,6 +34,7 @@
 #include "memory.h"
 #include "plugin_host.h"
 #include "session.h"
+#include "store.h"
 #include "thread_pool.h"
 #include "worker.h"
 
@@ -48,9 +54,10 @@ struct worker {
     struct plugin_registry *plugins;
     struct thread_pool *pool;
     struct dns_resolver *dns;      /* the one resolver of this worker (dns.c) */
+    struct store *store;           /* the plugins' store (store.c), opened on first use */
     struct evconnlistener **listeners;
+    struct worker_listener *listener_facts; /* role and options, one per listener */
     size_t listener_count;
-    const char **listener_roles;
     /* sessions by id: open addressing with linear probing, power-of-two size */
     struct porter_session **table;
     size_t table_size;
@@ -61,6 +68,8 @@ struct worker {
     uint64_t next_id;
     bool draining;
     bool stressed;                 /* stress mode: the slots passed stress_threshold */
+    bool grace;                    /* SIGTERM came; drain_grace runs before draining */
+    struct event *grace_timer;
     bool retiring;                 /* a reload replaced us: finish sessions, accept no more */
     struct event *signal_retire;
     struct event *signal_term;
@@ -178,6 +187,11 @@ struct thread_pool *worker_thread_pool(struct worker *w)
     return w->pool;
 }
 
+struct store *worker_store(struct worker *w)
+{
+    return w != NULL ? w->store : NULL;
+}
+
 struct dns_resolver *worker_dns(struct worker *w)
 {
     return w != NULL ? w->dns : NULL;
@@ -203,14 +217,33 @@ bool worker_draining(const struct worker *w)
     return w->draining;
 }
 
+bool worker_in_drain_grace(const struct worker *w)
+{
+    return w->grace;
+}
+
+bool worker_admit(struct worker *w, struct porter_session *s)
+{
+    if (w->stdio)
+        return true;
+    if (!worker_ip_acquire(w, s->client_ip)) {
+        log_message(PORTER_LOG_WARNING, s->id_string, "event=connection_refused client=%s "
+                    "reason=max_connections_per_ip limit=%ld", s->client_ip,
+                    w->config->max_connections_per_ip);
+        return false;
+    }
+    snprintf(s->counted_ip, sizeof s->counted_ip, "%s", s->client_ip);
+    return true;
+}
+
 static void worker_stress_check(struct worker *w);
 
 void worker_session_closed(struct worker *w, struct porter_session *s)
 {
     worker_table_remove(w, s->id);
     worker_stress_check(w);
-    if (!w->stdio)
-        worker_ip_release(w, s->client_ip);
+    if (!w->stdio && s->counted_ip[0] != '\0')
+        worker_ip_release(w, s->counted_ip);
     if (w->stdio || ((w->draining || w->retiring) && w->session_count == 0))
         event_base_loopexit(w->base, NULL);
 }
@@ -228,8 +261,10 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
                           struct sockaddr *address, int length, void *arg)
 {
     struct worker *w = worker_current;
-    const char *role = arg;
-    if (w->draining) {
+    const struct worker_listener *facts = arg;
+    if (w->draining || (w->grace && !facts->proxy_protocol)) {
+        if (w->grace)
+            log_message(PORTER_LOG_INFO, NULL, "event=connection_refused reason=drain_grace");
         worker_refuse(fd, "421 4.3.2 Service shutting down, closing connection\r\n");
         return;
     }
@@ -242,14 +277,25 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
     char ip[64];
     int port;
     session_address_string(address, ip, sizeof ip, &port);
-    if (!worker_ip_acquire(w, ip)) {
+    if (facts->proxy_protocol && !cidr_match(w->config->proxy_sources_list, ip)) {
+        /* only a listed load balancer may name another client */
+        log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused client=%s "
+                    "reason=not_in_proxy_sources", ip);
+        worker_refuse(fd, "421 4.7.0 Not a trusted proxy, closing connection\r\n");
+        return;
+    }
+    if (!facts->proxy_protocol && !worker_ip_acquire(w, ip)) {
         log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused client=%s "
                     "reason=max_connections_per_ip limit=%ld", ip, w->config->max_connections_per_ip);
         worker_refuse(fd, "421 4.7.0 Too many connections from your address, try again later\r\n");
         return;
     }
     evutil_make_socket_nonblocking(fd);
-    struct porter_session *s = session_start(w, fd, address, (socklen_t)length, role);
+    struct porter_session *s = session_start(w, fd, address, (socklen_t)length, facts->role);
+    if (facts->proxy_protocol)
+        s->proxy_wait = true; /* counted by worker_admit once the header names the client */
+    else
+        snprintf(s->counted_ip, sizeof s->counted_ip, "%s", ip);
     worker_table_insert(w, s);
     session_attach(s, w->config, w->plugins);
     worker_stress_check(w);
@@ -343,9 +389,32 @@ static void worker_drain(struct worker *w)
     evtimer_add(w->drain_deadline, &tv);
 }
 
+/* worker_grace_over - drain_grace ended: drain as usual */
+static void worker_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    w->grace = false;
+    worker_drain(w);
+}
+
+/* worker_signal - SIGTERM/SIGINT: drain, after drain_grace when one is set (a second signal
+ * during the grace drains at once) */
 static void worker_signal(evutil_socket_t signal_number, short what, void *arg)
 {
-    worker_drain(arg);
+    struct worker *w = arg;
+    if (w->draining || w->grace || w->config->drain_grace <= 0 || w->retiring) {
+        w->grace = false;
+        if (w->grace_timer != NULL)
+            evtimer_del(w->grace_timer);
+        worker_drain(w);
+        return;
+    }
+    w->grace = true;
+    log_message(PORTER_LOG_NOTICE, NULL, "event=drain_grace sessions=%zu grace=%.1fs",
+                w->session_count, w->config->drain_grace);
+    struct timeval tv = clock_timeval(w->config->drain_grace);
+    w->grace_timer = evtimer_new(w->base, worker_grace_over, w);
+    evtimer_add(w->grace_timer, &tv);
 }
 
 /* worker_drain_timer - a retiring worker's sessions ran out of time: drain now */
@@ -394,6 +463,7 @@ struct worker *worker_create(const struct porter_config *config,
     w->stdio = stdio;
     w->dns = dns_resolver_new(w->base, config);
     w->pool = thread_pool_start(w->base, WORKER_THREADS);
+    w->store = store_new(config, w->base, w->pool);
     worker_current = w;
     signal(SIGPIPE, SIG_IGN);
     w->signal_term = evsignal_new(w->base, SIGTERM, worker_signal, w);
@@ -425,6 +495,7 @@ void worker_destroy(struct worker *w)
     free(w->loop_end_calls);
     thread_pool_stop(w->pool);
     dns_resolver_free(w->dns); /* after the pool: blocking queries use it */
+    store_free(w->store);      /* after the pool: the LMDB sweep runs there */
     for (size_t i = 0; i < w->listener_count; i++)
         evconnlistener_free(w->listeners[i]);
     free(w->listeners);
@@ -436,6 +507,9 @@ void worker_destroy(struct worker *w)
         event_free(w->signal_retire);
     if (w->drain_deadline)
         event_free(w->drain_deadline);
+    if (w->grace_timer)
+        event_free(w->grace_timer);
+    free(w->listener_facts);
     while (w->spare_count > 0)
         close(w->spare_spools[--w->spare_count]);
     free(w->table);
@@ -463,8 +537,10 @@ int worker_run(const struct porter_config *config, struct plugin_registry *plugi
         w->ips_private = true;
     }
     w->listeners = xcalloc(listener_count + 1, sizeof *w->listeners);
+    w->listener_facts = xcalloc(listener_count + 1, sizeof *w->listener_facts);
     for (size_t i = 0; i < listener_count; i++) {
-        w->listeners[i] = evconnlistener_new(w->base, worker_accept, (void *)listeners[i].role,
+        w->listener_facts[i] = listeners[i];
+        w->listeners[i] = evconnlistener_new(w->base, worker_accept, &w->listener_facts[i],
                                              LEV_OPT_REUSEABLE, 0 /* already listening: keep the master's backlog */, listeners[i].fd);
         if (w->listeners[i] == NULL) {
             log_message(PORTER_LOG_ERR, NULL, "event=fatal error=\"cannot listen on fd %d\"",

@@ -5,8 +5,8 @@
  * Interface: worker_run / worker_run_stdio run the loop until the worker is told to stop
  * (SIGTERM: drain) and return the process exit code. The worker owns its sessions, its
  * session table (sessions are found by id, never kept by raw pointer across waits), its record
- * of per-client-IP connection counts (ip_board.h), the thread pool for run_blocking, and the
- * DNS resolver.
+ * of per-client-IP connection counts (ip_board.h), the thread pool for run_blocking, the DNS
+ * resolver and the plugins' store.
  * Fatal: out of memory, failure to create the event base.
  */
 #ifndef PORTER_WORKER_H
@@ -21,11 +21,13 @@ struct plugin_registry;
 struct porter_session;
 struct thread_pool;
 struct dns_resolver;
+struct store;
 
 /* A listening socket the master opened, with its role. */
 struct worker_listener {
     int fd;
     const char *role;
+    bool proxy_protocol; /* a PROXY header comes first, from one of proxy_sources */
 };
 
 struct worker;
@@ -58,6 +60,8 @@ struct porter_session *worker_find_session(struct worker *worker, uint64_t id);
 struct thread_pool *worker_thread_pool(struct worker *worker);
 /* worker_dns - the worker's DNS resolver (dns.h); NULL for a NULL worker */
 struct dns_resolver *worker_dns(struct worker *worker);
+/* worker_store - the worker's store (store.h); NULL for a NULL worker */
+struct store *worker_store(struct worker *worker);
 struct event_base *worker_event_base(struct worker *worker);
 /* worker_session_closed - the session's connection ended: forget it */
 void worker_session_closed(struct worker *worker, struct porter_session *s);
@@ -65,6 +69,13 @@ uint64_t worker_next_session_id(struct worker *worker);
 bool worker_draining(const struct worker *worker);
 /* worker_stressed - stress mode: most slots are taken, idle sessions get short timeouts */
 bool worker_stressed(const struct worker *worker);
+/* worker_in_drain_grace - SIGTERM came, drain_grace runs: new connections are told 421 (on a
+ * proxy_protocol listener only the balancer's own, LOCAL ones) */
+bool worker_in_drain_grace(const struct worker *worker);
+/* worker_admit - count the session's client against max_connections_per_ip (a session of a
+ * proxy_protocol listener is counted once its header named the client); false when over the
+ * limit. The count is released when the session closes. */
+bool worker_admit(struct worker *worker, struct porter_session *s);
 /* worker_at_loop_end - fn(arg) runs when worker_destroy starts, before the loop is freed
  * (latest registered first) */
 void worker_at_loop_end(struct worker *worker, void (*fn)(void *arg), void *arg);

@@ -1890,7 +1890,44 @@ static void milter_fini(void *state)
     free(m);
 }
 
-PORTER_PLUGIN(.name = "milter", .init = milter_init, .fini = milter_fini,
+PORTER_PLUGIN(.name = "milter",
+              .description = "One Sendmail milter as a line of the chain. The milter "
+                             "(clamav-milter, opendkim, spamass-milter, ...) is asked at the "
+                             "stages listed in hooks=. Its replies become verdicts (reject: 550 "
+                             "5.7.1, tempfail: 451 4.7.1, its own reply code, discard, accept) "
+                             "and its end-of-message edits apply when the message goes through. A "
+                             "milter that cannot be reached, times out or misbehaves gets "
+                             "default_action. Its own timeouts bound each wait: no hook_timeout= "
+                             "is needed. Put milter lines before rcpt_ok.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"socket", NULL,
+                   "Required. Where the milter listens: unix:/PATH, inet:PORT@HOST, "
+                   "inet:HOST:PORT or inet6:[ADDRESS]:PORT."},
+                  {"name", NULL,
+                   "Its name in logs and in discarded=milter:NAME (default: the socket)."},
+                  {"default_action", "tempfail",
+                   "What the listed stages get when the milter fails: tempfail (451 4.7.1), "
+                   "accept, reject (550 5.7.1), quarantine or shutdown (421, then close)."},
+                  {"hooks", "connect,helo,mail,rcpt,data,data_post,unknown",
+                   "The stages at which the milter has a say. CONNECT, MAIL and RCPT are still "
+                   "sent when a later listed stage needs them; a refusal there waits for the next "
+                   "listed stage."},
+                  {"connect_timeout", "30", "Seconds to connect and negotiate."},
+                  {"command_timeout", "30", "Seconds for the reply to each command."},
+                  {"content_timeout", "300",
+                   "Seconds for the reply at the end of the message (each SMFIR_PROGRESS restarts "
+                   "it)."},
+                  {"max_replaced_body", "64m",
+                   "The largest body replacement (SMFIR_REPLBODY) taken; a larger one is a milter "
+                   "failure."},
+                  {"max_edits", "10000", "Most modifications one message may get."},
+                  {"reuse_connections", "0",
+                   "Negotiated connections kept per worker for the next SMTP session "
+                   "(SMFIC_QUIT_NC; libmilter milters take it); 0: one connection per session, as "
+                   "Postfix does."},
+                  {"reuse_idle_timeout", "60",
+                   "Seconds after which an unused kept connection is closed."}),
+              .init = milter_init, .fini = milter_fini,
               .hooks[PORTER_HOOK_CONNECT] = milter_connect_hook,
               .hooks[PORTER_HOOK_HELO] = milter_helo_hook,
               .hooks[PORTER_HOOK_EHLO] = milter_helo_hook,

@@ -319,5 +319,22 @@ static int auth_file_auth(porter_session *s, void *state)
     return porter_run_blocking(s, auth_file_work, auth_file_done, job);
 }
 
-PORTER_PLUGIN(.name = "auth_file", .init = auth_file_init, .fini = auth_file_fini,
+PORTER_PLUGIN(.name = "auth_file",
+              .description = "AUTH users from a password file of crypt(3) hashes. One "
+                             "\"user:hash\" per line (yescrypt, sha512-crypt, bcrypt, ...); "
+                             "further \":field\"s are ignored, so a Dovecot passwd-file works. "
+                             "The right password authenticates (235); a wrong one, or a locked "
+                             "user (a hash starting with ! or *), gets 535 5.7.8; a user the file "
+                             "does not know is left to the next auth plugin, after the same "
+                             "hashing work. Hashing runs on the thread pool. The file must be "
+                             "readable by the user porter runs as and by nobody else; it is read "
+                             "again at each reload.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"file", "passwd",
+                   "The password file, relative to the configuration directory. Make a hash with "
+                   "`mkpasswd -m yescrypt` or `openssl passwd -6`."},
+                  {"allow_legacy", "no",
+                   "yes accepts hashes libcrypt calls legacy (md5-crypt, sha256-crypt, DES); with "
+                   "no, such a line fails the load."}),
+              .init = auth_file_init, .fini = auth_file_fini,
               .hooks[PORTER_HOOK_AUTH] = auth_file_auth);

@@ -58,5 +58,15 @@ static int basicheaders_data_post(porter_session *s, void *state)
     return PORTER_DECLINED;
 }
 
-PORTER_PLUGIN(.name = "check_basicheaders", .init = basicheaders_init, .fini = free,
+PORTER_PLUGIN(.name = "check_basicheaders",
+              .description = "Refuses messages that lack the basics of RFC 5322 section 3.6. A "
+                             "message that is empty, has no From: or no Date: header, or whose "
+                             "Date: is unreadable or too far from the moment it arrives gets 550 "
+                             "5.6.0 and a text that names the rule. Dates in the obsolete forms "
+                             "of RFC 5322 section 4.3 are read. A message that passes declines: "
+                             "the next plugin decides.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"past", "2d", "How far before the message's arrival its Date: may lie."},
+                  {"future", "2h", "How far after the message's arrival its Date: may lie."}),
+              .init = basicheaders_init, .fini = free,
               .hooks[PORTER_HOOK_DATA_POST] = basicheaders_data_post);

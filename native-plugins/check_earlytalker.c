@@ -70,5 +70,19 @@ static int earlytalker_connect(porter_session *s, void *state)
     return porter_timer(s, e->wait, earlytalker_done, state);
 }
 
-PORTER_PLUGIN(.name = "check_earlytalker", .init = earlytalker_init, .fini = earlytalker_fini,
+PORTER_PLUGIN(.name = "check_earlytalker",
+              .description = "Refuses clients that talk before the greeting. The 220 is held for "
+                             "wait seconds; a client that talks meanwhile (RFC 5321 section 3.1: "
+                             "the server speaks first; spamware often does not wait) is refused. "
+                             "A polite client gets the 220 after the wait.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"wait", "1",
+                   "Seconds to hold the greeting (fractions allowed; 0 checks on the next loop "
+                   "turn)."},
+                  {"action", "denysoft",
+                   "What an early talker gets: denysoft (421 4.7.0, then close), deny (554 5.7.1, "
+                   "then close) or log (a log line; the session goes on)."},
+                  {"allow", NULL,
+                   "Clients that skip the wait: a CIDR list (127.0.0.0/8,::1) or a file of them."}),
+              .init = earlytalker_init, .fini = earlytalker_fini,
               .hooks[PORTER_HOOK_CONNECT] = earlytalker_connect);

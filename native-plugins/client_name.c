@@ -138,5 +138,19 @@ static void *client_name_init(porter_args *a)
     return settings;
 }
 
-PORTER_PLUGIN(.name = "client_name", .init = client_name_init, .fini = free,
+PORTER_PLUGIN(.name = "client_name",
+              .description = "The client's host name from DNS, checked as Postfix checks it. "
+                             "Porter asks the PTR names of the client's address, then the "
+                             "addresses of the first max_names of them; the first name that leads "
+                             "back to the client is the verified name, and the first PTR name is "
+                             "kept either way. They show in the Received header, the logs, the "
+                             "milter macros {client_name} and {client_ptr}, and XCLIENT/XFORWARD. "
+                             "It never refuses: without an answer the name stays \"unknown\". Put "
+                             "it first in the chain, so that every later plugin sees the name.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"max_names", "3", "How many PTR names are checked (at most 8)."},
+                  {"time_limit", "10",
+                   "Seconds after which no new lookup starts; keep hook_timeout= above this plus "
+                   "one lookup's time (dns_timeout x servers x (dns_retries + 1))."}),
+              .init = client_name_init, .fini = free,
               .hooks[PORTER_HOOK_CONNECT] = client_name_connect);

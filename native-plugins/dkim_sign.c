@@ -412,5 +412,27 @@ static void signer_fini(void *state)
     free(plugin);
 }
 
-PORTER_PLUGIN(.name = "dkim_sign", .init = signer_init, .fini = signer_fini,
+PORTER_PLUGIN(.name = "dkim_sign",
+              .description = "Signs the mail of authenticated users and relay clients with DKIM. "
+                             "RFC 6376 signatures, RSA-SHA256 or Ed25519-SHA256 (RFC 8463), "
+                             "relaxed/relaxed, with libopendkim on the thread pool. The signing "
+                             "domain is the From: domain, or its nearest parent that the key "
+                             "table lists; every key of that domain signs (an RSA and an Ed25519 "
+                             "key give two signatures). Other mail is left alone. Put it after "
+                             "every plugin that changes the message.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"keytable", NULL,
+                   "Required. The key table: one \"DOMAIN SELECTOR KEYFILE "
+                   "[rsa-sha256|ed25519-sha256]\" per line, # comments; KEYFILE is a PEM private "
+                   "key (relative to the table's folder), read and checked at start."},
+                  {"headers", SIGNER_DEFAULT_HEADERS,
+                   "Colon-separated names of the headers to sign (RFC 6376 section 5.4.1's list); "
+                   "From is always signed."},
+                  {"oversign", "from",
+                   "Colon-separated names signed once more than present, so that none can be "
+                   "added later; they are added to headers= when missing there."},
+                  {"on_error", "denysoft",
+                   "A signing failure (a local problem): denysoft answers 451 4.7.5; accept lets "
+                   "the mail go unsigned, with a log line."}),
+              .init = signer_init, .fini = signer_fini,
               .hooks[PORTER_HOOK_DATA_POST] = signer_data_post);

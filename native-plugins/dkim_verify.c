@@ -417,5 +417,23 @@ static void verifier_fini(void *state)
     free(plugin);
 }
 
-PORTER_PLUGIN(.name = "dkim_verify", .init = verifier_init, .fini = verifier_fini,
+PORTER_PLUGIN(.name = "dkim_verify",
+              .description = "Verifies DKIM signatures, and requires them from listed domains. "
+                             "Every signature (RFC 6376; RSA-SHA256, RSA-SHA1 and Ed25519-SHA256) "
+                             "is verified with libopendkim on the thread pool, keys fetched "
+                             "through Porter's resolver, and records each result for dmarc and "
+                             "the Authentication-Results header. Mail From a domain listed in "
+                             "must_sign without a passing signature of that domain gets 550 "
+                             "5.7.20 (451 4.7.20 when a key could not be fetched). Relay clients "
+                             "and authenticated users are not checked unless verify_relay=yes.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"must_sign", NULL,
+                   "A file of From domains whose mail must carry a passing signature, one per "
+                   "line; \".example.org\" covers its subdomains too."},
+                  {"max_signatures", "10",
+                   "Signatures verified per message; later ones are left unverified (neutral)."},
+                  {"min_key_bits", "1024", "Shorter keys give the result policy, not pass."},
+                  {"verify_relay", "no",
+                   "yes also checks mail from relay clients and authenticated users."}),
+              .init = verifier_init, .fini = verifier_fini,
               .hooks[PORTER_HOOK_DATA_POST] = verifier_data_post);

@@ -548,5 +548,28 @@ static void dmarc_fini(void *state)
     free(plugin);
 }
 
-PORTER_PLUGIN(.name = "dmarc", .init = dmarc_init, .fini = dmarc_fini,
+PORTER_PLUGIN(.name = "dmarc",
+              .description = "Applies the DMARC policy (RFC 7489) of the From: domain. It uses "
+                             "libopendmarc and the results that spf and dkim_verify recorded: put "
+                             "it after both. p=reject gets 550 5.7.1; p=quarantine accepts and "
+                             "holds the message (queue_maildir's quarantine Maildir, "
+                             "queue_spool's hold queue); p=none only records. pct= is honoured. "
+                             "The policy record is fetched with Porter's asynchronous resolver. A "
+                             "message with From: addresses in different domains gets 550 5.7.1. "
+                             "Relay clients and authenticated users are not checked unless "
+                             "check_relay=yes.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"public_suffix_list", "/usr/share/publicsuffix/public_suffix_list.dat",
+                   "The public suffix list that gives organizational domains (the default is used "
+                   "when the file exists); none: the last two labels of the domain."},
+                  {"override", NULL,
+                   "A file of \"DOMAIN none|quarantine|reject\" lines (\".DOMAIN\" for its "
+                   "subdomains too) that caps what is done for a From domain: none for a mailing "
+                   "list that breaks DKIM, say."},
+                  {"temperror", "accept",
+                   "A temporary DNS error: accept (dmarc=temperror is recorded) or denysoft (451 "
+                   "4.7.1)."},
+                  {"check_relay", "no",
+                   "yes also checks mail from relay clients and authenticated users."}),
+              .init = dmarc_init, .fini = dmarc_fini,
               .hooks[PORTER_HOOK_DATA_POST] = dmarc_data_post);

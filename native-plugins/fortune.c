@@ -46,5 +46,15 @@ static int fortune_quit(porter_session *s, void *program)
     return porter_command(s, argv, FORTUNE_TIMEOUT, fortune_done, NULL);
 }
 
-PORTER_PLUGIN(.name = "fortune", .init = fortune_init, .fini = free,
+PORTER_PLUGIN(.name = "fortune",
+              .description = "A fortune cookie for human users at QUIT. A client that greeted "
+                             "with HELO (people typing at telnet do; mail software says EHLO) "
+                             "gets one with its 221. The program runs on the thread pool for at "
+                             "most 5 seconds; when it is missing, fails or prints nothing, the "
+                             "client gets the ordinary 221.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"program", "/usr/games/fortune",
+                   "The program, run with -s (Debian's fortune-mod); a relative path is relative "
+                   "to the configuration directory."}),
+              .init = fortune_init, .fini = free,
               .hooks[PORTER_HOOK_QUIT] = fortune_quit);

@@ -11,4 +11,7 @@ static int queue_discard_queue(porter_session *s, void *state)
                         porter_queue_id(s));
 }
 
-PORTER_PLUGIN(.name = "queue_discard", .hooks[PORTER_HOOK_QUEUE] = queue_discard_queue);
+PORTER_PLUGIN(.name = "queue_discard",
+              .description = "Accepts every message and drops it. For benchmarks and tests only: "
+                             "with it, a 250 means nothing was delivered.",
+              .hooks[PORTER_HOOK_QUEUE] = queue_discard_queue);

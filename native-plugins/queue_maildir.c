@@ -150,5 +150,17 @@ static int maildir_queue(porter_session *s, void *state)
     return porter_run_blocking(s, maildir_deliver, maildir_done, job);
 }
 
-PORTER_PLUGIN(.name = "queue_maildir", .init = maildir_init, .fini = maildir_fini,
+PORTER_PLUGIN(.name = "queue_maildir",
+              .description = "Delivers accepted mail into a Maildir. The message is written to "
+                             "tmp/, fsynced, renamed into new/ and the folder fsynced, on the "
+                             "thread pool; only then does the client get 250, and any failure "
+                             "answers 451 4.3.0. A quarantined message goes to the quarantine "
+                             "Maildir, never to the inbox. The embedded default: useful with "
+                             "nothing else installed.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"path", "maildir",
+                   "The Maildir, relative to the configuration directory; created if missing."},
+                  {"quarantine", NULL,
+                   "The Maildir for quarantined messages (default: .Quarantine inside path=)."}),
+              .init = maildir_init, .fini = maildir_fini,
               .hooks[PORTER_HOOK_QUEUE] = maildir_queue);

@@ -877,7 +877,54 @@ static void relay_fini(void *state)
     free(r);
 }
 
-PORTER_PLUGIN(.name = "queue_smtp", .init = relay_init, .fini = relay_fini,
+PORTER_PLUGIN(.name = "queue_smtp",
+              .description = "Relays accepted mail to the downstream MTA while the client waits. "
+                             "The client gets the downstream's answer (a before-queue proxy): 250 "
+                             "only after the downstream's 250, its 4xx or 5xx passed on with "
+                             "\"downstream:\" in front, 451 4.4.1 when it cannot be reached. "
+                             "Connections are pooled per worker; the client's identity goes along "
+                             "with XFORWARD or XCLIENT. Quarantined messages are never relayed. "
+                             "The whole relay must end within the hook's deadline (hook_timeout= "
+                             "or plugin_timeout); see docs/queue.md.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"host", NULL,
+                   "Required. The downstream: HOST:PORT, [IPV6]:PORT or unix:/PATH."},
+                  {"protocol", "smtp", "smtp, or lmtp (one reply per recipient after the data)."},
+                  {"mode", "relay",
+                   "relay: one downstream transaction at queue; proxy: also at mail and rcpt, so "
+                   "that the client sees the downstream's verdict per recipient (put the line "
+                   "before rcpt_ok)."},
+                  {"tls", "may",
+                   "STARTTLS to the downstream: may, none, encrypt (required) or verify "
+                   "(required, certificate checked)."},
+                  {"tls_ca_file", NULL,
+                   "CA certificates (PEM) that tls=verify checks against (default: the system's)."},
+                  {"tls_server_name", NULL,
+                   "The name tls=verify expects in the certificate and sends as SNI (default: the "
+                   "host of host=)."},
+                  {"auth_user", NULL,
+                   "AUTH PLAIN at the downstream as this user; needs auth_password_file=."},
+                  {"auth_password_file", NULL,
+                   "A file whose first line is auth_user's password."},
+                  {"identity", "auto",
+                   "How the client's identity is passed on: auto (XFORWARD when offered, else "
+                   "XCLIENT when offered), xforward, xclient or none."},
+                  {"helo", NULL, "The name said in EHLO (default: hostname in porter.conf)."},
+                  {"pool", "16",
+                   "Idle downstream connections kept per worker for the next message."},
+                  {"connections", "256",
+                   "Downstream connections per worker at most; more messages wait in line."},
+                  {"idle_timeout", "30", "Seconds a pooled connection may stay idle."},
+                  {"connect_timeout", "10", "Seconds to connect."},
+                  {"command_timeout", "30",
+                   "Seconds for the greeting and for each reply to a command."},
+                  {"data_timeout", "60",
+                   "Seconds for sending the message and for the reply to its end."},
+                  {"quarantine", "next",
+                   "Quarantined messages: next declines them, so that a later queue plugin takes "
+                   "them (queue_spool's hold queue, queue_maildir's quarantine); defer answers "
+                   "451 4.7.1."}),
+              .init = relay_init, .fini = relay_fini,
               .hooks[PORTER_HOOK_MAIL] = relay_mail, .hooks[PORTER_HOOK_RCPT] = relay_rcpt,
               .hooks[PORTER_HOOK_QUEUE] = relay_queue,
               .hooks[PORTER_HOOK_RESET_TRANSACTION] = relay_reset_transaction,

@@ -205,5 +205,19 @@ static int spool_queue_hook(porter_session *s, void *state)
     return porter_run_blocking(s, spool_work, spool_done, job);
 }
 
-PORTER_PLUGIN(.name = "queue_spool", .init = spool_init, .fini = spool_fini,
+PORTER_PLUGIN(.name = "queue_spool",
+              .description = "Stores accepted mail in Porter's own queue for the delivery "
+                             "process. The message is written, fsynced and linked into active/ "
+                             "before the 250; the delivery process then relays it to relay_host "
+                             "with retries, delay notices and bounces (docs/queue.md). A "
+                             "quarantined message waits in the hold queue for `porter queue "
+                             "release ID`. A full disk answers 452 4.3.1, any other failure 451 "
+                             "4.3.0, and leaves nothing behind.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"queue_dir", NULL,
+                   "The queue (default: queue_dir in porter.conf, so that the delivery process "
+                   "and `porter queue` see the same queue)."},
+                  {"notes", NULL,
+                   "Transaction notes kept with the message: comma-separated keys."}),
+              .init = spool_init, .fini = spool_fini,
               .hooks[PORTER_HOOK_QUEUE] = spool_queue_hook);

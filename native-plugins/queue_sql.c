@@ -149,5 +149,17 @@ static int sql_queue(porter_session *s, void *state)
     return porter_deliver(s, sql_deliver, state, "Queued!");
 }
 
-PORTER_PLUGIN(.name = "queue_sql", .init = sql_init, .fini = sql_fini,
+PORTER_PLUGIN(.name = "queue_sql",
+              .description = "Stores each accepted message as a row of an SQLite or PostgreSQL "
+                             "table. The table is mails (queue_id, message_id, sender, "
+                             "recipients, header, body, received), created if missing; rows are "
+                             "written on the thread pool. The client gets 250 2.0.0 Queued! "
+                             "QUEUEID only after the row is committed, and 451 4.3.0 on any "
+                             "database error, so it keeps the message.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"db", "sqlite:queue.sqlite",
+                   "sqlite:PATH (relative to the configuration directory; created by the worker "
+                   "on the first message) or postgresql:CONNINFO, in quotes when it has blanks: "
+                   "db=\"postgresql:host=/run/postgresql dbname=mail\"."}),
+              .init = sql_init, .fini = sql_fini,
               .hooks[PORTER_HOOK_QUEUE] = sql_queue);

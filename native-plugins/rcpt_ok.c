@@ -107,6 +107,19 @@ static int rcpt_ok_rcpt(porter_session *s, void *state)
     return porter_reply(s, PORTER_DENY, 550, "5.7.1", "<%s>: Relay access denied", recipient);
 }
 
-PORTER_PLUGIN(.name = "rcpt_ok", .init = rcpt_ok_init, .fini = rcpt_ok_fini,
+PORTER_PLUGIN(.name = "rcpt_ok",
+              .description = "Decides which recipients are accepted, so that Porter is never an "
+                             "open relay. A recipient whose domain is in rcpthosts, the bare "
+                             "postmaster, or any recipient of a client that may relay (listed in "
+                             "relayclients, or authenticated). Anything else gets 550 5.7.1 Relay "
+                             "access denied, and so does a local part with %, ! or a quoted @ "
+                             "(source routing) from a client that may not relay.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"rcpthosts", "rcpthosts",
+                   "A file of domains, one per line (\".example.com\" also accepts its "
+                   "subdomains), relative to the configuration directory."},
+                  {"relayclients", NULL,
+                   "Clients that may relay: a CIDR list or a file of them."}),
+              .init = rcpt_ok_init, .fini = rcpt_ok_fini,
               .hooks[PORTER_HOOK_CONNECT] = rcpt_ok_connect,
               .hooks[PORTER_HOOK_RCPT] = rcpt_ok_rcpt);

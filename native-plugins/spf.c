@@ -475,7 +475,31 @@ static void spf_fini(void *state)
     free(p);
 }
 
-PORTER_PLUGIN(.name = "spf", .init = spf_init, .fini = spf_fini,
+PORTER_PLUGIN(.name = "spf",
+              .description = "Checks with SPF (RFC 7208) that the sender's domain lets the client "
+                             "send its mail. libspf2 runs on the thread pool with DNS through "
+                             "Porter's resolver; the plugin records the result for dmarc and the "
+                             "Authentication-Results header. The MAIL FROM domain is checked (for "
+                             "the null sender the HELO name; with check_helo=yes the HELO name as "
+                             "well). Relay clients, authenticated users and trusted= clients are "
+                             "not checked. Each result is accept, deny (550 5.7.23; 5.7.24 for "
+                             "permerror) or denysoft (451 4.7.23; 4.7.24 for temperror).",
+              .arguments = PORTER_ARGUMENTS(
+                  {"fail", "deny", "What a fail gets: accept, deny or denysoft."},
+                  {"softfail", "accept", "What a softfail gets."},
+                  {"neutral", "accept", "What a neutral gets."},
+                  {"none", "accept", "What none (no SPF record) gets."},
+                  {"temperror", "denysoft", "What a temporary DNS error gets."},
+                  {"permerror", "accept", "What a broken SPF record gets."},
+                  {"reject_at", "rcpt",
+                   "Where a refusal is answered: rcpt (to every RCPT of the transaction; put spf "
+                   "before rcpt_ok) or mail."},
+                  {"check_helo", "no",
+                   "yes also checks the HELO name; the stricter result wins."},
+                  {"received_spf", "no",
+                   "yes adds a Received-SPF header (RFC 7208 section 9.1) on top of the message."},
+                  {"trusted", NULL, "Clients never checked: a CIDR list or a file of them."}),
+              .init = spf_init, .fini = spf_fini,
               .hooks[PORTER_HOOK_MAIL] = spf_mail, .hooks[PORTER_HOOK_RCPT] = spf_rcpt,
               .hooks[PORTER_HOOK_DATA_POST] = spf_data_post,
               .hooks[PORTER_HOOK_DISCONNECT] = spf_disconnect);

@@ -150,7 +150,15 @@ static int test_data_post(porter_session *s, void *t) { return test_hook(s, t, T
 static int test_queue(porter_session *s, void *t) { return test_hook(s, t, TEST_QUEUE); }
 static int test_connect(porter_session *s, void *t) { return test_hook(s, t, TEST_CONNECT); }
 
-PORTER_PLUGIN(.name = "test_pending", .init = test_init, .fini = test_fini,
+PORTER_PLUGIN(.name = "test_pending",
+              .description = "Porter's own tests of asynchronous verdicts. Not for production, "
+                             "and not installed.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"hook", "rcpt", "The hook: rcpt, mail, helo, data_post, queue or connect."},
+                  {"mode", "timer", "timer, blocking, resume, never or message."},
+                  {"delay", "0.1", "Seconds before the verdict."},
+                  {"verdict", "ok", "ok, declined, deny or denysoft."}),
+              .init = test_init, .fini = test_fini,
               .hooks[PORTER_HOOK_RCPT] = test_rcpt, .hooks[PORTER_HOOK_MAIL] = test_mail,
               .hooks[PORTER_HOOK_HELO] = test_helo, .hooks[PORTER_HOOK_EHLO] = test_helo,
               .hooks[PORTER_HOOK_DATA_POST] = test_data_post, .hooks[PORTER_HOOK_QUEUE] = test_queue,

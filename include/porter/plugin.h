@@ -225,6 +225,37 @@ struct porter_delivery {
  */
 typedef int (*porter_deliver_fn)(void *state, struct porter_delivery *d);
 
+/*
+ * The store: shared state for plugins (greylisting triplets, rate counters), on LMDB in the
+ * spool directory (store = lmdb, shared by the workers of one daemon) or on a Redis server
+ * (store = redis://HOST:PORT/DB, shared by every gateway that names it).
+ */
+enum porter_store_status {
+    PORTER_STORE_OK = 0,        /* done; for a get, the key was found */
+    PORTER_STORE_NOT_FOUND,     /* get: no such key, or it expired */
+    PORTER_STORE_ERROR,         /* the store could not answer (Redis down or slow, LMDB full):
+                                   error says why; the plugin's on_store_error= decides */
+    PORTER_STORE_STATUS_COUNT
+};
+
+/* The outcome of one store call. Valid only during the callback. */
+struct porter_store_result {
+    int status;                 /* enum porter_store_status */
+    const char *value;          /* get: the value, NUL-terminated; NULL otherwise */
+    size_t length;              /* bytes of value, without the NUL */
+    long long count;            /* increment: the counter after it; delete: keys removed */
+    double ttl;                 /* get, increment: seconds before the key expires; -1: never */
+    const char *error;          /* PORTER_STORE_ERROR: why, fit for a log value */
+};
+
+/*
+ * Runs on the event loop with the outcome of a porter_store_* call. Like porter_done_fn, it
+ * returns the hook's verdict (it may be PENDING again, after another store call). When the
+ * session went away or the hook timed out meanwhile, s and result are NULL: free arg and
+ * return anything.
+ */
+typedef int (*porter_store_fn)(porter_session *s, void *arg, const struct porter_store_result *result);
+
 /* The table of calls the core gives a plugin. Use the porter_* macros below, not this. */
 struct porter_api {
     unsigned abi;
@@ -327,6 +358,14 @@ struct porter_api {
     /* the client's host name as DNS tells it */
     const char *(*client_ptr)(porter_session *s);
     int (*set_client_name)(porter_session *s, const char *name, const char *ptr);
+    /* the store: shared state (greylist, ratelimit, ...); store in porter.conf */
+    int (*store_get)(porter_session *s, const char *key, porter_store_fn done, void *arg);
+    int (*store_set)(porter_session *s, const char *key, const char *value, double ttl,
+                     porter_store_fn done, void *arg);
+    int (*store_increment)(porter_session *s, const char *key, long long by, double ttl,
+                           porter_store_fn done, void *arg);
+    int (*store_delete)(porter_session *s, const char *key, porter_store_fn done, void *arg);
+    const char *(*store_status_name)(int status);
 };
 
 /*
@@ -686,6 +725,37 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  * otherwise -1 and nothing changes. Returns 0.
  */
 #define porter_set_client_name(s, name, ptr) (porter_api->set_client_name((s), (name), (ptr)))
+
+/*
+ * The store (store = in porter.conf; docs/plugins.md "Shared state"). Keys are text of at most
+ * 400 bytes, values at most 65536 bytes; the core puts "PLUGIN:" in front of every key (a
+ * plugin's keys never meet another plugin's; every gateway on one Redis shares them). ttl is
+ * in seconds; 0 keeps the key until it is deleted.
+ *   porter_store_get(s, key, done, arg)            the value (status NOT_FOUND when absent or
+ *                                                  expired) and its ttl
+ *   porter_store_set(s, key, value, ttl, done, arg) store value (a string) for ttl seconds
+ *   porter_store_increment(s, key, by, ttl, done, arg)  add by (may be negative) to a counter
+ *                                                  and give its new count; a key that did not
+ *                                                  exist starts at 0 and expires ttl seconds
+ *                                                  after that first increment (a fixed window:
+ *                                                  later increments keep the expiry)
+ *   porter_store_delete(s, key, done, arg)         remove the key (count: 1, or 0 if absent)
+ * With done, the call is made inside a hook (or a continuation): it returns PORTER_PENDING and
+ * done(s, arg, result) gives the verdict on the loop, at the earliest on the next loop turn,
+ * like porter_dns_lookup (PORTER_DENYSOFT, logged, outside a hook). With done NULL, the call
+ * is made in the background, in any hook (disconnect too): nobody waits for it, a failure is
+ * logged, and it returns PORTER_DECLINED. A store that cannot answer within store_timeout
+ * gives status PORTER_STORE_ERROR: decide with the plugin's on_store_error= argument (by
+ * default let the mail through and log it), never by answering 250 for mail that is lost.
+ *   return porter_store_increment(s, key, 1, 3600, counted, state);
+ */
+#define porter_store_get(s, key, done, arg) (porter_api->store_get((s), (key), (done), (arg)))
+#define porter_store_set(s, key, value, ttl, done, arg) \
+    (porter_api->store_set((s), (key), (value), (ttl), (done), (arg)))
+#define porter_store_increment(s, key, by, ttl, done, arg) \
+    (porter_api->store_increment((s), (key), (by), (ttl), (done), (arg)))
+#define porter_store_delete(s, key, done, arg) (porter_api->store_delete((s), (key), (done), (arg)))
+#define porter_store_status_name(status) (porter_api->store_status_name(status)) /* "ok", ... */
 
 #endif /* PORTER_CORE */
 

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "gateway/cidr.h"
 #include "gateway/config.h"
 
 /* ---- helpers ---- */
@@ -385,7 +386,15 @@ static const struct error_case error_cases[] = {
     {"listen = 127.0.0.1:25 lmtp", "porter.conf:1: listen: role 'lmtp' is not one of smtp, "
                                    "submission, submissions"},
     {"listen = 127.0.0.1:25 smtp extra",
-     "porter.conf:1: listen: want ADDRESS:PORT [ROLE], got more words"},
+     "porter.conf:1: listen: option 'extra' is not proxy_protocol (or is given twice)"},
+    {"listen = 127.0.0.1:25 smtp proxy_protocol proxy_protocol",
+     "porter.conf:1: listen: option 'proxy_protocol' is not proxy_protocol (or is given twice)"},
+    {"listen = 127.0.0.1:25 smtp proxy_protocol",
+     "porter.conf: listen 127.0.0.1:25 has proxy_protocol but proxy_sources lists no load "
+     "balancer"},
+    {"proxy_sources = 10.1.2.3/8",
+     "porter.conf:1: proxy_sources: '10.1.2.3/8' is not a CIDR list: '10.1.2.3/8' has address "
+     "bits set after the prefix (did you mean 10.0.0.0/8?)"},
     {"listen = 127.0.0.1:25\nlisten = 127.0.0.1:25 submission",
      "porter.conf:2: listen: '127.0.0.1:25' is listed twice"},
     {"listen = [::1]:25\nlisten = [0:0::1]:25", "porter.conf:2: listen: '[0:0::1]:25' is listed "
@@ -471,6 +480,17 @@ static void test_listen_replaces_default(void **state)
     assert_int_equal(c->listen_count, 1);
     assert_string_equal(c->listen[0].address, "[::1]:2526");
     assert_string_equal(c->listen[0].role, "submission");
+    assert_false(c->listen[0].proxy_protocol);
+    config_free(c);
+
+    /* a PROXY listener with its balancers; the lists are built */
+    c = parse("listen = 0.0.0.0:25 smtp proxy_protocol\nproxy_sources = 10.0.0.10/32, ::1\n"
+              "xclient_clients = 127.0.0.1\n", &errors);
+    assert_non_null(c);
+    assert_true(c->listen[0].proxy_protocol);
+    assert_true(cidr_match(c->proxy_sources_list, "10.0.0.10"));
+    assert_false(cidr_match(c->proxy_sources_list, "10.0.0.11"));
+    assert_true(cidr_match(c->xclient_clients_list, "127.0.0.1"));
     config_free(c);
 
     /* at most the table's maximum listen lines */

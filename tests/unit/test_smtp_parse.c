@@ -170,7 +170,7 @@ static void test_verb_names(void **state)
 {
     static const char *const want[SMTP_VERB_COUNT] = {
         "UNKNOWN", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET",
-        "NOOP",    "QUIT", "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH",
+        "NOOP",    "QUIT", "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH", "XCLIENT",
     };
     int failures = 0;
     for (int v = 0; v < SMTP_VERB_COUNT; v++) {

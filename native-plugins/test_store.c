@@ -1,0 +1,62 @@
+/*
+ * test_store - a plugin for Porter's own tests of the store API. Not for production.
+ *
+ * It answers one made-up command (through the unrecognized_command hook), so that a test can
+ * drive the store over SMTP and read each outcome in the reply:
+ *   XSTORE GET KEY                 XSTORE SET KEY VALUE [TTL]
+ *   XSTORE INCR KEY BY [TTL]       XSTORE DEL KEY
+ *   XSTORE BGSET KEY VALUE [TTL]   (in the background: answered at once)
+ * Reply: "250 status=ok|not_found|error value=V count=N ttl=T error=..." (TTL: seconds, -1
+ * none). Other commands are declined.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <porter/plugin.h>
+
+/* test_store_answer - the outcome as one reply line */
+static int test_store_answer(porter_session *s, void *arg, const struct porter_store_result *r)
+{
+    if (s == NULL)
+        return PORTER_DECLINED;
+    return porter_reply(s, PORTER_DONE, 250, "2.0.0", "status=%s value=%s count=%lld ttl=%.3f "
+                        "error=%s", porter_store_status_name(r->status),
+                        r->value != NULL ? r->value : "-", r->count, r->ttl,
+                        r->error != NULL ? r->error : "-");
+}
+
+static int test_store_command(porter_session *s, void *state)
+{
+    char line[512];
+    snprintf(line, sizeof line, "%s", porter_hook_argument(s));
+    char *words[6] = {0};
+    size_t count = 0;
+    char *saveptr = NULL;
+    for (char *w = strtok_r(line, " \r\n", &saveptr); w != NULL && count < 6;
+         w = strtok_r(NULL, " \r\n", &saveptr))
+        words[count++] = w;
+    if (count < 3 || strcasecmp(words[0], "XSTORE") != 0)
+        return PORTER_DECLINED;
+    const char *op = words[1], *key = words[2];
+    if (strcasecmp(op, "GET") == 0)
+        return porter_store_get(s, key, test_store_answer, NULL);
+    if (strcasecmp(op, "DEL") == 0)
+        return porter_store_delete(s, key, test_store_answer, NULL);
+    if (strcasecmp(op, "SET") == 0 && count >= 4)
+        return porter_store_set(s, key, words[3], count > 4 ? atof(words[4]) : 0,
+                                test_store_answer, NULL);
+    if (strcasecmp(op, "INCR") == 0 && count >= 4)
+        return porter_store_increment(s, key, atoll(words[3]), count > 4 ? atof(words[4]) : 0,
+                                      test_store_answer, NULL);
+    if (strcasecmp(op, "BGSET") == 0 && count >= 4) {
+        porter_store_set(s, key, words[3], count > 4 ? atof(words[4]) : 0, NULL, NULL);
+        return porter_reply(s, PORTER_DONE, 250, "2.0.0", "queued");
+    }
+    return porter_reply(s, PORTER_DONE, 501, "5.5.4", "XSTORE GET|SET|INCR|DEL|BGSET KEY ...");
+}
+
+PORTER_PLUGIN(.name = "test_store",
+              .description = "Test only: drives the store API with an XSTORE command.",
+              .hooks[PORTER_HOOK_UNRECOGNIZED_COMMAND] = test_store_command);

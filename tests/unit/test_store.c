@@ -1,0 +1,247 @@
+/*
+ * test_store.c - unit tests of the store's pure parts (gateway/store.c, store_lmdb.c,
+ * store_redis.c): the store setting (lmdb, redis://, redis+unix://, credentials, bad ones),
+ * its log form without the password, LMDB records, counters, time left, the reconnection
+ * backoff; and the dispatch on a real event loop with the LMDB backend in a temporary
+ * directory: outcomes arrive on a later loop turn, never inside store_submit, and a cancelled
+ * request's callback never runs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "gateway/config.h"
+#include "gateway/store.h"
+#include "gateway/thread_pool.h"
+
+struct address_case {
+    const char *text;
+    int want;                /* 0 or -1 */
+    enum store_kind kind;
+    const char *host;
+    int port;
+    const char *path;
+    int database;
+    const char *user, *password;
+};
+
+static const struct address_case address_cases[] = {
+    {"lmdb", 0, STORE_LMDB, "", 0, "", 0, "", ""},
+    {"redis://127.0.0.1:6380/2", 0, STORE_REDIS_TCP, "127.0.0.1", 6380, "", 2, "", ""},
+    {"redis://localhost", 0, STORE_REDIS_TCP, "localhost", 6379, "", 0, "", ""},
+    {"redis://localhost/", 0, STORE_REDIS_TCP, "localhost", 6379, "", 0, "", ""},
+    {"redis://[::1]:7000/15", 0, STORE_REDIS_TCP, "::1", 7000, "", 15, "", ""},
+    {"redis://:s3cret@10.0.0.1:6379/1", 0, STORE_REDIS_TCP, "10.0.0.1", 6379, "", 1, "", "s3cret"},
+    {"redis://porter:pw@redis.example:6379", 0, STORE_REDIS_TCP, "redis.example", 6379, "", 0,
+     "porter", "pw"},
+    {"redis+unix:///run/redis/redis.sock", 0, STORE_REDIS_UNIX, "", 0, "/run/redis/redis.sock",
+     0, "", ""},
+    {"redis+unix:///tmp/r.sock?db=4", 0, STORE_REDIS_UNIX, "", 0, "/tmp/r.sock", 4, "", ""},
+    {"redis+unix://:pw@/tmp/r.sock", 0, STORE_REDIS_UNIX, "", 0, "/tmp/r.sock", 0, "", "pw"},
+    {"sqlite", -1, 0, NULL, 0, NULL, 0, NULL, NULL},
+    {"redis://", -1, 0, NULL, 0, NULL, 0, NULL, NULL},
+    {"redis://host:0", -1, 0, NULL, 0, NULL, 0, NULL, NULL},
+    {"redis://host:65536", -1, 0, NULL, 0, NULL, 0, NULL, NULL},
+    {"redis://host:port", -1, 0, NULL, 0, NULL, 0, NULL, NULL},
+    {"redis://host:6379/x", -1, 0, NULL, 0, NULL, 0, NULL, NULL},
+    {"redis://[::1", -1, 0, NULL, 0, NULL, 0, NULL, NULL},
+    {"redis://user@host", -1, 0, NULL, 0, NULL, 0, NULL, NULL},
+    {"redis+unix://relative.sock", -1, 0, NULL, 0, NULL, 0, NULL, NULL},
+    {"redis+unix:///tmp/r.sock?database=1", -1, 0, NULL, 0, NULL, 0, NULL, NULL},
+    {"redis://ho st:1", -1, 0, NULL, 0, NULL, 0, NULL, NULL},
+};
+
+static void test_address_parse(void **unused)
+{
+    for (size_t i = 0; i < sizeof address_cases / sizeof address_cases[0]; i++) {
+        const struct address_case *c = &address_cases[i];
+        struct store_address a;
+        char error[256] = "";
+        int got = store_address_parse(c->text, &a, error, sizeof error);
+        if (got != c->want)
+            fail_msg("%s: got %d (%s), want %d", c->text, got, error, c->want);
+        if (got != 0) {
+            if (error[0] == '\0')
+                fail_msg("%s: refused without a reason", c->text);
+            continue;
+        }
+        if (a.kind != c->kind || strcmp(a.host, c->host) != 0 || a.port != c->port ||
+            strcmp(a.path, c->path) != 0 || a.database != c->database ||
+            strcmp(a.user, c->user) != 0 || strcmp(a.password, c->password) != 0)
+            fail_msg("%s: got kind %d host '%s' port %d path '%s' db %d user '%s' password '%s'",
+                     c->text, a.kind, a.host, a.port, a.path, a.database, a.user, a.password);
+    }
+}
+
+static void test_address_text_hides_password(void **unused)
+{
+    struct store_address a;
+    char error[256], text[400];
+    assert_int_equal(store_address_parse("redis://:hunter2@[::1]:7000/3", &a, error, sizeof error), 0);
+    store_address_text(&a, text, sizeof text);
+    assert_string_equal(text, "redis://:***@[::1]:7000/3");
+    assert_int_equal(store_address_parse("lmdb", &a, error, sizeof error), 0);
+    store_address_text(&a, text, sizeof text);
+    assert_string_equal(text, "lmdb");
+}
+
+static void test_record(void **unused)
+{
+    unsigned char buffer[STORE_RECORD_HEADER + 5];
+    store_record_encode(buffer, 0x0102030405060708ull, "hello", 5);
+    assert_int_equal(buffer[0], 1);
+    assert_int_equal(buffer[7], 8);
+    uint64_t expires;
+    const char *value;
+    size_t length;
+    assert_int_equal(store_record_decode(buffer, sizeof buffer, &expires, &value, &length), 0);
+    assert_true(expires == 0x0102030405060708ull);
+    assert_int_equal(length, 5);
+    assert_memory_equal(value, "hello", 5);
+    assert_int_equal(store_record_decode(buffer, 7, &expires, &value, &length), -1);
+    store_record_encode(buffer, 0, "", 0);
+    assert_int_equal(store_record_decode(buffer, STORE_RECORD_HEADER, &expires, &value, &length), 0);
+    assert_true(expires == 0 && length == 0);
+}
+
+static void test_counter_parse(void **unused)
+{
+    long long n;
+    assert_int_equal(store_counter_parse("42", 2, &n), 0);
+    assert_true(n == 42);
+    assert_int_equal(store_counter_parse("-7", 2, &n), 0);
+    assert_true(n == -7);
+    assert_int_equal(store_counter_parse("9223372036854775807", 19, &n), 0);
+    assert_int_equal(store_counter_parse("9223372036854775808", 19, &n), -1);
+    assert_int_equal(store_counter_parse("", 0, &n), -1);
+    assert_int_equal(store_counter_parse("4x", 2, &n), -1);
+    assert_int_equal(store_counter_parse(" 4", 2, &n), -1);
+    assert_int_equal(store_counter_parse("+4", 2, &n), -1);
+    assert_int_equal(store_counter_parse("12", 1, &n), 0); /* only the length given counts */
+    assert_true(n == 1);
+}
+
+static void test_ttl_and_backoff(void **unused)
+{
+    assert_true(store_ttl_seconds(0, 5000) == -1);
+    assert_true(store_ttl_seconds(6500, 5000) == 1.5);
+    assert_true(store_ttl_seconds(4000, 5000) == 0);
+    assert_true(store_redis_backoff(0) == 0.1);
+    assert_true(store_redis_backoff(1) == 0.2);
+    assert_true(store_redis_backoff(3) == 0.8);
+    assert_true(store_redis_backoff(9) == 30);
+    assert_true(store_redis_backoff(1000) == 30);
+}
+
+/* ---- the dispatch on a real loop, LMDB backend ---- */
+
+struct outcome {
+    int calls;
+    int status;
+    char value[64];
+    long long count;
+    double ttl;
+    bool inside_submit;
+};
+
+static bool submitting;
+
+static void record_outcome(const struct porter_store_result *result, void *arg)
+{
+    struct outcome *o = arg;
+    o->calls++;
+    o->status = result->status;
+    snprintf(o->value, sizeof o->value, "%s", result->value != NULL ? result->value : "");
+    o->count = result->count;
+    o->ttl = result->ttl;
+    o->inside_submit = submitting;
+}
+
+static void run(struct event_base *base, struct store *store, enum store_operation op,
+                const char *key, const char *value, long long by, double ttl, struct outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    submitting = true;
+    store_submit(store, op, key, value, by, ttl, record_outcome, o);
+    submitting = false;
+    assert_int_equal(o->calls, 0); /* never inside store_submit */
+    for (int i = 0; i < 100 && o->calls == 0; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    assert_int_equal(o->calls, 1);
+    assert_false(o->inside_submit);
+}
+
+static void test_lmdb_dispatch(void **unused)
+{
+    char directory[] = "/tmp/porter-test-store-XXXXXX";
+    assert_non_null(mkdtemp(directory));
+    struct porter_config config = {0};
+    config.store = "lmdb";
+    config.spool_dir = directory;
+    config.store_size = 8 << 20;
+    config.store_timeout = 1;
+    config.store_sweep_interval = 60;
+    struct event_base *base = event_base_new();
+    struct thread_pool *pool = thread_pool_start(base, 1);
+    struct store *store = store_new(&config, base, pool);
+    assert_non_null(store);
+    struct outcome o;
+    run(base, store, STORE_GET, "t:absent", NULL, 0, 0, &o);
+    assert_int_equal(o.status, PORTER_STORE_NOT_FOUND);
+    run(base, store, STORE_SET, "t:k", "v1", 0, 30, &o);
+    assert_int_equal(o.status, PORTER_STORE_OK);
+    run(base, store, STORE_GET, "t:k", NULL, 0, 0, &o);
+    assert_int_equal(o.status, PORTER_STORE_OK);
+    assert_string_equal(o.value, "v1");
+    assert_true(o.ttl > 29 && o.ttl <= 30);
+    run(base, store, STORE_INCREMENT, "t:n", NULL, 3, 10, &o);
+    assert_true(o.status == PORTER_STORE_OK && o.count == 3);
+    run(base, store, STORE_INCREMENT, "t:n", NULL, -1, 10, &o);
+    assert_true(o.status == PORTER_STORE_OK && o.count == 2);
+    run(base, store, STORE_INCREMENT, "t:k", NULL, 1, 10, &o);
+    assert_int_equal(o.status, PORTER_STORE_ERROR);
+    run(base, store, STORE_DELETE, "t:k", NULL, 0, 0, &o);
+    assert_true(o.status == PORTER_STORE_OK && o.count == 1);
+    /* limits */
+    char key[STORE_KEY_MAX + 2];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    run(base, store, STORE_GET, key, NULL, 0, 0, &o);
+    assert_int_equal(o.status, PORTER_STORE_ERROR);
+    run(base, store, STORE_GET, "", NULL, 0, 0, &o);
+    assert_int_equal(o.status, PORTER_STORE_ERROR);
+    /* a cancelled request's callback never runs */
+    memset(&o, 0, sizeof o);
+    store_request_cancel(store_submit(store, STORE_GET, "t:n", NULL, 0, 0, record_outcome, &o));
+    for (int i = 0; i < 10; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    assert_int_equal(o.calls, 0);
+    thread_pool_stop(pool);
+    store_free(store);
+    event_base_free(base);
+    char *command = NULL;
+    assert_true(asprintf(&command, "rm -rf '%s'", directory) > 0);
+    assert_int_equal(system(command), 0);
+    free(command);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_address_parse),
+        cmocka_unit_test(test_address_text_hides_password),
+        cmocka_unit_test(test_record),
+        cmocka_unit_test(test_counter_parse),
+        cmocka_unit_test(test_ttl_and_backoff),
+        cmocka_unit_test(test_lmdb_dispatch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
