@@ -197,7 +197,7 @@ static const struct config_setting config_table[] = {
      .description = "on SIGTERM, keep accepting this long but answer new connections 421 "
                     "(health checks fail, so a load balancer moves traffic away) before "
                     "draining; on a proxy_protocol listener proxied clients are still served "
-                    "and only the balancer's own checks get 421"},
+                    "and only the balancer's own checks (LOCAL, or naming the balancer) get 421"},
     {.name = "received_header", .type = CONFIG_BOOL, .offset = FIELD(received_header),
      .default_value = "yes", .description = "add a Received header to every message"},
     {.name = "bare_lf", .type = CONFIG_CHOICE, .offset = FIELD(bare_lf),

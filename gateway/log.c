@@ -92,6 +92,49 @@ void log_vmessage(int level, const char *session_id, const char *prefix, const c
             (long)getpid(), log_level_name(level), line);
 }
 
+char *log_value(char *buffer, size_t size, const char *value)
+{
+    if (size == 0)
+        return buffer;
+    if (value == NULL)
+        value = "-";
+    bool plain = value[0] != '\0';
+    for (const unsigned char *p = (const unsigned char *)value; *p && plain; p++)
+        plain = !(*p <= ' ' || *p == '"' || *p == '\\' || *p == 0x7f);
+    if (plain) {
+        snprintf(buffer, size, "%s", value);
+        return buffer;
+    }
+    if (size < 3) {
+        buffer[0] = '\0';
+        return buffer;
+    }
+    size_t used = 0;
+    buffer[used++] = '"';
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        char escaped[2] = {0, 0};
+        size_t length = 1;
+        if (*p == '"' || *p == '\\') {
+            escaped[0] = '\\';
+            escaped[1] = (char)*p;
+            length = 2;
+        } else if (*p == '\n' || *p == '\t') {
+            escaped[0] = '\\';
+            escaped[1] = *p == '\n' ? 'n' : 't';
+            length = 2;
+        } else {
+            escaped[0] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
+        }
+        if (used + length + 2 > size) /* room for the closing quote and the NUL */
+            break;
+        memcpy(buffer + used, escaped, length);
+        used += length;
+    }
+    buffer[used++] = '"';
+    buffer[used] = '\0';
+    return buffer;
+}
+
 void log_message(int level, const char *session_id, const char *format, ...)
 {
     va_list ap;

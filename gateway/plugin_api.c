@@ -979,4 +979,5 @@ const struct porter_api plugin_api_table = {
     .store_increment = api_store_increment,
     .store_delete = api_store_delete,
     .store_status_name = store_status_name,
+    .dns_background = hook_chain_dns_background,
 };

@@ -451,6 +451,8 @@ void hook_chain_notify(struct porter_session *s, enum porter_hook hook)
     }
 }
 
+static void hook_background_cancel(struct porter_session *s);
+
 void hook_chain_cancel(struct porter_session *s)
 {
     struct hook_run *run = &s->run;
@@ -462,6 +464,7 @@ void hook_chain_cancel(struct porter_session *s)
     run->resumed = false;
     run->generation++;
     hook_continuation_drop(s);
+    hook_background_cancel(s);
     if (run->timeout_event != NULL) {
         event_free(run->timeout_event);
         event_free(run->resume_event);
@@ -692,6 +695,82 @@ int hook_chain_store(struct porter_session *s, enum store_operation operation, c
     c->store_done = callback;
     c->store = store_submit(store, operation, key, value, by, ttl, hook_chain_store_answered, c);
     return PORTER_PENDING;
+}
+
+/* ---------------------------------------------------------------- background lookups */
+
+/* One porter_dns_background lookup: on its session's list until answered or cancelled. */
+struct hook_background {
+    struct hook_background *prev, *next;
+    struct porter_session *session;
+    const struct plugin_instance *plugin;   /* the plugin that asked: its name and data slot */
+    struct dns_query *query;
+    porter_dns_background_fn callback;
+    void *arg;
+};
+
+/* hook_background_unlink - off the session's list */
+static void hook_background_unlink(struct hook_background *b)
+{
+    struct porter_session *s = b->session;
+    if (b->prev != NULL)
+        b->prev->next = b->next;
+    else
+        s->run.background = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
+}
+
+/* hook_background_answered - a dns.c callback: the plugin's callback, as the plugin */
+static void hook_background_answered(const struct porter_dns_answer *answer, void *arg)
+{
+    struct hook_background *b = arg;
+    struct porter_session *s = b->session;
+    hook_background_unlink(b);
+    session_hold(s);
+    const struct plugin_instance *previous = s->run.plugin;
+    bool in_call = s->run.in_call;
+    s->run.plugin = b->plugin;
+    s->run.in_call = false; /* no verdict and no PENDING helper from here */
+    b->callback(s, b->arg, answer);
+    s->run.plugin = previous;
+    s->run.in_call = in_call;
+    free(b);
+    session_unhold(s);
+}
+
+/* hook_background_cancel - the session ends: stop every lookup, without callbacks */
+static void hook_background_cancel(struct porter_session *s)
+{
+    while (s->run.background != NULL) {
+        struct hook_background *b = s->run.background;
+        s->run.background = b->next;
+        dns_query_cancel(b->query);
+        free(b);
+    }
+}
+
+int hook_chain_dns_background(struct porter_session *s, int type, const char *name,
+                              porter_dns_background_fn callback, void *arg)
+{
+    struct dns_resolver *resolver = worker_dns(s->worker);
+    if (resolver == NULL || s->closed || s->run.plugin == NULL) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error error=\"porter_dns_background "
+                    "%s\"", resolver == NULL ? "without a worker resolver"
+                                             : "outside a plugin call or after the disconnect");
+        return -1;
+    }
+    struct hook_background *b = xcalloc(1, sizeof *b);
+    b->session = s;
+    b->plugin = s->run.plugin;
+    b->callback = callback;
+    b->arg = arg;
+    b->next = s->run.background;
+    if (b->next != NULL)
+        b->next->prev = b;
+    s->run.background = b;
+    b->query = dns_lookup(resolver, type, name, hook_background_answered, b);
+    return 0;
 }
 
 /* hook_chain_serial_start - start the instance's next job unless one runs; jobs nobody waits

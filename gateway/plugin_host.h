@@ -72,6 +72,10 @@ int hook_chain_dns(struct porter_session *s, int type, const char *name, porter_
 int hook_chain_store(struct porter_session *s, enum store_operation operation, const char *key,
                      const char *value, long long by, double ttl, porter_store_fn callback,
                      void *arg);
+/* hook_chain_dns_background - porter_dns_background: a lookup outside the chain, cancelled
+ * (its callback never runs) by hook_chain_cancel */
+int hook_chain_dns_background(struct porter_session *s, int type, const char *name,
+                              porter_dns_background_fn callback, void *arg);
 /* hook_chain_run_blocking - work(arg) on the pool, then done(s, arg, result) on the loop */
 int hook_chain_run_blocking(struct porter_session *s, porter_work_fn work, porter_done_fn done,
                             void *arg);

@@ -86,7 +86,9 @@ static void session_set_state(struct porter_session *s, enum session_state state
 static void session_arm_idle(struct porter_session *s);
 static void session_total_fired_locked(struct porter_session *s);
 static void session_idle_fired_locked(struct porter_session *s);
-static void session_reset_transaction(struct porter_session *s);
+static void session_reset_transaction(struct porter_session *s, const char *end);
+static void session_log_transaction(struct porter_session *s, const char *end, int code,
+                                    const char *enhanced, const char *text, const char *decider);
 static void session_proceed_connect(struct porter_session *s, int rc);
 static void session_read_ready(struct bufferevent *bev, void *arg);
 static void session_write_done(struct bufferevent *bev, void *arg);
@@ -256,8 +258,7 @@ void session_close(struct porter_session *s, const char *reason)
     s->closed = true;
     hook_chain_cancel(s);
     if (s->transaction != NULL)
-        log_message(PORTER_LOG_INFO, s->id_string, "event=transaction_aborted queue_id=%s "
-                    "reason=%s", s->transaction->queue_id, reason);
+        session_log_transaction(s, reason, 0, NULL, NULL, NULL);
     if (!s->proxy_wait) /* plugins never saw a connection still waiting for its PROXY header */
         hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
     struct timeval now, elapsed;
@@ -444,9 +445,12 @@ void session_timers_changed(struct porter_session *s)
 
 /* ---------------------------------------------------------------- transactions */
 
-/* session_reset_transaction - end the transaction (RSET, HELO, end of message) */
-static void session_reset_transaction(struct porter_session *s)
+/* session_reset_transaction - end the transaction (RSET, HELO, end of message); end names why
+ * for its log line (NULL: logged already) */
+static void session_reset_transaction(struct porter_session *s, const char *end)
 {
+    if (s->transaction != NULL && end != NULL)
+        session_log_transaction(s, end, 0, NULL, NULL, NULL);
     if (s->transaction != NULL)
         hook_chain_notify(s, PORTER_HOOK_RESET_TRANSACTION);
     session_transaction_free(s);
@@ -463,12 +467,31 @@ static void session_reset_transaction(struct porter_session *s)
         session_set_state(s, SESSION_STATE_READY);
 }
 
-/* session_log_transaction - the one log line per transaction */
-static void session_log_transaction(struct porter_session *s, int code, const char *enhanced,
-                                    const char *text, const char *decider)
+/* session_log_refusals - "<ADDRESS>:CODE:DECIDER,..." of the RCPTs the transaction refused */
+static void session_log_refusals(const struct transaction *t, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < t->refusal_count && i < TRANSACTION_REFUSALS_KEPT && used < size; i++) {
+        const struct recipient_refusal *r = &t->refusals[i];
+        int n = snprintf(out + used, size - used, "%s<%s>:%d:%s", i ? "," : "", r->address,
+                         r->code, r->decider);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* session_log_transaction - the one log line per transaction, however it ends: end is "data"
+ * (a message was answered: code, enhanced, text and decider give the reply), "mail" (MAIL
+ * was refused: the reply), or why it ended without a message ("rset", "helo", "quit", a
+ * disconnect reason: code 0, no reply). Every value that could hold a blank or a quote goes
+ * through log_value, so each line parses as key=value words. */
+static void session_log_transaction(struct porter_session *s, const char *end, int code,
+                                    const char *enhanced, const char *text, const char *decider)
 {
     struct transaction *t = s->transaction;
-    char recipients[1024];
+    char recipients[1024], refused[1024];
     size_t used = 0;
     recipients[0] = '\0';
     for (size_t i = 0; i < t->recipient_count && used < sizeof recipients; i++) {
@@ -478,6 +501,24 @@ static void session_log_transaction(struct porter_session *s, int code, const ch
             break;
         used += (size_t)n;
     }
+    session_log_refusals(t, refused, sizeof refused);
+    unsigned long long size = t->data_size;
+    if (size == 0 && s->reader != NULL)
+        size = data_reader_size(s->reader); /* the data so far, when it ends half way */
+    char helo_value[600], from_value[600], from[600], to_value[1100], refused_value[1100];
+    snprintf(from, sizeof from, "<%s>", t->mail_from);
+    char refusals[1200] = "";
+    if (t->refusal_count > 0)
+        snprintf(refusals, sizeof refusals, " refused=%s nrefused=%zu",
+                 log_value(refused_value, sizeof refused_value, refused), t->refusal_count);
+    char reply[1200] = "";
+    if (code != 0) {
+        char whole[1000], reply_value[1100];
+        snprintf(whole, sizeof whole, "%d %s %s", code, enhanced ? enhanced : "", text ? text : "");
+        /* always quoted: the reply has blanks */
+        snprintf(reply, sizeof reply, " reply=%s plugin=%s",
+                 log_value(reply_value, sizeof reply_value, whole), decider ? decider : "-");
+    }
     /* TLS and AUTH facts: the identity passed auth_identity_valid (no quotes, no controls). */
     char secure[400] = "";
     if (s->tls != NULL || s->auth_user != NULL)
@@ -485,14 +526,20 @@ static void session_log_transaction(struct porter_session *s, int code, const ch
                  s->tls && s->tls->version ? s->tls->version : "",
                  s->tls ? " cipher=" : "", s->tls && s->tls->cipher ? s->tls->cipher : "",
                  s->auth_user ? " auth=" : "", s->auth_user ? s->auth_user : "");
+    char quarantine_value[300], discard_value[300];
     log_message(PORTER_LOG_INFO, s->id_string,
-                "event=transaction client=%s helo=%s queue_id=%s from=<%s> to=%s nrcpt=%zu "
-                "size=%llu reply=\"%d %s %s\" plugin=%s%s%s%s%s%s",
-                s->client_ip, s->helo, t->queue_id, t->mail_from, recipients, t->recipient_count,
-                t->data_size, code, enhanced ? enhanced : "", text, decider ? decider : "-",
+                "event=transaction client=%s helo=%s queue_id=%s from=%s to=%s nrcpt=%zu%s "
+                "size=%llu end=%s%s%s%s%s%s%s",
+                s->client_ip, log_value(helo_value, sizeof helo_value, s->helo), t->queue_id,
+                log_value(from_value, sizeof from_value, from),
+                log_value(to_value, sizeof to_value, recipients), t->recipient_count, refusals,
+                size, end, reply,
                 t->quarantine_reason ? " quarantined=" : "",
-                t->quarantine_reason ? t->quarantine_reason : "",
-                t->discard_reason ? " discarded=" : "", t->discard_reason ? t->discard_reason : "",
+                t->quarantine_reason ? log_value(quarantine_value, sizeof quarantine_value,
+                                                 t->quarantine_reason) : "",
+                t->discard_reason ? " discarded=" : "",
+                t->discard_reason ? log_value(discard_value, sizeof discard_value,
+                                              t->discard_reason) : "",
                 secure);
 }
 
@@ -514,11 +561,11 @@ static void session_end_message(struct porter_session *s, enum porter_hook hook,
     if (rc == PORTER_OK && code / 100 != 2)
         code = 250;
     session_reply(s, code, enhanced, text);
-    session_log_transaction(s, code, enhanced, text, s->run.decider);
+    session_log_transaction(s, "data", code, enhanced, text, s->run.decider);
     s->messages++;
     if (code / 100 == 2)
         s->junk = 0;
-    session_reset_transaction(s);
+    session_reset_transaction(s, NULL);
     if (rc == PORTER_DENY_DISCONNECT || rc == PORTER_DENYSOFT_DISCONNECT)
         session_finish_closing(s, "plugin_disconnect");
 }
@@ -615,8 +662,8 @@ static void session_end_of_data(struct porter_session *s)
         const char *enhanced, *text;
         data_error_reply(error, &code, &enhanced, &text);
         session_reply(s, code, enhanced, text);
-        session_log_transaction(s, code, enhanced, text, "core");
-        session_reset_transaction(s);
+        session_log_transaction(s, "data", code, enhanced, text, "core");
+        session_reset_transaction(s, NULL);
         return;
     }
     /* The header list moves to the transaction; the body stays in the spool file. */
@@ -668,7 +715,7 @@ static void session_proceed_helo(struct porter_session *s, int rc)
 {
     enum porter_hook hook = s->command->verb == SMTP_VERB_EHLO ? PORTER_HOOK_EHLO : PORTER_HOOK_HELO;
     if (!session_apply_refusal(s, hook, rc)) {
-        session_reset_transaction(s);
+        session_reset_transaction(s, s->command->verb == SMTP_VERB_EHLO ? "ehlo" : "helo");
         free(s->helo);
         s->helo = xstrdup(s->command_argument);
         if (hook == PORTER_HOOK_EHLO) {
@@ -822,7 +869,7 @@ static void session_proceed_starttls(struct porter_session *s, int rc)
     bufferevent_disable(s->input, EV_READ);
     session_tls_purge(s);
     /* RFC 3207 section 4.2: forget everything the client said before TLS. */
-    session_reset_transaction(s);
+    session_reset_transaction(s, "starttls");
     free(s->helo);
     s->helo = xstrdup("");
     s->flags &= ~(unsigned)SESSION_FLAG_EHLO;
@@ -957,6 +1004,12 @@ static int session_check_mail(struct porter_session *s, const char *argument)
 
 static void session_proceed_mail(struct porter_session *s, int rc)
 {
+    if (session_verdict_is_refusal(rc) || rc == PORTER_DONE) {
+        int code;
+        const char *enhanced, *text;
+        reply_resolve(&s->run.reply, PORTER_HOOK_MAIL, rc, &code, &enhanced, &text);
+        session_log_transaction(s, "mail", code, enhanced, text, s->run.decider);
+    }
     if (session_apply_refusal(s, PORTER_HOOK_MAIL, rc)) {
         session_transaction_free(s);
         s->transaction = NULL;
@@ -970,12 +1023,27 @@ static void session_proceed_mail(struct porter_session *s, int rc)
 
 /* ---------------------------------------------------------------- RCPT */
 
+/* session_refusal_unparsed - remember a RCPT refused before its address was parsed: the text
+ * between '<' and '>' of the argument (or the argument), at most 256 bytes */
+static void session_refusal_unparsed(struct porter_session *s, const char *argument, int code,
+                                     const char *decider)
+{
+    const char *open = strchr(argument, '<');
+    const char *start = open != NULL ? open + 1 : argument;
+    const char *close = strchr(start, '>');
+    size_t length = close != NULL ? (size_t)(close - start) : strlen(start);
+    char *address = xstrndup(start, length > 256 ? 256 : length);
+    transaction_add_refusal(s->transaction, address, code, decider);
+    free(address);
+}
+
 static int session_check_rcpt(struct porter_session *s, const char *argument)
 {
     if (s->transaction->recipient_count >= (size_t)s->config->max_recipients) {
         /* As Postfix: the client is told to send the rest later, which is not its error until
          * it goes on past max_recipients_overshoot; the accepted recipients still get the mail. */
         bool counts = ++s->recipients_over_limit > (unsigned)s->config->max_recipients_overshoot;
+        session_refusal_unparsed(s, argument, 452, "core");
         session_reply_counted(s, 452, "4.5.3", "Error: too many recipients", counts);
         return -1;
     }
@@ -1022,8 +1090,15 @@ static int session_check_rcpt(struct porter_session *s, const char *argument)
 
 static void session_proceed_rcpt(struct porter_session *s, int rc)
 {
+    if (session_verdict_is_refusal(rc) || rc == PORTER_DONE) {
+        int code;
+        const char *enhanced, *text;
+        reply_resolve(&s->run.reply, PORTER_HOOK_RCPT, rc, &code, &enhanced, &text);
+        transaction_add_refusal(s->transaction, s->path.address, code, s->run.decider);
+    }
     if (rc == PORTER_DECLINED) {
         /* Nobody said yes: never an open relay. */
+        transaction_add_refusal(s->transaction, s->path.address, 450, "-");
         session_reply(s, 450, "4.7.1", "No plugin decided whether relaying is allowed");
     } else if (!session_apply_refusal(s, PORTER_HOOK_RCPT, rc)) {
         struct param_list params = {0};
@@ -1143,14 +1218,19 @@ static void session_bdat_chunk_end(struct porter_session *s)
         int code = 0;
         char enhanced[16] = "";
         int offset = 0;
-        if (sscanf(stored, "%d %15s %n", &code, enhanced, &offset) >= 2 && code >= 400) {
-            session_reply(s, code, enhanced, stored + offset);
+        const char *text;
+        if (sscanf(stored, "%d %15s %n", &code, enhanced, &offset) < 2 || code < 400) {
+            code = 503;
+            snprintf(enhanced, sizeof enhanced, "5.5.1");
+            text = stored[0] ? stored : "Bad sequence of commands";
         } else {
-            session_reply(s, 503, "5.5.1", stored[0] ? stored : "Bad sequence of commands");
+            text = stored + offset;
         }
+        session_reply(s, code, enhanced, text);
         if (s->bdat_last || s->transaction == NULL || s->reader == NULL) {
             if (s->transaction != NULL) {
-                session_reset_transaction(s);
+                session_log_transaction(s, "data", code, enhanced, text, "-");
+                session_reset_transaction(s, NULL);
             } else {
                 s->flags &= ~(unsigned)SESSION_FLAG_BDAT_FAILED;
                 session_set_state(s, s->helo[0] ? SESSION_STATE_READY : SESSION_STATE_GREETED);
@@ -1197,7 +1277,7 @@ static int session_check_vrfy(struct porter_session *s, const char *argument)
 
 static void session_proceed_rset(struct porter_session *s, int rc)
 {
-    session_reset_transaction(s);
+    session_reset_transaction(s, "rset");
     session_reply(s, 250, "2.0.0", "Ok");
     session_input_resume(s);
 }
@@ -1699,7 +1779,7 @@ static void session_proceed_connect(struct porter_session *s, int rc)
 void session_forget_client(struct porter_session *s)
 {
     hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
-    session_reset_transaction(s);
+    session_reset_transaction(s, "xclient");
     note_list_clear(&s->notes);
     free(s->helo);
     s->helo = xstrdup("");
@@ -1836,8 +1916,11 @@ static void session_proxy_input(struct porter_session *s)
     s->proxy_wait = false;
     evtimer_del(s->idle_timer);
     session_proxy_apply(s, &header);
-    if (header.local && worker_in_drain_grace(s->worker)) {
-        /* the balancer's health check: we are going away, so fail it */
+    /* The balancer's own connection: v2 LOCAL, v1 UNKNOWN, or a header naming the balancer
+     * itself (HAProxy's v1 health checks do that). */
+    bool balancer_itself = header.local || strcmp(s->client_ip, s->proxy_ip) == 0;
+    if (balancer_itself && worker_in_drain_grace(s->worker)) {
+        /* its health check: we are going away, so fail it */
         log_message(PORTER_LOG_INFO, s->id_string, "event=connection_refused client=%s "
                     "reason=drain_grace", s->client_ip);
         session_reply(s, 421, "4.3.2", "Service shutting down, closing connection");

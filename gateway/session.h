@@ -84,6 +84,7 @@ struct hook_run {
     struct timeval started;        /* for --trace */
     bool in_call;                  /* inside a plugin's hook or continuation: may go PENDING */
     struct hook_continuation *continuation; /* a timer or blocking job the wait depends on */
+    struct hook_background *background;     /* porter_dns_background lookups still running */
 };
 
 struct porter_session {

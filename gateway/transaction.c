@@ -37,6 +37,10 @@ void transaction_free(struct transaction *t)
         param_list_clear(&t->recipients[i].params);
     }
     free(t->recipients);
+    for (size_t i = 0; i < t->refusal_count && i < TRANSACTION_REFUSALS_KEPT; i++) {
+        free(t->refusals[i].address);
+        free(t->refusals[i].decider);
+    }
     note_list_clear(&t->notes);
     free(t->quarantine_reason);
     free(t->discard_reason);
@@ -45,6 +49,18 @@ void transaction_free(struct transaction *t)
     headers_clear(&t->headers);
     free(t->rendered_headers);
     free(t);
+}
+
+void transaction_add_refusal(struct transaction *t, const char *address, int code,
+                             const char *decider)
+{
+    if (t->refusal_count < TRANSACTION_REFUSALS_KEPT) {
+        struct recipient_refusal *r = &t->refusals[t->refusal_count];
+        r->address = xstrdup(address != NULL ? address : "-");
+        r->code = code;
+        r->decider = xstrdup(decider != NULL ? decider : "-");
+    }
+    t->refusal_count++;
 }
 
 void param_list_clear(struct param_list *list)

@@ -44,6 +44,17 @@ struct note_list {
     size_t count;
 };
 
+/* A recipient the transaction did not take, for its log line: the address as given, the
+ * reply's code and who decided (a plugin's name, "core" for a limit, "-" for nobody). */
+struct recipient_refusal {
+    char *address;
+    int code;
+    char *decider;
+};
+
+/* The refusals a transaction keeps for its log line; more are only counted. */
+#define TRANSACTION_REFUSALS_KEPT 20
+
 struct transaction {
     char *queue_id;
     char *mail_from;             /* "" is the null sender */
@@ -62,6 +73,8 @@ struct transaction {
     unsigned long long data_size;/* bytes received */
     char *rendered_headers;      /* cache for porter_message(); freed on any header edit */
     struct transaction *parked_next; /* the session's list of ended transactions still in use */
+    struct recipient_refusal refusals[TRANSACTION_REFUSALS_KEPT]; /* the first ones */
+    size_t refusal_count;        /* every refused or deferred RCPT, also those not kept */
     size_t rendered_length;
 };
 
@@ -77,6 +90,10 @@ const char *param_list_get(const struct param_list *list, const char *keyword);
 
 void transaction_add_recipient(struct transaction *t, const char *address,
                                const struct param_list *params);
+/* transaction_add_refusal - remember a refused or deferred RCPT (the first
+ * TRANSACTION_REFUSALS_KEPT in full; every one is counted); strings are copied, NULL is "-" */
+void transaction_add_refusal(struct transaction *t, const char *address, int code,
+                             const char *decider);
 /* transaction_remove_recipient - remove every recipient equal (case-insensitively) to address;
  * returns how many were removed */
 size_t transaction_remove_recipient(struct transaction *t, const char *address);

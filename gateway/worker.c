@@ -33,6 +33,7 @@
 #include "log.h"
 #include "memory.h"
 #include "plugin_host.h"
+#include "refusal_log.h"
 #include "session.h"
 #include "store.h"
 #include "thread_pool.h"
@@ -78,6 +79,7 @@ struct worker {
     bool stdio;
     int spare_spools[WORKER_SPARE_SPOOLS];
     size_t spare_count;
+    struct refusal_log *refusals;  /* connections refused before a session, summarised */
     struct worker_loop_end_call *loop_end_calls; /* porter_at_loop_end */
     size_t loop_end_count;
 };
@@ -248,12 +250,19 @@ void worker_session_closed(struct worker *w, struct porter_session *s)
         event_base_loopexit(w->base, NULL);
 }
 
-/* worker_refuse - answer a connection we will not serve, without a session */
-static void worker_refuse(int fd, const char *text)
+/* worker_refuse - answer a connection we will not serve, without a session: "421 ENHANCED
+ * HOSTNAME text", counted in the refusal summary under cause */
+static void worker_refuse(struct worker *w, int fd, const char *enhanced, const char *text,
+                          const char *cause, const char *client, long limit)
 {
-    ssize_t ignored = write(fd, text, strlen(text));
-    (void)ignored;
+    char reply[512];
+    int n = snprintf(reply, sizeof reply, "421 %s %s %s\r\n", enhanced, w->config->hostname, text);
+    if (n > 0 && (size_t)n < sizeof reply) {
+        ssize_t ignored = write(fd, reply, (size_t)n);
+        (void)ignored;
+    }
     close(fd);
+    refusal_log_note(w->refusals, cause, client, limit);
 }
 
 /* worker_accept - a new connection on one of the listeners */
@@ -262,32 +271,28 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
 {
     struct worker *w = worker_current;
     const struct worker_listener *facts = arg;
-    if (w->draining || (w->grace && !facts->proxy_protocol)) {
-        if (w->grace)
-            log_message(PORTER_LOG_INFO, NULL, "event=connection_refused reason=drain_grace");
-        worker_refuse(fd, "421 4.3.2 Service shutting down, closing connection\r\n");
-        return;
-    }
-    if (w->session_count >= (size_t)w->config->max_connections) {
-        log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused reason=max_connections "
-                    "limit=%ld", w->config->max_connections);
-        worker_refuse(fd, "421 4.7.0 Too many connections, try again later\r\n");
-        return;
-    }
     char ip[64];
     int port;
     session_address_string(address, ip, sizeof ip, &port);
+    if (w->draining || (w->grace && !facts->proxy_protocol)) {
+        worker_refuse(w, fd, "4.3.2", "Service shutting down, closing connection",
+                      w->grace ? "drain_grace" : "shutting_down", ip, -1);
+        return;
+    }
+    if (w->session_count >= (size_t)w->config->max_connections) {
+        worker_refuse(w, fd, "4.7.0", "Too many connections, try again later", "max_connections",
+                      ip, w->config->max_connections);
+        return;
+    }
     if (facts->proxy_protocol && !cidr_match(w->config->proxy_sources_list, ip)) {
         /* only a listed load balancer may name another client */
-        log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused client=%s "
-                    "reason=not_in_proxy_sources", ip);
-        worker_refuse(fd, "421 4.7.0 Not a trusted proxy, closing connection\r\n");
+        worker_refuse(w, fd, "4.7.0", "Not a trusted proxy, closing connection",
+                      "not_in_proxy_sources", ip, -1);
         return;
     }
     if (!facts->proxy_protocol && !worker_ip_acquire(w, ip)) {
-        log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused client=%s "
-                    "reason=max_connections_per_ip limit=%ld", ip, w->config->max_connections_per_ip);
-        worker_refuse(fd, "421 4.7.0 Too many connections from your address, try again later\r\n");
+        worker_refuse(w, fd, "4.7.0", "Too many connections from your address, try again later",
+                      "max_connections_per_ip", ip, w->config->max_connections_per_ip);
         return;
     }
     evutil_make_socket_nonblocking(fd);
@@ -463,6 +468,7 @@ struct worker *worker_create(const struct porter_config *config,
     w->stdio = stdio;
     w->dns = dns_resolver_new(w->base, config);
     w->pool = thread_pool_start(w->base, WORKER_THREADS);
+    w->refusals = refusal_log_new(w->base);
     w->store = store_new(config, w->base, w->pool);
     worker_current = w;
     signal(SIGPIPE, SIG_IGN);
@@ -515,6 +521,7 @@ void worker_destroy(struct worker *w)
     free(w->table);
     if (w->ips_private)
         ip_board_free(w->ips);
+    refusal_log_free(w->refusals);
     event_base_free(w->base);
     worker_current = NULL;
     free(w);

@@ -185,6 +185,14 @@ struct porter_dns_answer {
  */
 typedef int (*porter_dns_fn)(porter_session *s, void *arg, const struct porter_dns_answer *answer);
 
+/*
+ * Runs on the event loop with the answer to porter_dns_background, with the session that
+ * started the lookup (never NULL: a lookup whose session ends first is cancelled and its
+ * callback never runs). It gives no verdict; answer is valid only during the call.
+ */
+typedef void (*porter_dns_background_fn)(porter_session *s, void *arg,
+                                         const struct porter_dns_answer *answer);
+
 /* The most porter_command captures of a program's output, bytes, with the final NUL. */
 #define PORTER_COMMAND_OUTPUT_MAX 8192
 /*
@@ -366,6 +374,9 @@ struct porter_api {
                            porter_store_fn done, void *arg);
     int (*store_delete)(porter_session *s, const char *key, porter_store_fn done, void *arg);
     const char *(*store_status_name)(int status);
+    /* DNS lookups that do not hold up the chain (dnsbl, rhsbl: asked at connect, read at RCPT) */
+    int (*dns_background)(porter_session *s, int type, const char *name,
+                          porter_dns_background_fn callback, void *arg);
 };
 
 /*
@@ -756,6 +767,21 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
     (porter_api->store_increment((s), (key), (by), (ttl), (done), (arg)))
 #define porter_store_delete(s, key, done, arg) (porter_api->store_delete((s), (key), (done), (arg)))
 #define porter_store_status_name(status) (porter_api->store_status_name(status)) /* "ok", ... */
+
+/*
+ * porter_dns_background - start a DNS lookup that does not hold up the chain: the hook goes
+ * on (it need not return PENDING), and callback(s, arg, answer) runs later on the loop, as if
+ * inside this plugin (porter_log names it, porter_data_get is its data), but outside any hook:
+ * it may not return a verdict or start PENDING helpers; it may start more background lookups
+ * and porter_resume a hook of this plugin that waits for the answers (porter_suspend). Any
+ * number may run at once. When the session ends first, its lookups are cancelled before the
+ * disconnect hook runs and their callbacks never run, so arg may live in the plugin's
+ * per-connection data freed there. Answers come from the same cache and servers as
+ * porter_dns_lookup. In a hook or a callback; returns 0, or -1 (logged) without a resolver.
+ *   porter_dns_background(s, PORTER_DNS_A, "2.0.0.127.bl.example.net", listed_done, check);
+ */
+#define porter_dns_background(s, type, name, callback, arg) \
+    (porter_api->dns_background((s), (type), (name), (callback), (arg)))
 
 #endif /* PORTER_CORE */
 

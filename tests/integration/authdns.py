@@ -70,7 +70,10 @@ def txt_pieces(text):
 class Dnsmasq:
     """dnsmasq answering only from the records given, authoritative (NXDOMAIN) for domains."""
 
-    def __init__(self, txt=None, hosts=None, mx=None, domains=("example", "test"), ttl=0, ptr=None):
+    def __init__(self, txt=None, hosts=None, mx=None, domains=("example", "test"), ttl=0, ptr=None,
+                 servers=None, query_log=None):
+        self.servers = servers or []  # [(domain, port)]: forwarded to 127.0.0.1#port
+        self.query_log = query_log    # a file that gets one line per query (--log-queries)
         self.txt = txt or {}
         self.hosts = hosts or {}  # names to addresses; dnsmasq adds their PTR records too
         self.mx = mx or []
@@ -83,7 +86,12 @@ class Dnsmasq:
     def arguments(self):
         args = [DNSMASQ, "--no-daemon", "--port=%d" % self.port, "--listen-address=127.0.0.1",
                 "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                "--pid-file=", "--local-ttl=%d" % self.ttl, "--log-facility=-"]
+                "--pid-file=", "--local-ttl=%d" % self.ttl,
+                "--log-facility=%s" % (self.query_log or "-")]
+        if self.query_log:
+            args.append("--log-queries")
+        for domain, port in self.servers:
+            args.append("--server=/%s/127.0.0.1#%d" % (domain, port))
         for domain in self.domains:
             args.append("--local=/%s/" % domain)
         for name, records in self.txt.items():

@@ -1,0 +1,147 @@
+"""scalelib.py - a private HAProxy in front of porter instances, for the scale-out tests and
+bench/scale.py.
+
+HAProxy (Debian's /usr/sbin/haproxy) runs in the foreground (-db) with a configuration file in
+its own temporary directory, listens only on 127.0.0.1, and is stopped by PID. Its admin
+socket answers "show servers state", so a test can wait until a backend server is seen UP or
+DOWN by the health check instead of sleeping.
+
+    with HAProxy(servers=[("a", port_a), ("b", port_b)], proxy="v2") as h:
+        h.port                      # the frontend
+        h.wait_state("a", "DOWN")   # poll the health check's verdict (bounded)
+
+The configuration it writes is the one docs/scale-out.md shows (check intervals scaled down).
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from harness import free_port, wait_port
+
+HAPROXY = "/usr/sbin/haproxy"
+
+CONFIG = """global
+    maxconn 4096
+    stats socket {dir}/admin.sock mode 600 level admin
+
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    retries 2
+    option redispatch
+
+{frontends}
+"""
+
+FRONTEND = """frontend smtp_{name}
+    bind 127.0.0.1:{port}
+    default_backend porters_{name}
+
+backend porters_{name}
+    balance roundrobin
+    option smtpchk EHLO haproxy.test
+    default-server inter {inter} fastinter {inter} downinter {inter} fall 2 rise 2 {send_proxy} check-send-proxy
+{servers}
+"""
+
+
+class HAProxy:
+    """haproxy with one frontend per PROXY version in proxy ("v1", "v2" or both, comma-separated),
+    each balancing over the same servers [(name, port)]."""
+
+    def __init__(self, servers, proxy="v2", inter="300ms"):
+        if not os.access(HAPROXY, os.X_OK):
+            raise RuntimeError("%s missing: run scripts/install-deps" % HAPROXY)
+        self.dir = tempfile.mkdtemp(prefix="porter-haproxy-")
+        self.ports = {}
+        frontends = []
+        for version in proxy.split(","):
+            port = free_port()
+            self.ports[version] = port
+            lines = "\n".join("    server %s 127.0.0.1:%d check" % (name, server_port)
+                              for name, server_port in servers)
+            frontends.append(FRONTEND.format(name=version, port=port, inter=inter,
+                                             send_proxy="send-proxy-v2" if version == "v2" else "send-proxy",
+                                             servers=lines))
+        self.port = self.ports[proxy.split(",")[0]]
+        self.config_path = os.path.join(self.dir, "haproxy.cfg")
+        with open(self.config_path, "w") as f:
+            f.write(CONFIG.format(dir=self.dir, frontends="\n".join(frontends)))
+        self.process = None
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "haproxy.log"), "ab")
+        self.process = subprocess.Popen([HAPROXY, "-f", self.config_path, "-db"],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        for port in self.ports.values():
+            if not wait_port(port):
+                self.stop()
+                raise RuntimeError("haproxy did not start:\n" + self.log_text())
+        return self
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_text(self):
+        try:
+            with open(os.path.join(self.dir, "haproxy.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def admin(self, command):
+        """One command on the admin socket; its answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(os.path.join(self.dir, "admin.sock"))
+            s.sendall(command.encode() + b"\n")
+            answer = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        return answer.decode("utf-8", "replace")
+
+    def states(self, version=None):
+        """{server name: "UP"/"DOWN"/...} for one frontend's backend (the first by default)."""
+        version = version or next(iter(self.ports))
+        out = {}
+        for line in self.admin("show stat").splitlines():
+            fields = line.split(",")
+            if len(fields) > 17 and fields[0] == "porters_%s" % version and \
+                    fields[1] not in ("FRONTEND", "BACKEND"):
+                out[fields[1]] = fields[17]
+        return out
+
+    def wait_state(self, server, state, timeout=15, version=None):
+        """Poll until the health check says server is state (its first word); True if it did."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.states(version).get(server, "").split(" ")[0] == state:
+                return True
+            time.sleep(0.05)
+        return False
