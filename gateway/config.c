@@ -48,7 +48,7 @@
 #define FIELD(name) offsetof(struct porter_config, name)
 #define CONFIG_STRINGIFY_TEXT(x) #x
 #define CONFIG_STRINGIFY(x) CONFIG_STRINGIFY_TEXT(x)
-#define LISTEN_ROLES "smtp|submission|submissions"
+#define LISTEN_ROLES "smtp|submission|submissions|milter|policy"
 
 static const char *config_check_hostname(const char *value);
 static const char *config_check_account(const char *value);
@@ -169,6 +169,14 @@ static const struct config_setting config_table[] = {
     {.name = "data_rate_window", .type = CONFIG_SECONDS, .offset = FIELD(data_rate_window),
      .default_value = "30", .minimum = 0, .maximum = 86400,
      .description = "the window over which data_min_rate is measured; 0: no minimum rate"},
+    {.name = "milter_listener_timeout", .type = CONFIG_SECONDS,
+     .offset = FIELD(milter_listener_timeout), .default_value = "600", .minimum = 0.001,
+     .maximum = 86400, .description = "milter listeners: time the MTA has to send the next "
+                                      "milter command (it waits for its SMTP client meanwhile)"},
+    {.name = "policy_listener_timeout", .type = CONFIG_SECONDS,
+     .offset = FIELD(policy_listener_timeout), .default_value = "600", .minimum = 0.001,
+     .maximum = 86400, .description = "policy listeners: time Postfix has to send the next "
+                                      "request on an open connection"},
     {.name = "session_timeout", .type = CONFIG_SECONDS, .offset = FIELD(session_timeout),
      .default_value = "3600", .minimum = 0.001, .maximum = 604800,
      .description = "longest connection"},
@@ -900,6 +908,17 @@ struct listen_address {
     unsigned port;
 };
 
+/* listen_unix_check - "unix:/ABSOLUTE/PATH" for the milter and policy roles (the MTA's local
+ * sockets); NULL, or why it is bad (static) */
+static const char *listen_unix_check(const char *text, const char *role)
+{
+    if (role == NULL || (strcmp(role, "milter") != 0 && strcmp(role, "policy") != 0))
+        return "is a unix socket: only the milter and policy roles listen on one";
+    if (text[5] != '/' || strlen(text + 5) >= 100)
+        return "is not unix:/ABSOLUTE/PATH (shorter than 100 bytes)";
+    return NULL;
+}
+
 /* listen_address_parse - "a.b.c.d:port" or "[v6]:port"; NULL, or why it is bad (static) */
 static const char *listen_address_parse(const char *text, struct listen_address *out)
 {
@@ -973,7 +992,8 @@ static char *config_set_listen(struct porter_config *c, const struct config_sett
         words[count++] = xstrndup(start, (size_t)(p - start));
     }
     struct listen_address address;
-    const char *reason = listen_address_parse(words[0], &address);
+    const char *reason = strncmp(words[0], "unix:", 5) == 0 ? listen_unix_check(words[0], words[1])
+                                                           : listen_address_parse(words[0], &address);
     if (reason != NULL) {
         char *quoted = config_quote(words[0]);
         message = xasprintf("%s: %s %s", s->name, quoted, reason);
@@ -1002,6 +1022,15 @@ static char *config_set_listen(struct porter_config *c, const struct config_sett
     }
     for (size_t i = 0; i < c->listen_count; i++) {
         struct listen_address other;
+        if (strncmp(words[0], "unix:", 5) == 0) {
+            if (strcmp(words[0], c->listen[i].address) == 0) {
+                char *quoted = config_quote(words[0]);
+                message = xasprintf("%s: %s is listed twice", s->name, quoted);
+                free(quoted);
+                goto done;
+            }
+            continue;
+        }
         if (listen_address_parse(c->listen[i].address, &other) == NULL &&
             other.family == address.family && other.port == address.port &&
             memcmp(other.bytes, address.bytes, sizeof other.bytes) == 0) {
@@ -1015,7 +1044,8 @@ static char *config_set_listen(struct porter_config *c, const struct config_sett
         message = xasprintf("%s: more than %.0f listen lines", s->name, s->maximum);
         goto done;
     }
-    static const char *const role_names[] = {"smtp", "submission", "submissions"};
+    static const char *const role_names[] = {"smtp", "submission", "submissions", "milter",
+                                             "policy"};
     c->listen = xrealloc(c->listen, (c->listen_count + 1) * sizeof *c->listen);
     c->listen[c->listen_count].address = words[0];
     c->listen[c->listen_count].role = xstrdup(role_names[role]);

@@ -35,8 +35,9 @@
 
 /* One "listen = ADDRESS [ROLE]" line. */
 struct config_listen {
-    char *address; /* "127.0.0.1:2525", "[::1]:2525": an IP literal and a port, as written */
-    char *role;    /* "smtp" (default), "submission", "submissions" */
+    char *address; /* "127.0.0.1:2525", "[::1]:2525": an IP literal and a port, as written;
+                      "unix:/PATH" for the milter and policy roles */
+    char *role;    /* "smtp" (default), "submission", "submissions", "milter", "policy" */
     bool proxy_protocol; /* connections start with a PROXY header (proxy_protocol.h) */
 };
 
@@ -85,6 +86,8 @@ struct porter_config {
     unsigned long long data_min_rate; /* DATA/BDAT bytes per second over each data_rate_window */
     double data_rate_window;    /* seconds; 0: no minimum rate */
     double session_timeout;
+    double milter_listener_timeout; /* milter listeners: the MTA's next command */
+    double policy_listener_timeout; /* policy listeners: Postfix's next request */
     double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
     bool received_header;
     bool reject_unauth_pipelining; /* input where RFC 2920 allows none: 554 5.5.0 and close */

@@ -31,6 +31,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -199,9 +200,39 @@ static int master_split_address(const char *address, char *host, size_t size, ch
     return 0;
 }
 
+/* master_listen_unix - a unix socket for the milter and policy roles (the MTA's user must
+ * reach it: mode 0666; a stale socket file from an earlier run is replaced) */
+static int master_listen_unix(const char *address)
+{
+    const char *path = address + strlen("unix:");
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sun.sun_path) {
+        log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"path too long\"",
+                    address);
+        return -1;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || chmod(path, 0666) != 0 ||
+        listen(fd, 1024) != 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"", address,
+                    strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    evutil_make_socket_nonblocking(fd);
+    return fd;
+}
+
 /* master_listen - bind one listening socket; -1 with a log line */
 static int master_listen(const char *address)
 {
+    if (strncmp(address, "unix:", 5) == 0)
+        return master_listen_unix(address);
     char host[256], port[16];
     if (master_split_address(address, host, sizeof host, port, sizeof port) != 0) {
         log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"bad address\"", address);
@@ -282,6 +313,22 @@ static int master_bind(struct master *m, const struct porter_config *config)
     m->listener_addresses = addresses;
     m->listener_count = config->listen_count;
     return 0;
+}
+
+/* master_log_listeners - one line per listening socket: address, role, TLS, PROXY header */
+static void master_log_listeners(const struct porter_config *config)
+{
+    for (size_t i = 0; i < config->listen_count; i++) {
+        const struct config_listen *l = &config->listen[i];
+        const char *tls = "none";
+        if (strcmp(l->role, "submissions") == 0)
+            tls = "implicit";
+        else if (config->tls != NULL && (strcmp(l->role, "smtp") == 0 ||
+                                         strcmp(l->role, "submission") == 0))
+            tls = "starttls";
+        log_message(PORTER_LOG_NOTICE, NULL, "event=listening address=%s role=%s tls=%s "
+                    "proxy_protocol=%s", l->address, l->role, tls, l->proxy_protocol ? "yes" : "no");
+    }
 }
 
 /* master_drop_privileges - become the configured user; -1 with a log line */
@@ -604,8 +651,9 @@ static void master_reload(evutil_socket_t signal_number, short what, void *arg)
     } else {
         master_spawn_delivery(m);
     }
-    log_message(PORTER_LOG_NOTICE, NULL, "event=reloaded generation=%u workers=%zu",
-                m->generation, m->slot_count);
+    master_log_listeners(config);
+    log_message(PORTER_LOG_NOTICE, NULL, "event=reloaded generation=%u workers=%zu listeners=%zu",
+                m->generation, m->slot_count, config->listen_count);
 }
 
 /* master_kill_stragglers - workers that outlived the drain deadline */
@@ -685,8 +733,16 @@ int master_run(const char *directory, bool foreground)
     if (m.config == NULL)
         return 1;
     log_set_level(m.config->log_level);
-    if (master_bind(&m, m.config) != 0 || master_prepare_spool(m.config) != 0)
+    if (master_bind(&m, m.config) != 0 || master_prepare_spool(m.config) != 0) {
+        for (size_t i = 0; i < m.listener_count; i++) {
+            close(m.listeners[i].fd);
+            free(m.listener_addresses[i]);
+        }
+        free(m.listeners);
+        free(m.listener_addresses);
+        config_free(m.config);
         return 1;
+    }
     if (geteuid() == 0 && (m.config->user == NULL || m.config->user[0] == '\0'))
         log_message(PORTER_LOG_WARNING, NULL, "event=running_as_root warning=\"set user = in "
                     "porter.conf so that workers drop privileges\"");
@@ -713,8 +769,9 @@ int master_run(const char *directory, bool foreground)
     for (size_t i = 0; i < m.slot_count; i++)
         master_spawn(&m, i);
     master_spawn_delivery(&m);
-    log_message(PORTER_LOG_NOTICE, NULL, "event=started pid=%ld workers=%zu listen=%s",
-                (long)getpid(), m.slot_count, m.config->listen[0].address);
+    master_log_listeners(m.config);
+    log_message(PORTER_LOG_NOTICE, NULL, "event=started pid=%ld workers=%zu listeners=%zu",
+                (long)getpid(), m.slot_count, m.config->listen_count);
     event_base_dispatch(m.base);
     for (size_t i = 0; i < sizeof m.signals / sizeof m.signals[0]; i++)
         event_free(m.signals[i]);

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "date_parse.h"
 #include "dns.h"
+#include "list_file.h"
 #include "log.h"
 #include "memory.h"
 #include "plugin_args.h"
@@ -219,7 +220,8 @@ static int api_discard(porter_session *s, const char *reason)
                                                                  : "in the queue hook (too late)");
         return -1;
     }
-    char *copy = xstrndup(reason != NULL && reason[0] != '\0' ? reason : "discarded", 200);
+    const char *given = reason != NULL && reason[0] != '\0' ? reason : "discarded";
+    char *copy = xstrndup(given, strnlen(given, 200)); /* xstrndup copies exactly that many */
     for (char *p = copy; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
         if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
@@ -980,4 +982,18 @@ const struct porter_api plugin_api_table = {
     .store_delete = api_store_delete,
     .store_status_name = store_status_name,
     .dns_background = hook_chain_dns_background,
+    .arg_list = plugin_args_list,
+    .list_file = plugin_args_list_file,
+    .list_count = list_count,
+    .list_word = list_word,
+    .list_word_count = list_word_count,
+    .list_line = list_line,
+    .list_source = list_source,
+    .list_match_domain = list_match_domain,
+    .list_match_address = list_match_address,
+    .list_free = list_free,
+    .address_domain = smtp_address_domain,
+    .domain_equal = smtp_domain_equal,
+    .domain_within = smtp_domain_within,
+    .waiting_session = hook_chain_waiting,
 };

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "cidr.h"
+#include "list_file.h"
 #include "memory.h"
 #include "plugin_args.h"
 
@@ -243,6 +244,42 @@ porter_cidr_list *plugin_args_cidr(porter_args *a, const char *key)
     }
     free(path);
     return list;
+}
+
+/* plugin_args_list_load - the list file at path; NULL after reporting "KEY: why" (key NULL:
+ * "why" alone) */
+static porter_list *plugin_args_list_load(porter_args *a, const char *key, const char *path)
+{
+    char *resolved = plugin_args_resolve_path(a, path);
+    char *error = NULL;
+    porter_list *list = list_load_file(resolved, &error);
+    if (list == NULL) {
+        plugin_args_report(a, "%s%s%s", key != NULL ? key : "", key != NULL ? ": " : "", error);
+        free(error);
+    }
+    free(resolved);
+    return list;
+}
+
+porter_list *plugin_args_list_file(porter_args *a, const char *path)
+{
+    return path != NULL ? plugin_args_list_load(a, NULL, path) : NULL;
+}
+
+porter_list *plugin_args_list(porter_args *a, const char *key, const char *fallback)
+{
+    const char *value = plugin_args_lookup(a, key);
+    if (value == NULL)
+        value = fallback;
+    if (value == NULL)
+        return NULL;
+    bool file_like = value[0] == '/' || strncmp(value, "./", 2) == 0 ||
+                     strncmp(value, "../", 3) == 0;
+    char *path = plugin_args_resolve_path(a, value);
+    struct stat st;
+    bool file = file_like || (stat(path, &st) == 0 && S_ISREG(st.st_mode));
+    free(path);
+    return file ? plugin_args_list_load(a, key, value) : list_parse(value);
 }
 
 const char *plugin_args_positional(porter_args *a, size_t index)

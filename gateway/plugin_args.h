@@ -84,6 +84,14 @@ int plugin_args_choice(porter_args *a, const char *key, const char *choices);
  * the config directory; a value starting with "/", "./" or "../" is always a file), else the
  * list itself ("10.0.0.0/8,192.0.2.1"). NULL when absent or bad. The caller frees the list. */
 porter_cidr_list *plugin_args_cidr(porter_args *a, const char *key);
+/* plugin_args_list - the value (or fallback when the key is absent) as a list (list_file.h):
+ * a readable file, as for plugin_args_cidr, else inline entries separated by commas or
+ * blanks; NULL for neither key nor fallback, or after reporting an unreadable file. The
+ * caller owns the list (porter_list_free). */
+porter_list *plugin_args_list(porter_args *a, const char *key, const char *fallback);
+/* plugin_args_list_file - the list file at path (relative to the configuration directory);
+ * NULL after reporting why it cannot be read */
+porter_list *plugin_args_list_file(porter_args *a, const char *path);
 /* plugin_args_verror - record an error a plugin reports (porter_arg_error); a message is cut
  * at 1023 bytes */
 void plugin_args_verror(porter_args *a, const char *format, va_list ap)

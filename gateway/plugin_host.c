@@ -502,12 +502,20 @@ int hook_chain_resume(porter_handle handle, int rc, int code, const char *enhanc
     return 0;
 }
 
-int hook_chain_wait_extend(porter_handle handle, double seconds)
+struct porter_session *hook_chain_waiting(porter_handle handle)
 {
     struct porter_session *s = worker_current ? worker_find_session(worker_current,
                                                                     handle.session_id) : NULL;
     if (s == NULL || s->closed || !s->run.active || s->run.generation != handle.generation ||
         s->run.resumed)
+        return NULL;
+    return s;
+}
+
+int hook_chain_wait_extend(porter_handle handle, double seconds)
+{
+    struct porter_session *s = hook_chain_waiting(handle);
+    if (s == NULL)
         return -1;
     if (!(seconds > 0)) {
         log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s hook=%s "

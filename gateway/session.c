@@ -86,9 +86,6 @@ static void session_set_state(struct porter_session *s, enum session_state state
 static void session_arm_idle(struct porter_session *s);
 static void session_total_fired_locked(struct porter_session *s);
 static void session_idle_fired_locked(struct porter_session *s);
-static void session_reset_transaction(struct porter_session *s, const char *end);
-static void session_log_transaction(struct porter_session *s, const char *end, int code,
-                                    const char *enhanced, const char *text, const char *decider);
 static void session_proceed_connect(struct porter_session *s, int rc);
 static void session_read_ready(struct bufferevent *bev, void *arg);
 static void session_write_done(struct bufferevent *bev, void *arg);
@@ -98,12 +95,21 @@ static void session_proxy_input(struct porter_session *s);
 
 /* ---------------------------------------------------------------- replies */
 
-/* session_reply_counted - write a reply; a refusal that counts is one more towards max_errors */
+/* session_reply_counted - write a reply; a refusal that counts is one more towards max_errors;
+ * a 421 names our host first (RFC 5321 section 4.2) unless its text already does */
 static void session_reply_counted(struct porter_session *s, int code, const char *enhanced,
                                   const char *text, bool counts)
 {
-    if (s->closed)
-        return;
+    if (s->closed || s->transport != NULL)
+        return; /* another transport answers in its own protocol */
+    char *named = NULL;
+    size_t host_length = strlen(s->config->hostname);
+    if (code == 421 && text != NULL && !(strncmp(text, s->config->hostname, host_length) == 0 &&
+                                         (text[host_length] == ' ' || text[host_length] == '\0'))) {
+        /* RFC 5321 4.2: "421 <domain> Service not available"; whoever wrote the text */
+        named = xasprintf("%s %s", s->config->hostname, text);
+        text = named;
+    }
     reply_write(bufferevent_get_output(s->output), code, enhanced, text);
     if (counts)
         s->errors++;
@@ -112,6 +118,7 @@ static void session_reply_counted(struct porter_session *s, int code, const char
         fprintf(stderr, "trace: reply=%d %s %s\n", code, enhanced ? enhanced : "", escaped);
         free(escaped);
     }
+    free(named);
 }
 
 void session_reply(struct porter_session *s, int code, const char *enhanced, const char *text)
@@ -267,6 +274,8 @@ void session_close(struct porter_session *s, const char *reason)
     log_message(PORTER_LOG_INFO, s->id_string, "event=disconnect client=%s reason=%s "
                 "messages=%u errors=%u duration=%.3fs", s->client_ip, reason, s->messages,
                 s->errors, (double)elapsed.tv_sec + (double)elapsed.tv_usec / 1e6);
+    if (s->transport != NULL)
+        s->transport->closed(s);
     if (s->output != s->input && s->output != NULL)
         bufferevent_free(s->output);
     if (s->input != NULL)
@@ -285,6 +294,10 @@ void session_finish_closing(struct porter_session *s, const char *reason)
 {
     if (s->closed || s->state == SESSION_STATE_CLOSING)
         return;
+    if (s->transport != NULL) {
+        session_close(s, reason);
+        return;
+    }
     session_set_state(s, SESSION_STATE_CLOSING);
     free(s->final_log);
     s->final_log = xstrdup(reason);
@@ -447,7 +460,7 @@ void session_timers_changed(struct porter_session *s)
 
 /* session_reset_transaction - end the transaction (RSET, HELO, end of message); end names why
  * for its log line (NULL: logged already) */
-static void session_reset_transaction(struct porter_session *s, const char *end)
+void session_reset_transaction(struct porter_session *s, const char *end)
 {
     if (s->transaction != NULL && end != NULL)
         session_log_transaction(s, end, 0, NULL, NULL, NULL);
@@ -487,8 +500,8 @@ static void session_log_refusals(const struct transaction *t, char *out, size_t 
  * was refused: the reply), or why it ended without a message ("rset", "helo", "quit", a
  * disconnect reason: code 0, no reply). Every value that could hold a blank or a quote goes
  * through log_value, so each line parses as key=value words. */
-static void session_log_transaction(struct porter_session *s, const char *end, int code,
-                                    const char *enhanced, const char *text, const char *decider)
+void session_log_transaction(struct porter_session *s, const char *end, int code,
+                             const char *enhanced, const char *text, const char *decider)
 {
     struct transaction *t = s->transaction;
     char recipients[1024], refused[1024];
@@ -646,17 +659,35 @@ static void session_add_received(struct porter_session *s)
     free(value);
 }
 
-/* session_end_of_data - the message is complete (DATA terminator or BDAT LAST) */
-static void session_end_of_data(struct porter_session *s)
+/* session_message_complete - the reader has the whole message: check it, and move its
+ * header list to the transaction (the body stays in the spool file) */
+enum data_error session_message_complete(struct porter_session *s)
 {
     struct transaction *t = s->transaction;
     enum data_error error = data_reader_finish(s->reader);
     t->data_size = data_reader_size(s->reader);
-    session_set_state(s, SESSION_STATE_READY);
     if (error == DATA_OK && (s->flags & SESSION_FLAG_BDAT_FAILED))
         error = DATA_ERROR_TOO_BIG;
     if (error == DATA_OK && t->data_size > s->config->max_message_size)
         error = DATA_ERROR_TOO_BIG;
+    if (error != DATA_OK)
+        return error;
+    const struct header_list *parsed = data_reader_headers(s->reader);
+    for (size_t i = 0; i < parsed->count; i++)
+        headers_add(&t->headers, parsed->items[i].name, parsed->items[i].value);
+    t->headers_parsed = true;
+    t->body_offset = data_reader_body_offset(s->reader);
+    t->body_length = (off_t)t->data_size - t->body_offset;
+    if (t->body_length < 0)
+        t->body_length = 0;
+    return DATA_OK;
+}
+
+/* session_end_of_data - the message is complete (DATA terminator or BDAT LAST) */
+static void session_end_of_data(struct porter_session *s)
+{
+    session_set_state(s, SESSION_STATE_READY);
+    enum data_error error = session_message_complete(s);
     if (error != DATA_OK) {
         int code;
         const char *enhanced, *text;
@@ -666,15 +697,6 @@ static void session_end_of_data(struct porter_session *s)
         session_reset_transaction(s, NULL);
         return;
     }
-    /* The header list moves to the transaction; the body stays in the spool file. */
-    const struct header_list *parsed = data_reader_headers(s->reader);
-    for (size_t i = 0; i < parsed->count; i++)
-        headers_add(&t->headers, parsed->items[i].name, parsed->items[i].value);
-    t->headers_parsed = true;
-    t->body_offset = data_reader_body_offset(s->reader);
-    t->body_length = (off_t)t->data_size - t->body_offset;
-    if (t->body_length < 0)
-        t->body_length = 0;
     if (s->config->received_header)
         session_add_received(s);
     auth_results_strip(s); /* forged Authentication-Results never reach a plugin */
@@ -1115,7 +1137,7 @@ static void session_proceed_rcpt(struct porter_session *s, int rc)
 /* ---------------------------------------------------------------- DATA and BDAT */
 
 /* session_open_message - spool file and data reader for a new message; -1 (logged) */
-static int session_open_message(struct porter_session *s)
+int session_open_message(struct porter_session *s)
 {
     if (transaction_spool_open(s->transaction, s->config->spool_dir,
                                worker_spool_take(s->worker)) != 0) {
@@ -1808,8 +1830,8 @@ void session_connect_again(struct porter_session *s)
     hook_chain_run(s, PORTER_HOOK_CONNECT, session_proceed_connect);
 }
 
-/* session_new - the parts common to sockets and stdio */
-static struct porter_session *session_new(struct worker *worker)
+/* session_new - the parts common to every transport */
+struct porter_session *session_new(struct worker *worker)
 {
     struct porter_session *s = xcalloc(1, sizeof *s);
     s->worker = worker;
@@ -1999,14 +2021,21 @@ struct porter_session *session_start_stdio(struct worker *worker, const char *cl
     return s;
 }
 
-/* session_attach - the worker's config and plugins, then go */
-void session_attach(struct porter_session *s, const struct porter_config *config,
-                    struct plugin_registry *plugins)
+/* session_bind - the worker's config and plugins */
+void session_bind(struct porter_session *s, const struct porter_config *config,
+                  struct plugin_registry *plugins)
 {
     s->config = config;
     s->plugins = plugins;
     plugin_registry_retain(plugins);
     s->plugin_data = xcalloc(plugins->count + 1, sizeof *s->plugin_data);
+}
+
+/* session_attach - the worker's config and plugins, then go */
+void session_attach(struct porter_session *s, const struct porter_config *config,
+                    struct plugin_registry *plugins)
+{
+    session_bind(s, config, plugins);
     session_begin(s);
 }
 
@@ -2014,6 +2043,11 @@ void session_drain(struct porter_session *s)
 {
     if (s->closed || s->state == SESSION_STATE_CLOSING)
         return;
+    if (s->transport != NULL) {
+        s->flags |= SESSION_FLAG_DRAINING;
+        s->transport->drain(s);
+        return;
+    }
     if (s->proxy_wait || (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE))) {
         session_close(s, "shutdown");
         return;

@@ -87,6 +87,13 @@ struct hook_run {
     struct hook_background *background;     /* porter_dns_background lookups still running */
 };
 
+/* A transport other than SMTP on input/output (milter_listener.c, policy_listener.c): it owns
+ * its connection and answers in its own protocol; session_reply says nothing on it. */
+struct session_transport {
+    void (*drain)(struct porter_session *s);  /* the worker stops: close when idle */
+    void (*closed)(struct porter_session *s); /* session_close ran: forget the session */
+};
+
 struct porter_session {
     uint64_t id;
     char id_string[24];
@@ -150,6 +157,8 @@ struct porter_session {
     bool proxy_wait;             /* a PROXY header must come before anything else */
     char proxy_ip[64];           /* the load balancer that sent it; "" without one */
     bool xclient_allowed;        /* the client is on xclient_clients (decided at connect) */
+    const struct session_transport *transport; /* NULL: SMTP on input/output */
+    void *transport_data;        /* the transport's connection */
 };
 
 /* session_start - begin a session on an accepted socket (fd owned by the session). */
@@ -163,6 +172,25 @@ void session_attach(struct porter_session *s, const struct porter_config *config
                     struct plugin_registry *plugins);
 /* session_address_string - numeric host (IPv4-mapped shown as IPv4) and port */
 void session_address_string(const struct sockaddr *sa, char *host, size_t size, int *port);
+/* For other transports: session_new makes a session without a connection (input/output
+ * NULL, role "smtp" until the caller sets it); session_bind gives it config and plugins;
+ * the caller enters it in the worker's table (worker_add_session) and drives the hooks. */
+struct porter_session *session_new(struct worker *worker);
+void session_bind(struct porter_session *s, const struct porter_config *config,
+                  struct plugin_registry *plugins);
+/* session_reset_transaction - end the transaction (reset_transaction hook, spool back); end
+ * names why for its log line ("rset", "quit", ...; NULL: logged already) */
+void session_reset_transaction(struct porter_session *s, const char *end);
+/* session_open_message - spool file and data reader for the transaction; 0 or -1 (logged) */
+int session_open_message(struct porter_session *s);
+/* session_message_complete - finish the reader, check limits, move its headers into the
+ * transaction; DATA_OK or the error to answer */
+enum data_error session_message_complete(struct porter_session *s);
+/* session_log_transaction - the one log line per transaction; end is "data" (code, enhanced,
+ * text and decider give the reply), "mail" (MAIL refused) or why it ended without a message */
+void session_log_transaction(struct porter_session *s, const char *end, int code,
+                             const char *enhanced, const char *text, const char *decider);
+
 /* session_drain - the worker stops: close an idle session now (421), a busy one when idle */
 void session_drain(struct porter_session *s);
 /* session_close - drop the connection now (after flushing what can be flushed) */

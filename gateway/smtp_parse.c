@@ -778,3 +778,38 @@ int smtp_parse_bdat(const char *argument, size_t length, unsigned long long *siz
     *last = is_last;
     return 0;
 }
+
+/* ---------------------------------------------------------------- domains of addresses */
+
+const char *smtp_address_domain(const char *address)
+{
+    const char *at = address != NULL ? strrchr(address, '@') : NULL;
+    return at != NULL && at[1] != '\0' ? at + 1 : NULL;
+}
+
+/* smtp_domain_length - length without one final dot */
+static size_t smtp_domain_length(const char *name)
+{
+    size_t length = strlen(name);
+    return length > 0 && name[length - 1] == '.' ? length - 1 : length;
+}
+
+bool smtp_domain_equal(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return false;
+    size_t length = smtp_domain_length(a);
+    return length == smtp_domain_length(b) && strncasecmp(a, b, length) == 0;
+}
+
+bool smtp_domain_within(const char *domain, const char *parent)
+{
+    if (domain == NULL || parent == NULL)
+        return false;
+    size_t length = smtp_domain_length(domain), parent_length = smtp_domain_length(parent);
+    if (parent_length == 0 || length < parent_length)
+        return false;
+    const char *tail = domain + length - parent_length;
+    return strncasecmp(tail, parent, parent_length) == 0 &&
+           (tail == domain || tail[-1] == '.');
+}

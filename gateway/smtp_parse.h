@@ -189,6 +189,16 @@ int smtp_xtext_decode(const char *in, char *out, size_t out_size);
  */
 bool smtp_domain_valid(const char *name, bool allow_utf8);
 
+/* smtp_address_domain - the domain of local@domain (after the last '@'), NULL when there is
+ * no '@' or nothing after it; a pointer into address. Pure. */
+const char *smtp_address_domain(const char *address);
+/* smtp_domain_equal - the same domain: ASCII letters compared without case, one final dot
+ * ignored on either side; false for NULL. Pure. */
+bool smtp_domain_equal(const char *a, const char *b);
+/* smtp_domain_within - domain is parent or one of its subdomains ("mx.example.com" is within
+ * "example.com", "badexample.com" is not); as smtp_domain_equal for case and final dots. */
+bool smtp_domain_within(const char *domain, const char *parent);
+
 /*
  * smtp_parse_bdat - the argument of BDAT (RFC 3030): "chunk-size [LAST]". The size is 1-20
  * ASCII digits (leading zeros allowed) that fit in unsigned long long; LAST in any case after

@@ -235,17 +235,37 @@ void tls_error_describe(struct bufferevent *bev, char *out, size_t size)
 {
     size_t used = 0;
     out[0] = '\0';
-    unsigned long error;
+    unsigned long error, outcome = 0;
     while (bev != NULL && (error = bufferevent_get_openssl_error(bev)) != 0) {
+        if (ERR_GET_LIB(error) == 0 && ERR_GET_REASON(error) <= SSL_ERROR_WANT_CLIENT_HELLO_CB) {
+            /* libevent records SSL_get_error()'s outcome (1: SSL_ERROR_SSL, 5: _SYSCALL)
+             * before the error queue: no reason of OpenSSL's, "error:00000001:lib(0)::reason(1)"
+             * if printed. Keep it for when nothing better follows. */
+            outcome = error;
+            continue;
+        }
         char one[256];
-        ERR_error_string_n(error, one, sizeof one);
+        const char *reason = ERR_reason_error_string(error);
+        const char *library = ERR_lib_error_string(error);
+        if (reason != NULL)
+            snprintf(one, sizeof one, "%s%s%s", library ? library : "", library ? ": " : "",
+                     reason);
+        else
+            ERR_error_string_n(error, one, sizeof one);
         int n = snprintf(out + used, size - used, "%s%s", used ? "; " : "", one);
         if (n < 0 || (size_t)n >= size - used)
             break;
         used += (size_t)n;
     }
-    if (out[0] == '\0')
-        snprintf(out, size, "the connection failed or closed without a TLS alert");
+    if (out[0] == '\0') {
+        if (outcome == SSL_ERROR_SYSCALL)
+            snprintf(out, size, "the connection closed or failed during the handshake, without "
+                     "a TLS alert");
+        else if (outcome == SSL_ERROR_SSL)
+            snprintf(out, size, "a TLS protocol error that OpenSSL gave no reason for");
+        else
+            snprintf(out, size, "the connection failed or closed without a TLS alert");
+    }
     for (char *p = out; *p != '\0'; p++)
         if (*p == '"' || (unsigned char)*p < 0x20)
             *p = '\'';

@@ -32,6 +32,7 @@
 #include "ip_board.h"
 #include "log.h"
 #include "memory.h"
+#include "milter_listener.h"
 #include "plugin_host.h"
 #include "refusal_log.h"
 #include "session.h"
@@ -255,6 +256,7 @@ void worker_session_closed(struct worker *w, struct porter_session *s)
 static void worker_refuse(struct worker *w, int fd, const char *enhanced, const char *text,
                           const char *cause, const char *client, long limit)
 {
+    refusal_log_note(w->refusals, cause, client, limit); /* logged before the client knows */
     char reply[512];
     int n = snprintf(reply, sizeof reply, "421 %s %s %s\r\n", enhanced, w->config->hostname, text);
     if (n > 0 && (size_t)n < sizeof reply) {
@@ -262,7 +264,6 @@ static void worker_refuse(struct worker *w, int fd, const char *enhanced, const 
         (void)ignored;
     }
     close(fd);
-    refusal_log_note(w->refusals, cause, client, limit);
 }
 
 /* worker_accept - a new connection on one of the listeners */
@@ -271,6 +272,18 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
 {
     struct worker *w = worker_current;
     const struct worker_listener *facts = arg;
+    if (strcmp(facts->role, "milter") == 0) {
+        /* The MTA in front: one connection serves many clients, no per-IP limit. */
+        if (w->draining || w->session_count >= (size_t)w->config->max_connections) {
+            log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused role=%s reason=%s",
+                        facts->role, w->draining ? "shutting_down" : "max_connections");
+            close(fd);
+            return;
+        }
+        evutil_make_socket_nonblocking(fd);
+        milter_listener_accept(w, w->config, w->plugins, fd);
+        return;
+    }
     char ip[64];
     int port;
     session_address_string(address, ip, sizeof ip, &port);

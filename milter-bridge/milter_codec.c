@@ -628,6 +628,94 @@ int milter_encode_unknown(struct milter_buffer *buffer, const char *line)
     return encode_strings(buffer, MILTER_SMFIC_UNKNOWN, argv, 1);
 }
 
+static bool is_header_name(const char *name);
+static bool is_header_value(const char *value);
+
+/* ---------------------------------------------------------------- replies (filter side) */
+
+int milter_encode_reply(struct milter_buffer *buffer, enum milter_reply_type type)
+{
+    switch (type) {
+    case MILTER_REPLY_ACCEPT:
+    case MILTER_REPLY_CONTINUE:
+    case MILTER_REPLY_DISCARD:
+    case MILTER_REPLY_PROGRESS:
+    case MILTER_REPLY_REJECT:
+    case MILTER_REPLY_TEMPFAIL:
+    case MILTER_REPLY_SHUTDOWN:
+    case MILTER_REPLY_CONN_FAIL:
+    case MILTER_REPLY_SKIP:
+        return encode_empty(buffer, milter_reply_code(type));
+    default:
+        return -1;
+    }
+}
+
+int milter_encode_replycode(struct milter_buffer *buffer, const char *reply)
+{
+    struct milter_replycode parsed;
+    const char *argv[1] = {reply};
+    if (reply == NULL || milter_replycode_parse(reply, strlen(reply), &parsed, NULL) != 0)
+        return -1;
+    return encode_strings(buffer, MILTER_SMFIR_REPLYCODE, argv, 1);
+}
+
+int milter_encode_header_edit(struct milter_buffer *buffer, enum milter_reply_type type,
+                              uint32_t index, const char *name, const char *value)
+{
+    const char *argv[2] = {name, value};
+    size_t total = 4;
+    if (buffer == NULL || name == NULL || value == NULL || !is_header_name(name) ||
+        !is_header_value(value) || index > INT32_MAX)
+        return -1;
+    if (type == MILTER_REPLY_ADDHEADER)
+        return encode_strings(buffer, MILTER_SMFIR_ADDHEADER, argv, 2);
+    if (type != MILTER_REPLY_INSHEADER && type != MILTER_REPLY_CHGHEADER)
+        return -1;
+    if (!data_add_string(&total, name) || !data_add_string(&total, value))
+        return -1;
+    frame_begin(buffer, milter_reply_code(type), total);
+    put_uint32(buffer, index);
+    put_string(buffer, name);
+    put_string(buffer, value);
+    return 0;
+}
+
+int milter_encode_envelope_edit(struct milter_buffer *buffer, enum milter_reply_type type,
+                                const char *address, const char *args)
+{
+    const char *argv[2] = {address, args};
+    if (address == NULL || address[0] == '\0')
+        return -1;
+    switch (type) {
+    case MILTER_REPLY_ADDRCPT:
+    case MILTER_REPLY_DELRCPT:
+        return encode_strings(buffer, milter_reply_code(type), argv, 1);
+    case MILTER_REPLY_ADDRCPT_PAR:
+    case MILTER_REPLY_CHGFROM:
+        return encode_strings(buffer, milter_reply_code(type), argv, args != NULL ? 2 : 1);
+    default:
+        return -1;
+    }
+}
+
+int milter_encode_replbody(struct milter_buffer *buffer, const void *chunk, size_t length)
+{
+    if (buffer == NULL || (chunk == NULL && length > 0) || length > MILTER_BODY_CHUNK_MAX)
+        return -1;
+    frame_begin(buffer, MILTER_SMFIR_REPLBODY, length);
+    put_bytes(buffer, chunk, length);
+    return 0;
+}
+
+int milter_encode_quarantine(struct milter_buffer *buffer, const char *reason)
+{
+    const char *argv[1] = {reason};
+    if (reason == NULL || reason[0] == '\0')
+        return -1;
+    return encode_strings(buffer, MILTER_SMFIR_QUARANTINE, argv, 1);
+}
+
 /* ---------------------------------------------------------------- frames */
 
 /* read_uint32 - a network-order 32-bit integer from 4 bytes */

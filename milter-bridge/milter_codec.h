@@ -269,6 +269,28 @@ int milter_encode_quit(struct milter_buffer *buffer);
 int milter_encode_quit_nc(struct milter_buffer *buffer);
 int milter_encode_unknown(struct milter_buffer *buffer, const char *line);
 
+/* ---------------------------------------------------------------- replies (filter side) */
+
+/*
+ * The filter direction (Porter as a milter, gateway/milter_listener.c): each appends one reply
+ * frame and returns 0, or -1 with buffer unchanged for an argument the MTA would refuse.
+ * milter_encode_reply: a reply without data (ACCEPT, CONTINUE, DISCARD, PROGRESS, REJECT,
+ * TEMPFAIL, SHUTDOWN, CONN_FAIL, SKIP). milter_encode_replycode: reply must pass
+ * milter_replycode_parse (and any '%' in it must already be doubled). Header edits: type
+ * ADDHEADER (index ignored), INSHEADER or CHGHEADER; name a valid field name, value without
+ * a CR or LF that is not folding ("" with CHGHEADER deletes). Envelope edits: ADDRCPT,
+ * DELRCPT (args ignored), ADDRCPT_PAR, CHGFROM (args NULL when none). The negotiation answer
+ * is milter_encode_optneg.
+ */
+int milter_encode_reply(struct milter_buffer *buffer, enum milter_reply_type type);
+int milter_encode_replycode(struct milter_buffer *buffer, const char *reply);
+int milter_encode_header_edit(struct milter_buffer *buffer, enum milter_reply_type type,
+                              uint32_t index, const char *name, const char *value);
+int milter_encode_envelope_edit(struct milter_buffer *buffer, enum milter_reply_type type,
+                                const char *address, const char *args);
+int milter_encode_replbody(struct milter_buffer *buffer, const void *chunk, size_t length);
+int milter_encode_quarantine(struct milter_buffer *buffer, const char *reason);
+
 /* ---------------------------------------------------------------- frames */
 
 /* One frame; data points into the buffer given to milter_frame_next. */

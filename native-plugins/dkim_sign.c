@@ -122,24 +122,16 @@ static int signer_read_key(const char *path, struct signer_key *key, char *error
 /* signer_load_table - read the key table; 0, or -1 after porter_arg_error */
 static int signer_load_table(porter_args *a, struct signer *plugin, const char *path)
 {
-    FILE *file = fopen(path, "r");
-    if (file == NULL) {
-        porter_arg_error(a, "keytable: cannot read %s: %s", path, strerror(errno));
+    porter_list *table = porter_list_file(a, path);
+    if (table == NULL)
         return -1;
-    }
-    char line[4096];
-    int number = 0, errors = 0;
-    while (fgets(line, sizeof line, file) != NULL) {
-        number++;
-        line[strcspn(line, "#\r\n")] = '\0';
-        char *words[5] = {NULL};
-        int count = 0;
-        char *saveptr = NULL;
-        for (char *w = strtok_r(line, " \t", &saveptr); w != NULL && count < 5;
-             w = strtok_r(NULL, " \t", &saveptr))
-            words[count++] = w;
-        if (count == 0)
-            continue;
+    int errors = 0;
+    for (size_t entry = 0; entry < porter_list_count(table); entry++) {
+        int number = porter_list_line(table, entry);
+        size_t count = porter_list_word_count(table, entry);
+        const char *words[4];
+        for (size_t i = 0; i < 4; i++)
+            words[i] = porter_list_word(table, entry, i);
         if (count < 3 || count > 4 || !dkim_domain_valid(words[0]) ||
             strlen(words[1]) >= sizeof plugin->keys[0].selector || !dkim_domain_valid(words[1])) {
             porter_arg_error(a, "keytable: %s:%d: want DOMAIN SELECTOR KEYFILE [ALGORITHM]", path,
@@ -184,7 +176,7 @@ static int signer_load_table(porter_args *a, struct signer *plugin, const char *
         key->algorithm = algorithm;
         plugin->key_count++;
     }
-    fclose(file);
+    porter_list_free(table);
     return errors > 0 ? -1 : 0;
 }
 

@@ -9,9 +9,11 @@
  * aspf=, relaxed by default) and picks the policy (p=, or sp= for a subdomain). pct= is
  * honoured: a message outside the sample gets the next milder policy (RFC 7489 6.6.4).
  *
- * The organizational domain comes from the public suffix list (public_suffix_list=FILE,
- * default Debian's /usr/share/publicsuffix/public_suffix_list.dat when it exists;
- * public_suffix_list=none turns it off: then it is the last two labels of the domain).
+ * The organizational domain (RFC 7489 3.2: the public suffix plus one label) comes from libpsl
+ * with the public suffix list (public_suffix_list=FILE; by default the newest of Debian's
+ * /usr/share/publicsuffix list and libpsl's built-in copy; public_suffix_list=none turns it
+ * off: then it is the last two labels of the domain). libopendmarc's relaxed alignment reads
+ * the same file (Debian's public_suffix_list.dat by default) through its own loader.
  *
  * Inputs (native-plugins/auth_notes.h): spf, spf-domain, spf-identity (SPF counts only when it
  * passed, for an aligned domain); dkim-signatures (every passing signature counts; libopendmarc
@@ -37,6 +39,7 @@
  *            check_relay=no|yes.
  * libopendmarc keeps its public suffix list in process-wide state: it is loaded by the first
  * instance and freed with the last one (so a reload keeps the list that was loaded first).
+ * libpsl's list is the instance's own (freed by fini).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -48,6 +51,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <libpsl.h>
 #include <opendmarc/dmarc.h>
 
 #include <porter/plugin.h>
@@ -59,8 +63,6 @@
 #define DMARC_FROM_MAX 16           /* From headers looked at */
 #define DMARC_RECORD_MAX 2048
 
-/* libopendmarc exports this (its own alignment checks use it) but does not declare it. */
-int opendmarc_get_tld(u_char *domain, u_char *tld, size_t tld_len);
 
 /* What is done with a message, mildest first. */
 enum dmarc_action { DMARC_ACTION_NONE = 0, DMARC_ACTION_QUARANTINE, DMARC_ACTION_REJECT,
@@ -81,12 +83,11 @@ struct dmarc_override {
 
 /* Instances that use libopendmarc's process-wide state; init and fini run on one thread. */
 static unsigned dmarc_library_users;
-static bool dmarc_library_psl;
 
 struct dmarc {
     struct dmarc_override *overrides;
     size_t override_count;
-    bool psl;                   /* a public suffix list is loaded */
+    psl_ctx_t *suffixes;        /* libpsl's list; NULL with public_suffix_list=none */
     bool temperror_denysoft;
     bool check_relay;
 };
@@ -142,43 +143,16 @@ static const char *dmarc_last_two(const char *domain)
     return second != NULL ? second + 1 : domain;
 }
 
-/* dmarc_public_suffix_match - libopendmarc's organizational domain of name when a rule of the
- * list covers it; false when no rule does. libopendmarc (1.4) then returns 0 without writing
- * tld at all (for "a.b.example", "example" not being in the list), so tld starts empty: an
- * unwritten tld reads as "no rule" instead of whatever the stack held. */
-static bool dmarc_public_suffix_match(const char *name, char *out, size_t size)
-{
-    u_char copy[DMARC_DOMAIN_MAX + 4], tld[DMARC_DOMAIN_MAX + 4];
-    tld[0] = '\0';
-    snprintf((char *)copy, sizeof copy, "%s", name);
-    if (opendmarc_get_tld(copy, tld, sizeof tld) != 0 || tld[0] == '\0' ||
-        strcasecmp((const char *)tld, name) == 0)
-        return false;
-    size_t length = strlen((const char *)tld);
-    if (length >= size)
-        return false;
-    memcpy(out, tld, length + 1);
-    dmarc_lower(out);
-    return true;
-}
-
-/*
- * dmarc_organizational - RFC 7489 3.2: the public suffix plus one label. libopendmarc answers
- * the name itself when the name is an organizational domain, and nothing when no rule covers
- * it; asking for a child name ("x." + domain) tells the two apart. No rule (or no list): the
- * implicit rule "*", the last two labels.
- */
+/* dmarc_organizational - RFC 7489 3.2: the public suffix plus one label (libpsl; a name that
+ * is itself a public suffix stays as it is); without a list, the last two labels */
 static void dmarc_organizational(const struct dmarc *plugin, const char *domain, char *out,
                                  size_t size)
 {
-    char child[DMARC_DOMAIN_MAX + 4];
-    snprintf(child, sizeof child, "x.%s", domain);
-    if (plugin->psl && dmarc_public_suffix_match(child, out, size)) {
-        if (!dmarc_public_suffix_match(domain, out, size))
-            snprintf(out, size, "%s", domain); /* the domain is itself organizational */
-        return;
-    }
-    snprintf(out, size, "%s", dmarc_last_two(domain));
+    const char *registrable =
+        plugin->suffixes != NULL ? psl_registrable_domain(plugin->suffixes, domain) : NULL;
+    snprintf(out, size, "%s", registrable != NULL        ? registrable
+                              : plugin->suffixes != NULL ? domain
+                                                         : dmarc_last_two(domain));
 }
 
 /* dmarc_override_for - the most that may be done for domain (reject when not listed) */
@@ -454,28 +428,22 @@ static int dmarc_data_post(porter_session *s, void *state)
 /* dmarc_load_overrides - the override file; 0, or -1 after porter_arg_error */
 static int dmarc_load_overrides(porter_args *a, struct dmarc *plugin, const char *path)
 {
-    FILE *file = fopen(path, "r");
-    if (file == NULL) {
-        porter_arg_error(a, "override: cannot read %s: %s", path, strerror(errno));
+    porter_list *list = porter_list_file(a, path);
+    if (list == NULL)
         return -1;
-    }
-    char line[1024];
-    int number = 0, errors = 0;
-    while (fgets(line, sizeof line, file) != NULL) {
-        number++;
-        line[strcspn(line, "#\r\n")] = '\0';
-        char domain[300], action[32], extra[8];
-        int words = sscanf(line, "%299s %31s %7s", domain, action, extra);
-        if (words <= 0)
-            continue;
+    int errors = 0;
+    for (size_t entry = 0; entry < porter_list_count(list); entry++) {
+        const char *domain = porter_list_word(list, entry, 0);
+        const char *action = porter_list_word(list, entry, 1);
         int index = -1;
-        for (int i = 0; words == 2 && i < DMARC_ACTION_COUNT; i++)
+        for (int i = 0; action != NULL && i < DMARC_ACTION_COUNT; i++)
             if (strcasecmp(action, dmarc_action_names[i]) == 0)
                 index = i;
         const char *bare = domain[0] == '.' ? domain + 1 : domain;
-        if (words != 2 || index < 0 || !dmarc_domain_valid(bare)) {
+        if (porter_list_word_count(list, entry) != 2 || index < 0 || strlen(domain) >= 300 ||
+            !dmarc_domain_valid(bare)) {
             porter_arg_error(a, "override: %s:%d: want DOMAIN none|quarantine|reject", path,
-                             number);
+                             porter_list_line(list, entry));
             errors++;
             continue;
         }
@@ -490,7 +458,7 @@ static int dmarc_load_overrides(porter_args *a, struct dmarc *plugin, const char
         dmarc_lower(plugin->overrides[plugin->override_count].domain);
         plugin->overrides[plugin->override_count++].action = index;
     }
-    fclose(file);
+    porter_list_free(list);
     return errors > 0 ? -1 : 0;
 }
 
@@ -505,29 +473,38 @@ static void *dmarc_init(porter_args *a)
     plugin->check_relay = porter_arg_bool(a, "check_relay", false);
     if (override != NULL)
         dmarc_load_overrides(a, plugin, override);
+    /* libpsl gives the organizational domain; libopendmarc loads the same file (Debian's
+     * .dat by default) for its relaxed alignment checks */
+    bool none = psl != NULL && strcmp(psl, "none") == 0;
+    const char *path = psl != NULL && !none ? porter_arg_path(a, "public_suffix_list", psl) : NULL;
+    if (!none) {
+        plugin->suffixes = path != NULL ? psl_load_file(path) : psl_latest(NULL);
+        if (plugin->suffixes == NULL)
+            porter_arg_error(a, "public_suffix_list: libpsl cannot load %s",
+                             path != NULL ? path : "the system's list");
+    }
+    const char *library_list = none             ? NULL
+                               : path != NULL   ? path
+                               : access(DMARC_DEFAULT_PSL, R_OK) == 0 ? DMARC_DEFAULT_PSL
+                                                                      : NULL;
     OPENDMARC_LIB_T library;
     memset(&library, 0, sizeof library);
     library.tld_type = OPENDMARC_TLD_TYPE_NONE;
-    if (psl == NULL && access(DMARC_DEFAULT_PSL, R_OK) == 0)
-        psl = DMARC_DEFAULT_PSL;
-    if (psl != NULL && strcmp(psl, "none") != 0) {
-        const char *path = porter_arg_path(a, "public_suffix_list", psl);
-        if (strlen(path) >= sizeof library.tld_source_file || access(path, R_OK) != 0) {
-            porter_arg_error(a, "public_suffix_list: cannot read %s", path);
+    if (library_list != NULL) {
+        if (strlen(library_list) >= sizeof library.tld_source_file ||
+            access(library_list, R_OK) != 0) {
+            porter_arg_error(a, "public_suffix_list: cannot read %s", library_list);
         } else {
             library.tld_type = OPENDMARC_TLD_TYPE_MOZILLA;
-            snprintf((char *)library.tld_source_file, sizeof library.tld_source_file, "%s", path);
+            snprintf((char *)library.tld_source_file, sizeof library.tld_source_file, "%s",
+                     library_list);
         }
     }
-    dmarc_library_users++;
-    plugin->psl = library.tld_type == OPENDMARC_TLD_TYPE_MOZILLA;
-    if (dmarc_library_users == 1) {
+    if (++dmarc_library_users == 1) {
         int status = opendmarc_policy_library_init(&library);
         if (status != DMARC_PARSE_OKAY)
             porter_arg_error(a, "libopendmarc: cannot initialise (%s)", strerror(status));
-        dmarc_library_psl = plugin->psl && status == DMARC_PARSE_OKAY;
     }
-    plugin->psl = dmarc_library_psl; /* the list that is loaded, whoever loaded it */
     return plugin;
 }
 
@@ -540,11 +517,11 @@ static void dmarc_fini(void *state)
         OPENDMARC_LIB_T library;
         memset(&library, 0, sizeof library);
         opendmarc_policy_library_shutdown(&library);
-        dmarc_library_psl = false;
     }
     for (size_t i = 0; i < plugin->override_count; i++)
         free(plugin->overrides[i].domain);
     free(plugin->overrides);
+    psl_free(plugin->suffixes);
     free(plugin);
 }
 
@@ -560,8 +537,9 @@ PORTER_PLUGIN(.name = "dmarc",
                              "check_relay=yes.",
               .arguments = PORTER_ARGUMENTS(
                   {"public_suffix_list", "/usr/share/publicsuffix/public_suffix_list.dat",
-                   "The public suffix list that gives organizational domains (the default is used "
-                   "when the file exists); none: the last two labels of the domain."},
+                   "The public suffix list that gives organizational domains, read with libpsl "
+                   "(by default the newest of Debian's list and libpsl's own copy); none: the "
+                   "last two labels of the domain."},
                   {"override", NULL,
                    "A file of \"DOMAIN none|quarantine|reject\" lines (\".DOMAIN\" for its "
                    "subdomains too) that caps what is done for a From domain: none for a mailing "

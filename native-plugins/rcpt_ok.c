@@ -11,7 +11,6 @@
  * Arguments: rcpthosts=FILE (default "rcpthosts" in the configuration directory),
  *            relayclients=FILE or CIDR list (default: none).
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,37 +18,14 @@
 #include <porter/plugin.h>
 
 struct rcpt_ok {
-    char **domains;
-    size_t count;
+    porter_list *rcpthosts;
     porter_cidr_list *relayclients;
 };
-
-/* rcpt_ok_load - read the domain list; one domain per line, '#' comments */
-static int rcpt_ok_load(struct rcpt_ok *r, const char *path)
-{
-    FILE *file = fopen(path, "r");
-    if (file == NULL)
-        return -1;
-    char line[512];
-    while (fgets(line, sizeof line, file) != NULL) {
-        line[strcspn(line, "#\r\n")] = '\0';
-        char *domain = line + strspn(line, " \t");
-        domain[strcspn(domain, " \t")] = '\0';
-        if (*domain == '\0')
-            continue;
-        r->domains = realloc(r->domains, (r->count + 1) * sizeof *r->domains);
-        r->domains[r->count++] = strdup(domain);
-    }
-    fclose(file);
-    return 0;
-}
 
 static void *rcpt_ok_init(porter_args *a)
 {
     struct rcpt_ok *r = calloc(1, sizeof *r);
-    const char *path = porter_arg_path(a, "rcpthosts", "rcpthosts");
-    if (rcpt_ok_load(r, path) != 0)
-        porter_arg_error(a, "rcpthosts: cannot read %s", path);
+    r->rcpthosts = porter_list_file(a, porter_arg_path(a, "rcpthosts", "rcpthosts"));
     r->relayclients = porter_arg_cidr(a, "relayclients");
     return r;
 }
@@ -59,9 +35,7 @@ static void rcpt_ok_fini(void *state)
     struct rcpt_ok *r = state;
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->count; i++)
-        free(r->domains[i]);
-    free(r->domains);
+    porter_list_free(r->rcpthosts);
     porter_cidr_free(r->relayclients);
     free(r);
 }
@@ -72,22 +46,6 @@ static int rcpt_ok_connect(porter_session *s, void *state)
     if (porter_cidr_match(r->relayclients, porter_client_ip(s)))
         porter_relay_client_set(s, true);
     return PORTER_DECLINED;
-}
-
-/* rcpt_ok_local - is domain one of ours? */
-static int rcpt_ok_local(const struct rcpt_ok *r, const char *domain)
-{
-    size_t length = strlen(domain);
-    for (size_t i = 0; i < r->count; i++) {
-        const char *entry = r->domains[i];
-        size_t entry_length = strlen(entry);
-        if (strcasecmp(entry, domain) == 0)
-            return 1;
-        if (entry[0] == '.' && length > entry_length &&
-            strcasecmp(domain + length - entry_length, entry) == 0)
-            return 1;
-    }
-    return 0;
 }
 
 static int rcpt_ok_rcpt(porter_session *s, void *state)
@@ -102,7 +60,8 @@ static int rcpt_ok_rcpt(porter_session *s, void *state)
      * let a downstream MTA relay for us: only relay clients may use them. */
     if (at != NULL && strcspn(recipient, "%!@") < (size_t)(at - recipient))
         return porter_reply(s, PORTER_DENY, 550, "5.7.1", "<%s>: Relay access denied", recipient);
-    if (at != NULL && rcpt_ok_local(state, at + 1))
+    const struct rcpt_ok *r = state;
+    if (at != NULL && porter_list_match_domain(r->rcpthosts, at + 1))
         return PORTER_OK;
     return porter_reply(s, PORTER_DENY, 550, "5.7.1", "<%s>: Relay access denied", recipient);
 }

@@ -94,6 +94,7 @@ enum porter_scope { PORTER_CONNECTION = 0, PORTER_TRANSACTION };
 typedef struct porter_session porter_session; /* one SMTP connection; opaque */
 typedef struct porter_args porter_args;       /* one plugin line's arguments; opaque */
 typedef struct porter_cidr_list porter_cidr_list;
+typedef struct porter_list porter_list;       /* domains, addresses, lines of words */
 
 /* A handle names a waiting hook by session id and generation; copy it freely. */
 typedef struct porter_handle {
@@ -377,6 +378,23 @@ struct porter_api {
     /* DNS lookups that do not hold up the chain (dnsbl, rhsbl: asked at connect, read at RCPT) */
     int (*dns_background)(porter_session *s, int type, const char *name,
                           porter_dns_background_fn callback, void *arg);
+    /* list files (domains, addresses, tables) and address/domain helpers */
+    porter_list *(*arg_list)(porter_args *a, const char *key, const char *fallback);
+    porter_list *(*list_file)(porter_args *a, const char *path);
+    size_t (*list_count)(const porter_list *list);
+    const char *(*list_word)(const porter_list *list, size_t index, size_t word);
+    size_t (*list_word_count)(const porter_list *list, size_t index);
+    int (*list_line)(const porter_list *list, size_t index);
+    const char *(*list_source)(const porter_list *list);
+    bool (*list_match_domain)(const porter_list *list, const char *domain);
+    bool (*list_match_address)(const porter_list *list, const char *address);
+    void (*list_free)(porter_list *list);
+    const char *(*address_domain)(const char *address);
+    bool (*domain_equal)(const char *a, const char *b);
+    bool (*domain_within)(const char *domain, const char *parent);
+    /* a suspended hook's session, for plugins that wait on events of their own (clamd,
+     * spamassassin, p0f) */
+    porter_session *(*waiting_session)(porter_handle handle);
 };
 
 /*
@@ -782,6 +800,59 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  */
 #define porter_dns_background(s, type, name, callback, arg) \
     (porter_api->dns_background((s), (type), (name), (callback), (arg)))
+
+/*
+ * Lists an administrator gives a plugin: domains, addresses, or lines of words (a key table).
+ * In init:
+ *   porter_arg_list(a, key, fallback)  the value (fallback when absent; NULL: none) as a list:
+ *                                      a file when it starts with "/", "./", "../" or names a
+ *                                      file in the configuration directory, else inline words
+ *                                      separated by commas or blanks (zones=a.example,b.example)
+ *   porter_list_file(a, path)          the file at path (relative: in the configuration
+ *                                      directory)
+ * Both return NULL after porter_arg_error when a file cannot be read; the plugin owns the list
+ * and frees it in fini with porter_list_free (NULL is fine). In a file, '#' starts a comment,
+ * blank lines are skipped, and each line is an entry of one or more blank-separated words.
+ * Thread-safe afterwards:
+ *   porter_list_count(l), porter_list_word(l, i, w) (word w of entry i, NULL past the end),
+ *   porter_list_word_count(l, i), porter_list_line(l, i) (its line, for error messages),
+ *   porter_list_source(l) (the file's path, or "inline")
+ *   porter_list_match_domain(l, domain)   an entry "example.com" is that domain,
+ *                                         ".example.com" its subdomains (first words only;
+ *                                         no case, a final dot ignored)
+ *   porter_list_match_address(l, address) the address itself ("user@example.com"), "@domain"
+ *                                         for exactly that domain, or its domain as above
+ * And for addresses and domains (thread-safe, pure):
+ *   porter_address_domain(address)    what follows the last '@' (a pointer into address), or
+ *                                     NULL ("postmaster", "")
+ *   porter_domain_equal(a, b)         the same domain, without case, final dots ignored
+ *   porter_domain_within(d, parent)   d is parent or one of its subdomains
+ */
+#define porter_arg_list(a, key, fallback) (porter_api->arg_list((a), (key), (fallback)))
+#define porter_list_file(a, path) (porter_api->list_file((a), (path)))
+#define porter_list_count(list) (porter_api->list_count(list))
+#define porter_list_word(list, index, word) (porter_api->list_word((list), (index), (word)))
+#define porter_list_word_count(list, index) (porter_api->list_word_count((list), (index)))
+#define porter_list_line(list, index) (porter_api->list_line((list), (index)))
+#define porter_list_source(list) (porter_api->list_source(list))
+#define porter_list_match_domain(list, domain) (porter_api->list_match_domain((list), (domain)))
+#define porter_list_match_address(list, address) \
+    (porter_api->list_match_address((list), (address)))
+#define porter_list_free(list) (porter_api->list_free(list))
+#define porter_address_domain(address) (porter_api->address_domain(address))
+#define porter_domain_equal(a, b) (porter_api->domain_equal((a), (b)))
+#define porter_domain_within(domain, parent) (porter_api->domain_within((domain), (parent)))
+
+/*
+ * porter_waiting_session - the session whose hook handle (from porter_suspend) names, while
+ * that hook still waits for its answer; NULL once it was answered, timed out, or the client
+ * left. For a plugin that waits on events of its own (a socket on porter_event_base): in its
+ * libevent callback it reads and edits the session (headers, notes, porter_log) through this
+ * pointer, then gives the verdict with porter_resume. Valid until the callback returns.
+ *   porter_session *s = porter_waiting_session(job->handle);
+ *   if (s == NULL) { job_free(job); return; }   (nobody waits any more)
+ */
+#define porter_waiting_session(handle) (porter_api->waiting_session(handle))
 
 #endif /* PORTER_CORE */
 

@@ -45,7 +45,7 @@ def unstuff(data):
 class Postfix:
     """A private Postfix instance: python -c 'with Postfix() as pf: ...'."""
 
-    def __init__(self, users=("bob", "carol", "dave"), tls=False):
+    def __init__(self, users=("bob", "carol", "dave"), tls=False, settings=None):
         self.dir = tempfile.mkdtemp(prefix="porter-postfix-")
         os.chmod(self.dir, 0o755)
         self.port = free_port()
@@ -58,6 +58,7 @@ class Postfix:
         os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
         os.chown(os.path.join(self.dir, "data"), postfix_user.pw_uid, postfix_user.pw_gid)
         self.users = users
+        extra_settings = settings or {}  # main.cf lines of the test (smtpd_milters, ...)
         with open("/usr/share/postfix/master.cf.dist") as f:
             master = f.read()
         master = master.replace(
@@ -103,6 +104,7 @@ class Postfix:
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             settings.update({"smtpd_tls_security_level": "may", "smtpd_tls_cert_file": cert,
                              "smtpd_tls_key_file": key})
+        settings.update(extra_settings)
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             for key, value in settings.items():
                 f.write("%s = %s\n" % (key, value))

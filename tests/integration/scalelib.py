@@ -40,7 +40,7 @@ defaults
 """
 
 FRONTEND = """frontend smtp_{name}
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{bind_options}
     default_backend porters_{name}
 
 backend porters_{name}
@@ -51,11 +51,21 @@ backend porters_{name}
 """
 
 
-class HAProxy:
-    """haproxy with one frontend per PROXY version in proxy ("v1", "v2" or both, comma-separated),
-    each balancing over the same servers [(name, port)]."""
+# What each frontend kind sends the gateways: v1, v2, or v2 after TLS ended at HAProxy (the
+# TLS facts, the SNI as AUTHORITY, and a CRC32C over the header).
+SEND_PROXY = {
+    "v1": "send-proxy",
+    "v2": "send-proxy-v2",
+    "tls": "send-proxy-v2 proxy-v2-options ssl,ssl-cipher,cert-cn,authority,crc32c",
+}
 
-    def __init__(self, servers, proxy="v2", inter="300ms"):
+
+class HAProxy:
+    """haproxy with one frontend per kind in proxy ("v1", "v2", "tls"; comma-separated), each
+    balancing over the same servers [(name, port)]; "tls" needs certificate (a PEM file with
+    the certificate and its key) and ends the clients' TLS at HAProxy."""
+
+    def __init__(self, servers, proxy="v2", inter="300ms", certificate=None):
         if not os.access(HAPROXY, os.X_OK):
             raise RuntimeError("%s missing: run scripts/install-deps" % HAPROXY)
         self.dir = tempfile.mkdtemp(prefix="porter-haproxy-")
@@ -66,9 +76,10 @@ class HAProxy:
             self.ports[version] = port
             lines = "\n".join("    server %s 127.0.0.1:%d check" % (name, server_port)
                               for name, server_port in servers)
+            bind_options = " ssl crt %s" % certificate if version == "tls" else ""
             frontends.append(FRONTEND.format(name=version, port=port, inter=inter,
-                                             send_proxy="send-proxy-v2" if version == "v2" else "send-proxy",
-                                             servers=lines))
+                                             bind_options=bind_options,
+                                             send_proxy=SEND_PROXY[version], servers=lines))
         self.port = self.ports[proxy.split(",")[0]]
         self.config_path = os.path.join(self.dir, "haproxy.cfg")
         with open(self.config_path, "w") as f:
@@ -79,8 +90,12 @@ class HAProxy:
         self.log = open(os.path.join(self.dir, "haproxy.log"), "ab")
         self.process = subprocess.Popen([HAPROXY, "-f", self.config_path, "-db"],
                                         stdout=self.log, stderr=subprocess.STDOUT)
+        admin = os.path.join(self.dir, "admin.sock")
+        deadline = time.time() + 10
+        while not os.path.exists(admin) and time.time() < deadline and self.process.poll() is None:
+            time.sleep(0.02)
         for port in self.ports.values():
-            if not wait_port(port):
+            if not os.path.exists(admin) or not wait_port(port):
                 self.stop()
                 raise RuntimeError("haproxy did not start:\n" + self.log_text())
         return self
@@ -141,7 +156,10 @@ class HAProxy:
         """Poll until the health check says server is state (its first word); True if it did."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if self.states(version).get(server, "").split(" ")[0] == state:
-                return True
+            try:
+                if self.states(version).get(server, "").split(" ")[0] == state:
+                    return True
+            except OSError:
+                pass  # the admin socket is not answering yet
             time.sleep(0.05)
         return False

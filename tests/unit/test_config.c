@@ -384,7 +384,14 @@ static const struct error_case error_cases[] = {
                               "host name is not allowed here)"},
     {"listen = :25", "porter.conf:1: listen: ':25' has a bad IPv4 address"},
     {"listen = 127.0.0.1:25 lmtp", "porter.conf:1: listen: role 'lmtp' is not one of smtp, "
-                                   "submission, submissions"},
+                                   "submission, submissions, milter, policy"},
+    {"listen = unix:/run/porter.sock smtp", "porter.conf:1: listen: 'unix:/run/porter.sock' is a "
+                                            "unix socket: only the milter and policy roles listen "
+                                            "on one"},
+    {"listen = unix:run/porter.sock milter", "porter.conf:1: listen: 'unix:run/porter.sock' is not "
+                                             "unix:/ABSOLUTE/PATH (shorter than 100 bytes)"},
+    {"listen = unix:/run/m.sock milter\nlisten = unix:/run/m.sock policy",
+     "porter.conf:2: listen: 'unix:/run/m.sock' is listed twice"},
     {"listen = 127.0.0.1:25 smtp extra",
      "porter.conf:1: listen: option 'extra' is not proxy_protocol (or is given twice)"},
     {"listen = 127.0.0.1:25 smtp proxy_protocol proxy_protocol",
