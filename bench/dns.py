@@ -37,20 +37,8 @@ import time
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(TOP, "bench", "dns_bench")
 DNSMASQ = "/usr/sbin/dnsmasq"
-
-
-def free_udp_tcp_port():
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                    t.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port")
+sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+from authdns import free_udp_tcp_port  # noqa: E402
 
 
 def encode_name(name):
