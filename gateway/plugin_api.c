@@ -23,6 +23,7 @@
 #include "dns.h"
 #include "list_file.h"
 #include "log.h"
+#include "metrics.h"
 #include "memory.h"
 #include "plugin_args.h"
 #include "plugin_host.h"
@@ -48,6 +49,8 @@ static int api_reply(porter_session *s, int rc, int code, const char *enhanced,
 static void api_log(porter_session *s, int level, const char *format, va_list ap)
 {
     const char *plugin = s && s->run.plugin ? s->run.plugin->name : NULL;
+    if (level <= PORTER_LOG_ERR && s != NULL && s->run.plugin != NULL)
+        metrics_plugin_error((int)s->run.plugin->index); /* porter status: the plugin is failing */
     log_vmessage(level, s ? s->id_string : NULL, plugin, format, ap);
 }
 
@@ -851,11 +854,7 @@ static int api_deliver(porter_session *s, porter_deliver_fn deliver, void *state
 /* api_arg_resolve - a path resolved against the configuration directory, kept with the args */
 static const char *api_arg_resolve(porter_args *a, const char *path)
 {
-    if (a == NULL || path == NULL)
-        return path;
-    a->paths = xrealloc(a->paths, (a->path_count + 1) * sizeof *a->paths);
-    a->paths[a->path_count] = plugin_args_resolve_path(a, path);
-    return a->paths[a->path_count++];
+    return plugin_args_keep_path(a, NULL, path);
 }
 
 /* ---------------------------------------------------------------- the store */
@@ -993,4 +992,5 @@ const struct porter_api plugin_api_table = {
     .address_domain = smtp_address_domain,
     .domain_equal = smtp_domain_equal,
     .domain_within = smtp_domain_within,
+    .waiting_session = hook_chain_waiting,
 };

@@ -19,6 +19,8 @@
 
 struct plugin_instance {
     char *name;
+    char *label;           /* name, or "name:NAME" for a line with name=NAME (a milter): logs
+                              and metrics tell instances apart by it */
     char *file;
     int line;
     void *dl_handle;
@@ -59,6 +61,9 @@ void hook_chain_cancel(struct porter_session *s);
 porter_handle hook_chain_handle(struct porter_session *s);
 int hook_chain_resume(porter_handle handle, int rc, int code, const char *enhanced,
                       const char *text);
+/* hook_chain_waiting - porter_waiting_session: the session whose hook handle names while that
+ * hook still waits for its answer; NULL when it was answered, timed out or the client left */
+struct porter_session *hook_chain_waiting(porter_handle handle);
 /* hook_chain_wait_extend - porter_wait_extend: the waiting hook's deadline is seconds from now
  * (inside the hook call: the deadline its wait will start with); 0 or -1 */
 int hook_chain_wait_extend(porter_handle handle, double seconds);

@@ -3,9 +3,9 @@
  * a libevent loop: connect, option negotiation, sending command frames, reading and
  * validating replies, per-stage timeouts.
  *
- * Interface: milter_address_parse turns a socket= value into an address (numeric, or resolved
- * once at configuration time, never on the event loop). milter_client_new makes a client for
- * one SMTP session; milter_client_open starts the connection and the negotiation (version 6,
+ * Interface: a socket= value becomes an address with socket_address_parse (socket_address.h,
+ * at configuration time, never on the event loop). milter_client_new makes a client for one
+ * SMTP session; milter_client_open starts the connection and the negotiation (version 6,
  * every action and protocol flag Postfix offers) and calls ready() when the milter answered.
  * milter_client_send queues frames built with milter_codec.h and, when the last command
  * awaits a reply, waits for it with the given timeout. Each reply that belongs to the
@@ -41,33 +41,14 @@
 #include <sys/socket.h>
 
 #include "milter_codec.h"
+#include "socket_address.h"
 
 struct event_base;
-
-/* The longest socket= value and the longest text form of an address kept for logs. */
-#define MILTER_ADDRESS_TEXT_MAX 256
 
 /* Unsent output above this many bytes means "wait for drained() before sending more body". */
 #define MILTER_CLIENT_OUTPUT_HIGH (256 * 1024)
 /* drained() is called when the output falls to this many bytes or fewer. */
 #define MILTER_CLIENT_OUTPUT_LOW (64 * 1024)
-
-/* Where a milter listens. */
-struct milter_address {
-    struct sockaddr_storage sockaddr;
-    socklen_t length;
-    char text[MILTER_ADDRESS_TEXT_MAX]; /* as given, for logs */
-};
-
-/*
- * milter_address_parse - "unix:/path" (also "local:/path" or a bare "/path"),
- * "inet:PORT@HOST" (libmilter's form) or "inet:HOST:PORT" (Postfix's form),
- * "inet6:PORT@ADDR" or "inet6:[ADDR]:PORT". HOST may be a name: it is resolved here, once,
- * with getaddrinfo (call this only at configuration time). Returns 0, or -1 with a message
- * in error.
- */
-int milter_address_parse(const char *text, struct milter_address *out, char *error,
-                         size_t error_size);
 
 /* The client's life, for logs. */
 enum milter_client_state {
@@ -91,7 +72,7 @@ struct milter_negotiated {
 
 struct milter_client_settings {
     const char *name;                  /* the milter's name, for logs (copied) */
-    const struct milter_address *address;
+    const struct socket_address *address;
     double connect_timeout;            /* socket connect */
     double command_timeout;            /* negotiation and every command but content */
     double content_timeout;            /* header, end of headers, body, end of message */

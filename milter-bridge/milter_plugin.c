@@ -177,7 +177,7 @@ struct milter_parked;
 /* One conf/plugins line. */
 struct milter_instance {
     char *name;
-    struct milter_address address;
+    struct socket_address address;
     double connect_timeout, command_timeout, content_timeout;
     enum milter_default default_action;
     bool listed[MILTER_STAGE_COUNT];
@@ -980,7 +980,7 @@ static int milter_step_open(struct milter_conn *c)
     }
     c->client = milter_client_new(porter_event_base(c->s), &settings, &milter_callbacks, c);
     if (milter_client_open(c->client) != 0) {
-        char reason[MILTER_ADDRESS_TEXT_MAX + 100];
+        char reason[SOCKET_ADDRESS_TEXT_MAX + 100];
         snprintf(reason, sizeof reason, "%s", milter_client_reason(c->client));
         milter_fail(c, reason);
         return -1;
@@ -1594,7 +1594,7 @@ static void milter_on_reply(void *arg, const struct milter_reply *reply)
         milter_finish(c, &v);
         return;
     case MILTER_REPLY_DISCARD: {
-        char reason[MILTER_ADDRESS_TEXT_MAX + 16];
+        char reason[SOCKET_ADDRESS_TEXT_MAX + 16];
         snprintf(reason, sizeof reason, "milter:%s", c->m->name);
         bool dropped = porter_discard(s, reason) == 0;
         porter_log(s, dropped ? PORTER_LOG_NOTICE : PORTER_LOG_WARNING, "event=milter_discard "
@@ -1855,11 +1855,11 @@ static void *milter_init(porter_args *a)
 {
     struct milter_instance *m = xcalloc(1, sizeof *m);
     const char *socket = porter_arg_string(a, "socket", NULL);
-    char error[MILTER_ADDRESS_TEXT_MAX + 100];
+    char error[SOCKET_ADDRESS_TEXT_MAX + 100];
     if (socket == NULL)
         porter_arg_error(a, "socket= is required (unix:/PATH, inet:PORT@HOST, inet:HOST:PORT "
                          "or inet6:[ADDRESS]:PORT)");
-    else if (milter_address_parse(socket, &m->address, error, sizeof error) != 0)
+    else if (socket_address_parse(socket, &m->address, error, sizeof error) != 0)
         porter_arg_error(a, "socket: %s", error);
     m->name = xstrdup(porter_arg_string(a, "name", socket ? socket : "milter"));
     m->default_action = (enum milter_default) porter_arg_choice(

@@ -392,6 +392,9 @@ struct porter_api {
     const char *(*address_domain)(const char *address);
     bool (*domain_equal)(const char *a, const char *b);
     bool (*domain_within)(const char *domain, const char *parent);
+    /* a suspended hook's session, for plugins that wait on events of their own (clamd,
+     * spamassassin, p0f) */
+    porter_session *(*waiting_session)(porter_handle handle);
 };
 
 /*
@@ -839,6 +842,17 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
 #define porter_address_domain(address) (porter_api->address_domain(address))
 #define porter_domain_equal(a, b) (porter_api->domain_equal((a), (b)))
 #define porter_domain_within(domain, parent) (porter_api->domain_within((domain), (parent)))
+
+/*
+ * porter_waiting_session - the session whose hook handle (from porter_suspend) names, while
+ * that hook still waits for its answer; NULL once it was answered, timed out, or the client
+ * left. For a plugin that waits on events of its own (a socket on porter_event_base): in its
+ * libevent callback it reads and edits the session (headers, notes, porter_log) through this
+ * pointer, then gives the verdict with porter_resume. Valid until the callback returns.
+ *   porter_session *s = porter_waiting_session(job->handle);
+ *   if (s == NULL) { job_free(job); return; }   (nobody waits any more)
+ */
+#define porter_waiting_session(handle) (porter_api->waiting_session(handle))
 
 #endif /* PORTER_CORE */
 

@@ -1,0 +1,71 @@
+/*
+ * fuzz_daemon_answers.c - libFuzzer target for the answer parsers of the plugins that talk
+ * to local daemons: clamd's INSTREAM answer (native-plugins/clamd.c).
+ *
+ * Input: the first byte picks the parser (modulo their number), the rest is the daemon's
+ * answer, copied into a heap block of its exact size plus the NUL daemon_talk adds, so that
+ * ASan sees any read past it. The target aborts when a parser gives a result outside its
+ * enum, writes a name that is not NUL-terminated within its buffer or holds a byte the
+ * cleaning must have replaced, or disagrees with itself on the same input.
+ * The plugins' .c files are included (their parsers are static); PORTER_PLUGIN is redefined
+ * so that each descriptor is a local, unused object instead of the exported symbol.
+ * Memory: the copy is freed before returning.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <porter/plugin.h>
+
+#undef PORTER_PLUGIN
+#define PORTER_PLUGIN_LOCAL2(line, ...)                                                          \
+    __attribute__((unused)) static const struct porter_plugin fuzz_descriptor_##line = {         \
+        .abi = PORTER_PLUGIN_ABI, __VA_ARGS__}
+#define PORTER_PLUGIN_LOCAL(line, ...) PORTER_PLUGIN_LOCAL2(line, __VA_ARGS__)
+#define PORTER_PLUGIN(...) PORTER_PLUGIN_LOCAL(__LINE__, __VA_ARGS__)
+const struct porter_api *porter_api;
+
+#include "../../native-plugins/clamd.c"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* check_clean - a name as the plugins log and reply it: terminated, printable, no quotes */
+static void check_clean(const char *name, size_t size)
+{
+    size_t length = strnlen(name, size);
+    if (length == size)
+        abort();
+    for (size_t i = 0; i < length; i++)
+        if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] >= 0x7f || name[i] == '"' ||
+            name[i] == '\\')
+            abort();
+}
+
+static void fuzz_clamd(const char *answer, size_t length)
+{
+    char name[CLAMD_NAME_MAX], again[CLAMD_NAME_MAX];
+    int result = clamd_answer_parse(answer, length, name, sizeof name);
+    if (result < 0 || result >= CLAMD_RESULT_COUNT)
+        abort();
+    check_clean(name, sizeof name);
+    if (clamd_answer_parse(answer, length, again, sizeof again) != result ||
+        strcmp(name, again) != 0)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static void (*const parsers[])(const char *, size_t) = {fuzz_clamd};
+    if (size == 0)
+        return 0;
+    size_t length = size - 1;
+    char *answer = malloc(length + 1);
+    if (answer == NULL)
+        abort();
+    memcpy(answer, data + 1, length);
+    answer[length] = '\0';
+    parsers[data[0] % (sizeof parsers / sizeof parsers[0])](answer, length);
+    free(answer);
+    return 0;
+}
