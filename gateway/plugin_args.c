@@ -117,6 +117,9 @@ void plugin_args_free(struct porter_args *a)
     for (size_t i = 0; i < a->path_count; i++)
         free(a->paths[i]);
     free(a->paths);
+    for (size_t i = 0; i < a->relative_count; i++)
+        free(a->relative[i]);
+    free(a->relative);
     for (size_t i = 0; i < a->known_count; i++)
         free(a->known[i]);
     free(a->known);
@@ -156,16 +159,25 @@ const char *plugin_args_string(porter_args *a, const char *key, const char *fall
     return value != NULL ? value : fallback;
 }
 
+const char *plugin_args_keep_path(porter_args *a, const char *key, const char *path)
+{
+    if (a == NULL || path == NULL)
+        return path;
+    a->paths = xrealloc(a->paths, (a->path_count + 1) * sizeof *a->paths);
+    a->paths[a->path_count] = plugin_args_resolve_path(a, path);
+    if (path[0] != '/' && a->directory != NULL) {
+        a->relative = xrealloc(a->relative, (a->relative_count + 1) * sizeof *a->relative);
+        a->relative[a->relative_count++] = xasprintf("%s%s%s is %s", key ? key : "",
+                                                      key ? "=" : "", path,
+                                                      a->paths[a->path_count]);
+    }
+    return a->paths[a->path_count++];
+}
+
 const char *plugin_args_path(porter_args *a, const char *key, const char *fallback)
 {
     const char *value = plugin_args_lookup(a, key);
-    if (value == NULL)
-        value = fallback;
-    if (a == NULL || value == NULL)
-        return value;
-    a->paths = xrealloc(a->paths, (a->path_count + 1) * sizeof *a->paths);
-    a->paths[a->path_count] = plugin_args_resolve_path(a, value);
-    return a->paths[a->path_count++];
+    return plugin_args_keep_path(a, key, value != NULL ? value : fallback);
 }
 
 long plugin_args_integer(porter_args *a, const char *key, long fallback, long minimum,
@@ -291,27 +303,6 @@ const char *plugin_args_positional(porter_args *a, size_t index)
     return index < a->positional_count ? a->positional[index] : NULL;
 }
 
-/* plugin_args_known_list - the keys asked for, as "a, b, c" */
-static char *plugin_args_known_list(const struct porter_args *a)
-{
-    size_t length = 1;
-    for (size_t i = 0; i < a->known_count; i++)
-        length += strlen(a->known[i]) + 2;
-    char *list = xmalloc(length);
-    list[0] = '\0';
-    char *end = list;
-    for (size_t i = 0; i < a->known_count; i++) {
-        size_t n = strlen(a->known[i]);
-        if (i > 0) {
-            memcpy(end, ", ", 2);
-            end += 2;
-        }
-        memcpy(end, a->known[i], n + 1);
-        end += n;
-    }
-    return list;
-}
-
 size_t plugin_args_finish(struct porter_args *a)
 {
     if (a == NULL)
@@ -319,7 +310,7 @@ size_t plugin_args_finish(struct porter_args *a)
     if (a->finished)
         return a->errors.count;
     a->finished = true;
-    char *known = plugin_args_known_list(a);
+    char *known = xjoin(a->known, a->known_count, ", ");
     for (size_t i = 0; i < a->named_count; i++) {
         if (a->named[i].asked || a->named[i].duplicate)
             continue;
@@ -336,6 +327,13 @@ size_t plugin_args_finish(struct porter_args *a)
         char *quoted = config_quote(a->positional[i]);
         plugin_args_report(a, "unexpected argument %s", quoted);
         free(quoted);
+    }
+    if (a->errors.count > 0 && a->relative_count > 0) {
+        /* a configuration copied elsewhere fails on relative paths: say what they became */
+        char *list = xjoin(a->relative, a->relative_count, "; ");
+        plugin_args_report(a, "note: relative paths are relative to the configuration directory "
+                           "%s: %s", a->directory, list);
+        free(list);
     }
     return a->errors.count;
 }
