@@ -29,6 +29,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #ifndef PORTER_CORE
@@ -55,11 +56,19 @@ static const char *config_check_account(const char *value);
 static const char *config_check_relay_host(const char *value);
 static const char *config_check_retry_schedule(const char *value);
 static const char *config_check_dns_servers(const char *value);
+static const char *config_check_log(const char *value);
+static const char *config_check_address(const char *value);
 static const char *config_check_cidr_list(const char *value);
 static const char *config_check_store(const char *value);
 
 static const int log_level_values[] = {
     PORTER_LOG_ERR, PORTER_LOG_WARNING, PORTER_LOG_NOTICE, PORTER_LOG_INFO, PORTER_LOG_DEBUG,
+};
+
+#define LOG_FACILITIES "mail|daemon|user|local0|local1|local2|local3|local4|local5|local6|local7"
+static const int log_facility_values[] = {
+    LOG_MAIL,   LOG_DAEMON, LOG_USER,   LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2,
+    LOG_LOCAL3, LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7,
 };
 
 /* The settings, in the order `porter check` and the docs show them. */
@@ -237,6 +246,22 @@ static const struct config_setting config_table[] = {
     {.name = "log_level", .type = CONFIG_CHOICE, .offset = FIELD(log_level),
      .default_value = "info", .choices = "err|warning|notice|info|debug",
      .choice_values = log_level_values, .description = "least important messages logged"},
+    {.name = "log", .type = CONFIG_STRING, .offset = FIELD(log), .check = config_check_log,
+     .description = "where log lines go: syslog, stderr, or file:PATH (reopened on SIGUSR1, "
+                    "for logrotate) (default: syslog; stderr for porter run -f)"},
+    {.name = "log_facility", .type = CONFIG_CHOICE, .offset = FIELD(log_facility),
+     .default_value = "mail", .choices = LOG_FACILITIES, .choice_values = log_facility_values,
+     .description = "the syslog facility of log = syslog"},
+    {.name = "log_format", .type = CONFIG_CHOICE, .offset = FIELD(log_format),
+     .default_value = "text", .choices = "text|json",
+     .description = "log lines as key=value text, or one JSON object per line with the same keys"},
+    {.name = "pid_file", .type = CONFIG_STRING, .offset = FIELD(pid_file),
+     .description = "file the master writes its process id to (default: porter.pid in "
+                    "spool_dir)"},
+    {.name = "metrics_listen", .type = CONFIG_STRING, .offset = FIELD(metrics_listen),
+     .check = config_check_address,
+     .description = "ADDRESS:PORT of the HTTP listener for Prometheus (/metrics) and the "
+                    "live session view (/top), like 127.0.0.1:9125 (default: none)"},
     {.name = "dns_servers", .type = CONFIG_STRING, .offset = FIELD(dns_servers),
      .check = config_check_dns_servers,
      .description = "DNS servers for every check (SPF, DKIM, DMARC, plugins): IP[:PORT] words, "
@@ -935,6 +960,23 @@ static const char *listen_address_parse(const char *text, struct listen_address 
     return NULL;
 }
 
+/* config_check_address - ADDRESS:PORT with an IP literal (metrics_listen) */
+static const char *config_check_address(const char *value)
+{
+    struct listen_address address;
+    return listen_address_parse(value, &address);
+}
+
+/* config_check_log - syslog, stderr or file:PATH */
+static const char *config_check_log(const char *value)
+{
+    if (strcmp(value, "syslog") == 0 || strcmp(value, "stderr") == 0)
+        return NULL;
+    if (strncmp(value, "file:", 5) == 0 && value[5] != '\0')
+        return NULL;
+    return "is not syslog, stderr or file:PATH";
+}
+
 /* The most words of one listen line: the address, the role and options. */
 #define LISTEN_WORDS_MAX 8
 
@@ -1324,6 +1366,60 @@ char *config_system_hostname(void)
     return xstrdup(name);
 }
 
+/* config_keep_only - text reduced to the lines that set one of names (caller frees) */
+static char *config_keep_only(const char *text, size_t length, const char *const *names,
+                              size_t *kept_length)
+{
+    char *kept = xcalloc(length + 1, 1);
+    size_t used = 0;
+    for (const char *line = text; line < text + length;) {
+        const char *end = memchr(line, '\n', (size_t)(text + length - line));
+        size_t size = end != NULL ? (size_t)(end - line) + 1 : (size_t)(text + length - line);
+        const char *word = line;
+        while (word < line + size && config_is_blank(*word))
+            word++;
+        for (size_t i = 0; names[i] != NULL; i++) {
+            size_t n = strlen(names[i]);
+            if ((size_t)(line + size - word) > n && strncmp(word, names[i], n) == 0 &&
+                (config_is_blank(word[n]) || word[n] == '=')) {
+                memcpy(kept + used, line, size);
+                used += size;
+                break;
+            }
+        }
+        line += size;
+    }
+    *kept_length = used;
+    return kept;
+}
+
+struct porter_config *config_read_settings(const char *directory, const char *const *only,
+                                           struct config_error_list *errors)
+{
+    char *absolute = realpath(directory, NULL);
+    char *path = config_path_resolve(absolute ? absolute : directory, "porter.conf");
+    char *text = NULL, *error = NULL;
+    size_t length = 0;
+    struct porter_config *config = NULL;
+    if (config_read_file(path, CONFIG_FILE_MAX, &text, &length, &error) != 0) {
+        config_error_add(errors, "%s", error);
+        free(error);
+    } else {
+        if (only != NULL) {
+            size_t kept_length;
+            char *kept = config_keep_only(text, length, only, &kept_length);
+            free(text);
+            text = kept;
+            length = kept_length;
+        }
+        config = config_parse(absolute ? absolute : directory, path, text, length, errors);
+    }
+    free(text);
+    free(path);
+    free(absolute);
+    return config;
+}
+
 struct porter_config *config_load(const char *directory, struct config_error_list *errors)
 {
     char *absolute = realpath(directory, NULL);
@@ -1331,18 +1427,12 @@ struct porter_config *config_load(const char *directory, struct config_error_lis
         config_error_add(errors, "%s: %s", directory, strerror(errno));
         return NULL;
     }
-    char *path = config_path_resolve(absolute, "porter.conf");
-    char *text = NULL, *error = NULL;
-    size_t length = 0;
-    struct porter_config *c = NULL;
-    if (config_read_file(path, CONFIG_FILE_MAX, &text, &length, &error) != 0) {
-        config_error_add(errors, "%s", error);
-        free(error);
-    } else {
-        c = config_parse(absolute, path, text, length, errors);
-        free(text);
-    }
-    if (c != NULL && c->hostname == NULL) {
+    struct porter_config *c = config_read_settings(absolute, NULL, errors);
+    free(absolute);
+    if (c == NULL)
+        return NULL;
+    char *path = config_path_resolve(c->directory, "porter.conf");
+    if (c->hostname == NULL) {
         char *name = config_system_hostname();
         const char *reason = config_check_hostname(name);
         if (reason != NULL) {
@@ -1362,7 +1452,6 @@ struct porter_config *config_load(const char *directory, struct config_error_lis
         c = NULL;
     }
     free(path);
-    free(absolute);
     return c;
 }
 

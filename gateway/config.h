@@ -93,6 +93,13 @@ struct porter_config {
     struct porter_cidr_list *xclient_clients_list; /* likewise */
     int bare_lf;                /* enum config_bare_lf */
     int log_level;              /* enum porter_log_level (syslog level, 3 to 7) */
+    /* Operations (log.c, control.c, metrics.c) */
+    char *log;                  /* "syslog", "stderr", "file:PATH"; NULL: syslog (stderr for
+                                   porter run -f) */
+    int log_facility;           /* syslog facility (LOG_MAIL, ...) */
+    int log_format;             /* enum log_format (log.h) */
+    char *pid_file;             /* NULL: SPOOL_DIR/porter.pid; resolve with config_path */
+    char *metrics_listen;       /* "127.0.0.1:9125"; NULL: no metrics listener */
     /* The spool queue and its delivery process (spool.c, deliver.c, queue_spool). */
     int delivery;               /* enum config_delivery */
     char *queue_dir;            /* resolve with config_path */
@@ -201,6 +208,14 @@ struct config_error_list {
  * with the errors appended to *errors. Fills in the system's hostname when it is not set, and
  * loads the TLS certificates, keys and CA files the tls_* settings name (tls_config_load). */
 struct porter_config *config_load(const char *directory, struct config_error_list *errors);
+
+/* config_read_settings - DIRECTORY/porter.conf through config_parse only: no certificates
+ * loaded, no host name looked up (the tools that only need paths and settings: porter queue,
+ * porter status, porter config). only: NULL, or a NULL-terminated list of the settings to
+ * read (the other lines are skipped, errors in them too). NULL with the errors appended.
+ * Caller frees. config_load is this plus the host name and the certificates. */
+struct porter_config *config_read_settings(const char *directory, const char *const *only,
+                                           struct config_error_list *errors);
 
 /* config_parse - the same from memory (length bytes of text; NUL bytes are errors). Pure.
  * file_name is used in messages; directory is stored as given. */

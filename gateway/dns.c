@@ -29,6 +29,7 @@
 #include "dns.h"
 #include "log.h"
 #include "memory.h"
+#include "metrics.h"
 
 #define DNS_RESOLV_CONF "/etc/resolv.conf"
 #define DNS_RESOLV_CONF_MAX (64 * 1024)
@@ -665,6 +666,9 @@ struct dns_query *dns_lookup(struct dns_resolver *r, int type, const char *name,
         return q;
     }
     q->answer = dns_cache_get(r->cache, type, q->question.name, dns_now());
+    metrics_add(&metrics_here->dns_queries, 1);
+    if (q->answer != NULL)
+        metrics_add(&metrics_here->dns_cache_hits, 1);
     /* Even the first try starts from the loop: it may fail at once, and the callback must
      * never run inside dns_lookup. */
     evtimer_add(q->timer, &now);
@@ -806,8 +810,11 @@ struct porter_dns_answer *dns_query_sync(struct dns_resolver *r, int type, const
         return dns_answer_new(PORTER_DNS_ERROR, type, q.name, NULL, 0, 0, NULL, 0);
     }
     struct porter_dns_answer *answer = dns_cache_get(r->cache, type, q.name, dns_now());
-    if (answer != NULL)
+    metrics_add(&metrics_here->dns_queries, 1);
+    if (answer != NULL) {
+        metrics_add(&metrics_here->dns_cache_hits, 1);
         return answer;
+    }
     struct porter_dns_answer *failure = NULL;
     for (unsigned try_index = 0; try_index < r->tries; try_index++) {
         const char *why = NULL;

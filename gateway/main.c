@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control.h"
 #include "master.h"
 #include "plugin_info.h"
 #include "queue_command.h"
@@ -26,6 +27,9 @@ static void usage(FILE *out)
             "                                         plugins found; NAME: what it takes\n"
             "       porter queue [-c CONFDIR] list|show ID|flush|delete ID|hold ID|release ID\n"
             "                                         the spool queue (see porter queue --help)\n"
+            "       porter status|reload|stop [-c CONFDIR] [-s SOCKET]\n"
+            "                                         ask the running master (control socket)\n"
+            "       porter top [-c CONFDIR] [-n COUNT] live sessions and latest verdicts\n"
             "       porter --version | --help\n"
             "CONFDIR defaults to %s.\n",
             PORTER_SYSCONFDIR);
@@ -48,6 +52,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(command, "queue") == 0)
         return queue_command_main(argc - 1, argv + 1, PORTER_SYSCONFDIR);
+    if (strcmp(command, "status") == 0 || strcmp(command, "reload") == 0 ||
+        strcmp(command, "stop") == 0 || strcmp(command, "top") == 0)
+        return control_command_main(argc - 1, argv + 1, PORTER_SYSCONFDIR);
     const char *directory = PORTER_SYSCONFDIR;
     const char *client_ip = NULL;
     bool foreground = false, trace = false;

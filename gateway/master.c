@@ -15,6 +15,11 @@
  * restarted when it dies (at most once a second), restarted with the new configuration on
  * SIGHUP, and stopped with the workers on SIGTERM. It dies with the master (PR_SET_PDEATHSIG).
  *
+ * Operations: the master serves the control socket (control.c: status, reload, stop,
+ * sessions), writes the pid file, serves the metrics listener (metrics_http.c) from the
+ * workers' shared counters (metrics.c; each worker gets a slot at fork, folded into the
+ * master's totals when it is reaped), and reopens a log file on SIGUSR1.
+ *
  * Interface: master.h. Fatal: configuration errors at start (exit 1), bind failures (exit 1).
  */
 #include <arpa/inet.h>
@@ -34,27 +39,40 @@
 #include <sys/un.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "config.h"
+#include "control.h"
 #include "deliver.h"
 #include "log.h"
 #include "master.h"
 #include "memory.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "plugin_dir.h"
 #include "plugin_host.h"
 #include "spool.h"
+#include "status.h"
 #include "worker.h"
 
 #define MASTER_MAX_WORKERS 256
 #define MASTER_KILL_MARGIN 5 /* seconds after shutdown_timeout before SIGKILL */
+#define MASTER_BACKLOG 1024
+#define MASTER_QUEUE_SCAN_MAX 1000000 /* queue files a status or scrape reads at most */
 
 struct master_slot {
     pid_t pid;
     unsigned generation;
     time_t started;
+};
+
+/* A retired worker: replaced by a reload, finishing its sessions. */
+struct master_retiree {
+    pid_t pid;
+    unsigned generation;
 };
 
 struct master {
@@ -65,16 +83,23 @@ struct master {
     size_t listener_count;
     struct master_slot slots[MASTER_MAX_WORKERS];
     size_t slot_count;              /* workers of the current generation */
-    pid_t retired[MASTER_MAX_WORKERS * 4]; /* old generations still finishing */
+    struct master_retiree retired[MASTER_MAX_WORKERS * 4]; /* old generations still finishing */
     size_t retired_count;
     unsigned generation;
     bool stopping;
     struct event *restart_timer;
     struct event *kill_timer;
-    struct event *signals[4];
+    struct event *signals[5];
     pid_t delivery_pid;             /* the spool's delivery process, 0 when none runs */
     time_t delivery_started;
     bool delivery_restart;          /* a reload stopped it: start it again when it is gone */
+    bool foreground;
+    time_t started;
+    uint64_t worker_restarts;
+    struct control_server *control;
+    char *pid_file;                 /* written at start, removed at exit; NULL: none */
+    struct metrics_http *metrics_http;
+    char *metrics_address;          /* what metrics_http listens on; NULL: off */
 };
 
 /* master_print_errors - every configuration error on its own line */
@@ -131,8 +156,10 @@ static void master_report_shadowed(const struct porter_config *config,
     }
 }
 
-/* master_load - configuration plus a trial load of the plugins; NULL on any error */
-static struct porter_config *master_load(const char *directory, bool print)
+/* master_load - configuration plus a trial load of the plugins; NULL on any error, each
+ * printed (print), else logged, and copied to report when it is not NULL */
+static struct porter_config *master_load(const char *directory, bool print,
+                                         struct config_error_list *report)
 {
     struct config_error_list errors = {0};
     struct porter_config *config = config_load(directory, &errors);
@@ -143,6 +170,8 @@ static struct porter_config *master_load(const char *directory, bool print)
             plugin_registry_release(registry);
         }
     }
+    for (size_t i = 0; report != NULL && i < errors.count; i++)
+        config_error_add(report, "%s", errors.messages[i]);
     if (errors.count > 0) {
         if (print)
             for (size_t i = 0; i < errors.count; i++)
@@ -168,6 +197,8 @@ static struct porter_config *master_load(const char *directory, bool print)
                 fprintf(stderr, "%s\n", message);
             else
                 log_message(PORTER_LOG_ERR, NULL, "event=config_error error=\"%s\"", message);
+            if (report != NULL)
+                config_error_add(report, "%s", message);
             config_free(config);
             config = NULL;
         }
@@ -224,8 +255,9 @@ static int master_listen_unix(const char *address)
     return fd;
 }
 
-/* master_listen - bind one listening socket; -1 with a log line */
-static int master_listen(const char *address)
+/* master_listen - bind one socket, listening unless not yet (the first start listens once the
+ * workers are forked: a client is never queued before a worker exists); -1 with a log line */
+static int master_listen(const char *address, bool listening)
 {
     if (strncmp(address, "unix:", 5) == 0)
         return master_listen_unix(address);
@@ -250,7 +282,8 @@ static int master_listen(const char *address)
         if (result->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     }
-    if (fd < 0 || bind(fd, result->ai_addr, result->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+    if (fd < 0 || bind(fd, result->ai_addr, result->ai_addrlen) != 0 ||
+        (listening && listen(fd, MASTER_BACKLOG) != 0)) {
         log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"", address,
                     strerror(errno));
         if (fd >= 0)
@@ -264,7 +297,7 @@ static int master_listen(const char *address)
 }
 
 /* master_bind - listeners for config; already-open addresses are kept; -1 on failure */
-static int master_bind(struct master *m, const struct porter_config *config)
+static int master_bind(struct master *m, const struct porter_config *config, bool listening)
 {
     struct worker_listener *listeners = xcalloc(config->listen_count + 1, sizeof *listeners);
     char **addresses = xcalloc(config->listen_count + 1, sizeof *addresses);
@@ -281,7 +314,7 @@ static int master_bind(struct master *m, const struct porter_config *config)
             }
         }
         if (listeners[i].fd < 0)
-            listeners[i].fd = master_listen(addresses[i]);
+            listeners[i].fd = master_listen(addresses[i], listening);
         if (listeners[i].fd < 0) {
             for (size_t k = 0; k <= i; k++) {
                 bool reused = false;
@@ -418,31 +451,56 @@ static void master_worker_main(struct master *m)
         _exit(1);
     }
     config_errors_clear(&errors);
+    const char **plugin_labels = xcalloc(registry->count + 1, sizeof *plugin_labels);
+    for (size_t i = 0; i < registry->count; i++)
+        plugin_labels[i] = registry->items[i].label;
+    const char **roles = xcalloc(m->listener_count + 1, sizeof *roles);
+    for (size_t i = 0; i < m->listener_count; i++)
+        roles[i] = m->listeners[i].role;
+    metrics_worker_describe(plugin_labels, registry->count,
+                            (const char *const *)m->listener_addresses, roles, m->listener_count);
+    free(plugin_labels);
+    free(roles);
     int rc = worker_run(m->config, registry, m->listeners, m->listener_count);
     plugin_registry_release(registry);
     exit(rc); /* not _exit: LeakSanitizer checks the worker at exit */
 }
 
+/* master_child_leave_loop - in a forked child: the master's loop, signals, control socket,
+ * metrics listener and pid file are not the child's. The epoll instance is shared across
+ * fork, so it is replaced (event_reinit) before freeing. */
+static void master_child_leave_loop(struct master *m)
+{
+    event_reinit(m->base);
+    for (size_t i = 0; i < sizeof m->signals / sizeof m->signals[0]; i++)
+        event_free(m->signals[i]);
+    event_free(m->restart_timer);
+    event_free(m->kill_timer);
+    control_server_free(m->control); /* closes; only the master unlinks */
+    m->control = NULL;
+    metrics_http_free(m->metrics_http);
+    m->metrics_http = NULL;
+    event_base_free(m->base);
+    m->base = NULL;
+}
+
 /* master_spawn - fork the worker of one slot */
 static void master_spawn(struct master *m, size_t slot)
 {
+    int metrics_slot = metrics_slot_claim(m->generation);
     pid_t pid = fork();
     if (pid < 0) {
+        metrics_slot_bind(metrics_slot, 0);
         log_message(PORTER_LOG_ERR, NULL, "event=fork_error error=\"%s\"", strerror(errno));
         return;
     }
     if (pid == 0) {
-        /* The worker gets a loop of its own: the master's events stay the master's. The epoll
-         * instance is shared across fork, so it is replaced (event_reinit) before freeing. */
-        event_reinit(m->base);
-        for (size_t i = 0; i < sizeof m->signals / sizeof m->signals[0]; i++)
-            event_free(m->signals[i]);
-        event_free(m->restart_timer);
-        event_free(m->kill_timer);
-        event_base_free(m->base);
-        m->base = NULL;
+        /* The worker gets a loop of its own: the master's events stay the master's. */
+        master_child_leave_loop(m);
+        metrics_worker_attach(metrics_slot);
         master_worker_main(m);
     }
+    metrics_slot_bind(metrics_slot, pid);
     m->slots[slot].pid = pid;
     m->slots[slot].generation = m->generation;
     m->slots[slot].started = time(NULL);
@@ -465,13 +523,7 @@ static void master_spawn_delivery(struct master *m)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
             _exit(0); /* the master died while forking */
-        event_reinit(m->base);
-        for (size_t i = 0; i < sizeof m->signals / sizeof m->signals[0]; i++)
-            event_free(m->signals[i]);
-        event_free(m->restart_timer);
-        event_free(m->kill_timer);
-        event_base_free(m->base);
-        m->base = NULL;
+        master_child_leave_loop(m);
         for (size_t i = 0; i < m->listener_count; i++)
             close(m->listeners[i].fd); /* never holds the SMTP ports */
         signal(SIGHUP, SIG_DFL);
@@ -561,7 +613,8 @@ static void master_child(evutil_socket_t signal_number, short what, void *arg)
             }
         }
         for (size_t i = 0; i < m->retired_count && !found; i++) {
-            if (m->retired[i] == pid) {
+            if (m->retired[i].pid == pid) {
+                metrics_slot_release(pid);
                 m->retired[i] = m->retired[--m->retired_count];
                 found = true;
                 log_message(PORTER_LOG_INFO, NULL, "event=worker_retired pid=%ld", (long)pid);
@@ -572,7 +625,9 @@ static void master_child(evutil_socket_t signal_number, short what, void *arg)
                 continue;
             found = true;
             m->slots[i].pid = 0;
+            metrics_slot_release(pid);
             if (!m->stopping) {
+                m->worker_restarts++;
                 log_message(PORTER_LOG_WARNING, NULL, "event=worker_died pid=%ld slot=%zu "
                             "status=%s%d", (long)pid, i, WIFSIGNALED(status) ? "signal " : "exit ",
                             WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
@@ -596,31 +651,99 @@ static void master_retire_current(struct master *m)
             continue;
         kill(m->slots[i].pid, SIGUSR1);
         if (m->retired_count < sizeof m->retired / sizeof m->retired[0])
-            m->retired[m->retired_count++] = m->slots[i].pid;
+            m->retired[m->retired_count++] =
+                (struct master_retiree){m->slots[i].pid, m->slots[i].generation};
         m->slots[i].pid = 0;
     }
 }
 
-/* master_reload - SIGHUP: new config and plugins for new workers; old ones retire */
-static void master_reload(evutil_socket_t signal_number, short what, void *arg)
+/* master_metrics_listen - the metrics listener's socket for config: the open one when the
+ * address is unchanged (*fd -1), a new one, or none; 0, or -1 with why set */
+static int master_metrics_listen(struct master *m, const struct porter_config *config, int *fd,
+                                 char *why, size_t size)
 {
-    struct master *m = arg;
+    *fd = -1;
+    if (config->metrics_listen == NULL || (m->metrics_address != NULL &&
+                                           strcmp(m->metrics_address, config->metrics_listen) == 0))
+        return 0;
+    *fd = master_listen(config->metrics_listen, true);
+    if (*fd < 0) {
+        snprintf(why, size, "metrics_listen: cannot listen on %s: %s", config->metrics_listen,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static char *master_http_page(const char *path, const char **content_type, void *arg);
+
+/* master_metrics_switch - serve metrics on fd (from master_metrics_listen) per config */
+static void master_metrics_switch(struct master *m, const struct porter_config *config, int fd)
+{
+    if (config->metrics_listen != NULL && fd < 0)
+        return; /* unchanged */
+    metrics_http_free(m->metrics_http);
+    m->metrics_http = NULL;
+    free(m->metrics_address);
+    m->metrics_address = NULL;
+    if (fd < 0)
+        return;
+    m->metrics_http = metrics_http_start(m->base, fd, master_http_page, m);
+    if (m->metrics_http == NULL) {
+        log_message(PORTER_LOG_ERR, NULL, "event=metrics_error address=%s error=\"cannot serve "
+                    "HTTP\"", config->metrics_listen);
+        close(fd);
+        return;
+    }
+    m->metrics_address = xstrdup(config->metrics_listen);
+    log_message(PORTER_LOG_INFO, NULL, "event=metrics_listening address=%s", m->metrics_address);
+}
+
+/* master_reload_now - load the configuration again; the answer for the control client:
+ * "reloaded ..." or "refused: why" followed by every error (caller frees) */
+static char *master_reload_now(struct master *m)
+{
     if (m->stopping)
-        return;
+        return xstrdup("refused: the master is stopping\n");
     log_message(PORTER_LOG_NOTICE, NULL, "event=reload directory=%s", m->config->directory);
-    struct porter_config *config = master_load(m->config->directory, false);
+    struct config_error_list errors = {0};
+    struct porter_config *config = master_load(m->config->directory, false, &errors);
+    char why[1024] = "";
+    int metrics_fd = -1;
     if (config == NULL) {
-        log_message(PORTER_LOG_ERR, NULL, "event=reload_refused error=\"configuration has "
-                    "errors; the running configuration stays\"");
-        return;
+        snprintf(why, sizeof why, "the configuration has errors; the running one stays");
+    } else if (master_metrics_listen(m, config, &metrics_fd, why, sizeof why) != 0) {
+        /* why is set */
+    } else if (log_configure(config->log, m->foreground, config->log_facility, config->log_format,
+                             why, sizeof why) != 0) {
+        /* why is set */
+    } else if (master_bind(m, config, true) != 0) {
+        snprintf(why, sizeof why, "cannot open a listener (see the listen_error line); the "
+                 "running configuration stays");
+    } else if (master_prepare_spool(config) != 0) {
+        snprintf(why, sizeof why, "cannot prepare the spool (see the spool_error line); the "
+                 "running configuration stays");
     }
-    if (master_bind(m, config) != 0 || master_prepare_spool(config) != 0) {
-        log_message(PORTER_LOG_ERR, NULL, "event=reload_refused error=\"cannot open listeners "
-                    "or spool; the running configuration stays\"");
+    if (why[0] != '\0') {
+        if (metrics_fd >= 0)
+            close(metrics_fd);
         config_free(config);
-        return;
+        log_message(PORTER_LOG_ERR, NULL, "event=reload_refused error=\"%s\"", why);
+        char *text = NULL;
+        size_t length = 0;
+        FILE *out = open_memstream(&text, &length);
+        if (out == NULL)
+            abort();
+        fprintf(out, "refused: %s\n", why);
+        for (size_t i = 0; i < errors.count; i++)
+            fprintf(out, "error: %s\n", errors.messages[i]);
+        fclose(out);
+        config_errors_clear(&errors);
+        return text;
     }
+    config_errors_clear(&errors);
     master_retire_current(m);
+    master_metrics_switch(m, config, metrics_fd);
     config_free(m->config);
     m->config = config;
     log_set_level(config->log_level);
@@ -638,6 +761,23 @@ static void master_reload(evutil_socket_t signal_number, short what, void *arg)
     master_log_listeners(config);
     log_message(PORTER_LOG_NOTICE, NULL, "event=reloaded generation=%u workers=%zu listeners=%zu",
                 m->generation, m->slot_count, config->listen_count);
+    return xasprintf("reloaded generation=%u workers=%zu\n", m->generation + 1, m->slot_count);
+}
+
+/* master_reload - SIGHUP: new config and plugins for new workers; old ones retire */
+static void master_reload(evutil_socket_t signal_number, short what, void *arg)
+{
+    free(master_reload_now(arg));
+}
+
+/* master_reopen_log - SIGUSR1: reopen a log file (logrotate moved it away) */
+static void master_reopen_log(evutil_socket_t signal_number, short what, void *arg)
+{
+    struct master *m = arg;
+    if (log_reopen(m->config->user) != 0)
+        log_message(PORTER_LOG_ERR, NULL, "event=log_reopen_error error=\"%s\"", strerror(errno));
+    else
+        log_message(PORTER_LOG_NOTICE, NULL, "event=log_reopened");
 }
 
 /* master_kill_stragglers - workers that outlived the drain deadline */
@@ -648,7 +788,7 @@ static void master_kill_stragglers(evutil_socket_t fd, short what, void *arg)
         if (m->slots[i].pid != 0)
             kill(m->slots[i].pid, SIGKILL);
     for (size_t i = 0; i < m->retired_count; i++)
-        kill(m->retired[i], SIGKILL);
+        kill(m->retired[i].pid, SIGKILL);
     if (m->delivery_pid != 0)
         kill(m->delivery_pid, SIGKILL);
 }
@@ -665,7 +805,7 @@ static void master_stop(evutil_socket_t signal_number, short what, void *arg)
         if (m->slots[i].pid != 0)
             kill(m->slots[i].pid, SIGTERM);
     for (size_t i = 0; i < m->retired_count; i++)
-        kill(m->retired[i], SIGTERM);
+        kill(m->retired[i].pid, SIGTERM);
     if (m->delivery_pid != 0)
         kill(m->delivery_pid, SIGTERM);
     if (master_all_gone(m)) {
@@ -708,16 +848,160 @@ static void master_raise_file_limit(void)
     }
 }
 
+/* master_facts - what only the master knows, for status and scrapes */
+static void master_facts(const struct master *m, struct metrics_master_facts *facts)
+{
+    memset(facts, 0, sizeof *facts);
+    facts->generation = m->generation + 1; /* 1 at start */
+    facts->worker_restarts = m->worker_restarts;
+    facts->workers = m->slot_count;
+    facts->start_time = (double)m->started;
+    facts->queue_depth = -1;
+    if (!master_delivery_wanted(m->config))
+        return;
+    time_t oldest = 0, held_oldest = 0;
+    if (spool_count(m->config->queue_dir, SPOOL_ACTIVE, MASTER_QUEUE_SCAN_MAX, &facts->queue_depth,
+                    &oldest) != 0)
+        facts->queue_depth = -1;
+    if (spool_count(m->config->queue_dir, SPOOL_HOLD, MASTER_QUEUE_SCAN_MAX, &facts->queue_held,
+                    &held_oldest) != 0)
+        facts->queue_held = 0;
+    facts->queue_oldest_seconds = oldest > 0 ? difftime(time(NULL), oldest) : 0;
+}
+
+/* master_status_answer - the text of `porter status` */
+static char *master_status_answer(const struct master *m)
+{
+    struct status_worker workers[MASTER_MAX_WORKERS * 5];
+    size_t count = 0;
+    for (size_t i = 0; i < m->slot_count; i++)
+        if (m->slots[i].pid != 0)
+            workers[count++] = (struct status_worker){m->slots[i].pid, m->slots[i].generation + 1,
+                                                      false};
+    for (size_t i = 0; i < m->retired_count; i++)
+        workers[count++] = (struct status_worker){m->retired[i].pid, m->retired[i].generation + 1,
+                                                  true};
+    struct metrics_master_facts facts;
+    master_facts(m, &facts);
+    struct status_facts status = {
+        .pid = getpid(), .started = m->started, .directory = m->config->directory,
+        .workers = workers, .worker_count = count, .delivery_pid = m->delivery_pid,
+        .stopping = m->stopping, .metrics = &facts,
+    };
+    return status_text(&status);
+}
+
+/* master_control - one command from the control socket */
+static char *master_control(const char *command, bool *keep_open, void *arg)
+{
+    struct master *m = arg;
+    log_message(PORTER_LOG_INFO, NULL, "event=control command=%.32s", command);
+    if (strcmp(command, "status") == 0)
+        return master_status_answer(m);
+    if (strcmp(command, "sessions") == 0)
+        return status_sessions_text();
+    if (strcmp(command, "reload") == 0)
+        return master_reload_now(m);
+    if (strcmp(command, "stop") == 0) {
+        *keep_open = true; /* closed when the master exits: the client waits for the drain */
+        master_stop(SIGTERM, 0, m);
+        return xasprintf("stopping pid=%ld\n", (long)getpid());
+    }
+    return xstrdup("error: unknown command (status, sessions, reload, stop)\n");
+}
+
+/* master_http_page - the metrics listener's pages */
+static char *master_http_page(const char *path, const char **content_type, void *arg)
+{
+    struct master *m = arg;
+    if (strcmp(path, "/metrics") == 0) {
+        struct metrics_master_facts facts;
+        master_facts(m, &facts);
+        struct metrics_sums *sums = metrics_collect();
+        char *text = metrics_render(sums, &facts);
+        metrics_sums_free(sums);
+        *content_type = "text/plain; version=0.0.4; charset=utf-8";
+        return text;
+    }
+    if (strcmp(path, "/top") == 0)
+        return status_sessions_text();
+    if (strcmp(path, "/status") == 0)
+        return master_status_answer(m);
+    if (strcmp(path, "/") == 0)
+        return xstrdup("porter: /metrics (Prometheus), /status, /top (sessions and verdicts)\n");
+    return NULL;
+}
+
+/* master_pid_file_write - the pid file (its path is kept for removal); -1 with a log line */
+static int master_pid_file_write(struct master *m)
+{
+    m->pid_file = m->config->pid_file != NULL ? config_path(m->config, m->config->pid_file)
+                                              : xasprintf("%s/porter.pid", m->config->spool_dir);
+    char text[32];
+    int length = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    int fd = open(m->pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, text, (size_t)length) != length) {
+        log_message(PORTER_LOG_ERR, NULL, "event=pid_file_error path=%s error=\"%s\"", m->pid_file,
+                    strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        free(m->pid_file);
+        m->pid_file = NULL;
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* master_pid_file_remove - at exit, when it still names us */
+static void master_pid_file_remove(struct master *m)
+{
+    if (m->pid_file == NULL)
+        return;
+    char text[32] = "";
+    int fd = open(m->pid_file, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t got = read(fd, text, sizeof text - 1);
+        text[got > 0 ? got : 0] = '\0';
+        close(fd);
+        if (strtol(text, NULL, 10) == (long)getpid())
+            unlink(m->pid_file);
+    }
+    free(m->pid_file);
+    m->pid_file = NULL;
+}
+
 int master_run(const char *directory, bool foreground)
 {
     log_open("porter", LOG_TARGET_STDERR, PORTER_LOG_INFO);
     master_raise_file_limit();
-    struct master m = {0};
-    m.config = master_load(directory, true);
+    struct master m = {.foreground = foreground, .started = time(NULL)};
+    m.config = master_load(directory, true, NULL);
     if (m.config == NULL)
         return 1;
     log_set_level(m.config->log_level);
-    if (master_bind(&m, m.config) != 0 || master_prepare_spool(m.config) != 0) {
+    char *control_path = control_socket_path(m.config->spool_dir);
+    pid_t running = control_socket_owner(control_path);
+    if (running != 0) {
+        fprintf(stderr, "porter: a master already runs on %s (pid %ld)\n", control_path,
+                (long)running);
+        free(control_path);
+        config_free(m.config);
+        return 1;
+    }
+    char why[1024] = "";
+    int metrics_fd = -1;
+    if (master_metrics_listen(&m, m.config, &metrics_fd, why, sizeof why) != 0 ||
+        log_configure(m.config->log, foreground, m.config->log_facility, m.config->log_format,
+                      why, sizeof why) != 0) {
+        fprintf(stderr, "porter: %s\n", why);
+        free(control_path);
+        config_free(m.config);
+        return 1;
+    }
+    log_reopen(m.config->user); /* a log file belongs to the workers' user too */
+    if (master_bind(&m, m.config, false) != 0 || master_prepare_spool(m.config) != 0 ||
+        metrics_shared_create() != 0) {
         for (size_t i = 0; i < m.listener_count; i++) {
             close(m.listeners[i].fd);
             free(m.listener_addresses[i]);
@@ -730,19 +1014,28 @@ int master_run(const char *directory, bool foreground)
     if (geteuid() == 0 && (m.config->user == NULL || m.config->user[0] == '\0'))
         log_message(PORTER_LOG_WARNING, NULL, "event=running_as_root warning=\"set user = in "
                     "porter.conf so that workers drop privileges\"");
-    if (!foreground) {
-        if (master_daemonize() != 0)
-            return 1;
-        log_open("porter", LOG_TARGET_SYSLOG, m.config->log_level);
-    }
+    if (!foreground && master_daemonize() != 0)
+        return 1;
     m.base = event_base_new();
     if (m.base == NULL)
         return 1;
+    char *error = NULL;
+    m.control = control_server_start(m.base, control_path, master_control, &m, &error);
+    free(control_path);
+    if (m.control == NULL) {
+        log_message(PORTER_LOG_ERR, NULL, "event=control_error error=\"%s\"", error);
+        free(error);
+        return 1;
+    }
+    if (master_pid_file_write(&m) != 0)
+        return 1;
+    master_metrics_switch(&m, m.config, metrics_fd);
     signal(SIGPIPE, SIG_IGN);
     m.signals[0] = evsignal_new(m.base, SIGCHLD, master_child, &m);
     m.signals[1] = evsignal_new(m.base, SIGHUP, master_reload, &m);
     m.signals[2] = evsignal_new(m.base, SIGTERM, master_stop, &m);
     m.signals[3] = evsignal_new(m.base, SIGINT, master_stop, &m);
+    m.signals[4] = evsignal_new(m.base, SIGUSR1, master_reopen_log, &m);
     for (size_t i = 0; i < sizeof m.signals / sizeof m.signals[0]; i++)
         evsignal_add(m.signals[i], NULL);
     m.restart_timer = evtimer_new(m.base, master_restart_due, &m);
@@ -750,11 +1043,22 @@ int master_run(const char *directory, bool foreground)
     m.slot_count = master_worker_count(m.config);
     for (size_t i = 0; i < m.slot_count; i++)
         master_spawn(&m, i);
+    for (size_t i = 0; i < m.listener_count; i++) {
+        if (listen(m.listeners[i].fd, MASTER_BACKLOG) != 0) {
+            log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"",
+                        m.listener_addresses[i], strerror(errno));
+            master_stop(SIGTERM, 0, &m);
+        }
+    }
     master_spawn_delivery(&m);
     master_log_listeners(m.config);
     log_message(PORTER_LOG_NOTICE, NULL, "event=started pid=%ld workers=%zu listeners=%zu",
                 (long)getpid(), m.slot_count, m.config->listen_count);
     event_base_dispatch(m.base);
+    master_pid_file_remove(&m);
+    control_server_free(m.control); /* a waiting `porter stop` learns that we are done */
+    metrics_http_free(m.metrics_http);
+    free(m.metrics_address);
     for (size_t i = 0; i < sizeof m.signals / sizeof m.signals[0]; i++)
         event_free(m.signals[i]);
     event_free(m.restart_timer);
@@ -774,7 +1078,7 @@ int master_run(const char *directory, bool foreground)
 int master_check(const char *directory)
 {
     log_open("porter", LOG_TARGET_STDERR, PORTER_LOG_WARNING);
-    struct porter_config *config = master_load(directory, true);
+    struct porter_config *config = master_load(directory, true, NULL);
     if (config == NULL) {
         fprintf(stderr, "porter check: configuration in %s has errors\n", directory);
         return 1;
@@ -803,6 +1107,15 @@ int master_stdio(const char *directory, const char *client_ip, bool trace)
     config->queue_dir = queue;
     log_set_level(trace ? PORTER_LOG_INFO : config->log_level < PORTER_LOG_WARNING
                                                 ? config->log_level : PORTER_LOG_WARNING);
+    /* stdout is the SMTP session and stderr may be the client's too (inetd): log lines go
+     * there only when asked for (--trace, or a log setting); by default to syslog */
+    char why[1024];
+    if (log_configure(config->log, trace, config->log_facility, config->log_format, why,
+                      sizeof why) != 0) {
+        fprintf(stderr, "porter: %s\n", why);
+        config_free(config);
+        return 1;
+    }
     if (master_prepare_spool(config) != 0 || master_drop_privileges(config) != 0) {
         config_free(config);
         return 1;

@@ -23,6 +23,7 @@
 #include "dns.h"
 #include "list_file.h"
 #include "log.h"
+#include "metrics.h"
 #include "memory.h"
 #include "plugin_args.h"
 #include "plugin_host.h"
@@ -48,6 +49,8 @@ static int api_reply(porter_session *s, int rc, int code, const char *enhanced,
 static void api_log(porter_session *s, int level, const char *format, va_list ap)
 {
     const char *plugin = s && s->run.plugin ? s->run.plugin->name : NULL;
+    if (level <= PORTER_LOG_ERR && s != NULL && s->run.plugin != NULL)
+        metrics_plugin_error((int)s->run.plugin->index); /* porter status: the plugin is failing */
     log_vmessage(level, s ? s->id_string : NULL, plugin, format, ap);
 }
 

@@ -23,6 +23,7 @@
 #include "dns.h"
 #include "log.h"
 #include "memory.h"
+#include "metrics.h"
 #include "plugin_args.h"
 #include "plugin_dir.h"
 #include "plugin_host.h"
@@ -131,6 +132,12 @@ static int plugin_instance_load(const struct porter_config *config, const struct
         return -1;
     }
     out->name = xstrdup(line->name);
+    out->label = NULL;
+    for (int i = 0; i < line->argc && out->label == NULL; i++)
+        if (strncmp(line->argv[i], "name=", 5) == 0 && line->argv[i][5] != '\0')
+            out->label = xasprintf("%s:%s", line->name, line->argv[i] + 5);
+    if (out->label == NULL)
+        out->label = xstrdup(line->name);
     out->file = xstrdup(line->file);
     out->line = line->line;
     out->dl_handle = handle;
@@ -148,6 +155,7 @@ static void plugin_instance_unload(struct plugin_instance *instance)
     if (instance->dl_handle != NULL)
         dlclose(instance->dl_handle);
     free(instance->name);
+    free(instance->label);
     free(instance->file);
 }
 
@@ -246,6 +254,7 @@ static void hook_chain_finish(struct porter_session *s, int rc)
     run->active = false;
     run->waiting = false;
     run->generation++;
+    metrics_view_hook(s->view, -1, -1, 0);
     if (run->timeout_event != NULL)
         evtimer_del(run->timeout_event);
     if (rc == PORTER_DENY || rc == PORTER_DENYSOFT || rc == PORTER_DENY_DISCONNECT ||
@@ -265,17 +274,25 @@ static bool hook_chain_verdict(struct porter_session *s, int rc)
 {
     struct hook_run *run = &s->run;
     const char *name = run->plugin != NULL ? run->plugin->name : "?";
+    int index = run->plugin != NULL ? (int)run->plugin->index : -1;
     hook_trace(s, name, rc);
+    struct timeval now, elapsed;
+    gettimeofday(&now, NULL);
+    timersub(&now, &run->started, &elapsed);
+    int64_t elapsed_usec = (int64_t)elapsed.tv_sec * 1000000 + elapsed.tv_usec;
     if (rc < 0 || rc >= PORTER_RC_COUNT) {
+        metrics_plugin_error(index);
         log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s hook=%s "
                     "error=\"invalid verdict %d\"", name, porter_hook_name(run->hook), rc);
         rc = PORTER_DENYSOFT;
         reply_clear(&run->reply);
     }
+    metrics_hook(index, (int)run->hook, rc, elapsed_usec);
     if (rc == PORTER_DECLINED) {
         run->position++;
         return true;
     }
+    metrics_verdict(s->id, s->client_ip, (int)run->hook, index, rc, elapsed_usec);
     run->decider = name;
     hook_chain_finish(s, rc);
     return false;
@@ -327,6 +344,8 @@ static void hook_chain_step(struct porter_session *s)
         run->plugin = instance;
         reply_clear(&run->reply);
         gettimeofday(&run->started, NULL);
+        metrics_view_hook(s->view, (int)run->hook, (int)instance->index,
+                          (int64_t)run->started.tv_sec * 1000000 + run->started.tv_usec);
         int rc = hook_chain_call(s, instance->descriptor->hooks[run->hook], instance->state);
         if (rc == PORTER_PENDING) {
             hook_chain_wait(s);
@@ -382,6 +401,7 @@ static void hook_chain_timeout_locked(struct porter_session *s)
     event_del(run->resume_event);
     hook_continuation_drop(s);
     run->waiting = false;
+    metrics_plugin_error((int)run->plugin->index);
     reply_set(&run->reply, 451, "4.3.0", "Temporary local problem, please try again later");
     hook_chain_verdict(s, PORTER_DENYSOFT);
 }

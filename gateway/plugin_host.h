@@ -19,6 +19,8 @@
 
 struct plugin_instance {
     char *name;
+    char *label;           /* name, or "name:NAME" for a line with name=NAME (a milter): logs
+                              and metrics tell instances apart by it */
     char *file;
     int line;
     void *dl_handle;

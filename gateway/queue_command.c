@@ -300,23 +300,10 @@ int queue_command_main(int argc, char **argv, const char *default_directory)
         return 2;
     }
     struct config_error_list errors = {0};
-    char *path = config_path_resolve(directory, "porter.conf");
-    char *text = NULL, *error = NULL;
-    size_t length = 0;
-    struct porter_config *config = NULL;
-    if (config_read_file(path, CONFIG_FILE_MAX, &text, &length, &error) != 0) {
-        fprintf(stderr, "porter queue: %s\n", error);
-        free(error);
-    } else {
-        char *absolute = realpath(directory, NULL);
-        config = config_parse(absolute ? absolute : directory, path, text, length, &errors);
-        free(absolute);
-        for (size_t i = 0; i < errors.count; i++)
-            fprintf(stderr, "%s\n", errors.messages[i]);
-        config_errors_clear(&errors);
-    }
-    free(text);
-    free(path);
+    struct porter_config *config = config_read_settings(directory, NULL, &errors);
+    for (size_t i = 0; i < errors.count; i++)
+        fprintf(stderr, "porter queue: %s\n", errors.messages[i]);
+    config_errors_clear(&errors);
     if (config == NULL)
         return 1;
     char *queue_dir = config_path(config, config->queue_dir);

@@ -20,6 +20,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@
 #include "log.h"
 #include "memory.h"
 #include "cidr.h"
+#include "metrics.h"
 #include "plugin_host.h"
 #include "proxy_protocol.h"
 #include "session.h"
@@ -313,6 +315,7 @@ static void session_set_state(struct porter_session *s, enum session_state state
         log_message(PORTER_LOG_DEBUG, s->id_string, "event=state from=%s to=%s",
                     session_state_name(s->state), session_state_name(state));
     s->state = state;
+    metrics_view_state(s->view, (int)state);
 }
 
 /* session_idle_fired - the client said nothing for too long (or a final flush hung) */
@@ -443,6 +446,11 @@ void session_log_transaction(struct porter_session *s, const char *end, int code
                              const char *enhanced, const char *text, const char *decider)
 {
     struct transaction *t = s->transaction;
+    int decider_index = decider != NULL && s->run.plugin != NULL &&
+                                strcmp(s->run.plugin->name, decider) == 0
+                            ? (int)s->run.plugin->index
+                            : -1;
+    metrics_transaction(code, decider_index, strcmp(end, "data") == 0, t->data_size);
     char recipients[1024], refused[1024];
     size_t used = 0;
     recipients[0] = '\0';
@@ -780,6 +788,7 @@ static void session_tls_established(struct porter_session *s)
 {
     s->flags &= ~(unsigned)SESSION_FLAG_TLS_HANDSHAKE;
     s->flags |= SESSION_FLAG_TLS;
+    metrics_add(&metrics_here->tls_handshakes, 1);
     tls_facts_free(s->tls);
     s->tls = tls_facts_collect(s->config->tls, s->input);
     const struct tls_facts *f = s->tls;
@@ -1617,6 +1626,7 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
         tls_error_describe(bev, reason, sizeof reason);
         log_message(PORTER_LOG_NOTICE, s->id_string, "event=tls_handshake_failed client=%s "
                     "error=\"%s\"", s->client_ip, reason);
+        metrics_add(&metrics_here->tls_failures, 1);
         session_close(s, "tls_handshake_failed");
         return;
     }
@@ -1715,6 +1725,8 @@ struct porter_session *session_new(struct worker *worker)
     s->client_name = xstrdup("unknown");
     s->client_ptr = xstrdup("unknown");
     s->role = "smtp";
+    s->view = -1;
+    s->listener = UINT_MAX; /* not counted per listener until worker_accept says which */
     gettimeofday(&s->connected_at, NULL);
     s->idle_timer = evtimer_new(s->base, session_idle_fired, s);
     s->session_timer = evtimer_new(s->base, session_total_fired, s);

@@ -102,6 +102,9 @@ struct porter_session {
     enum session_state state;
     unsigned flags;
     const char *role;            /* listener role: "smtp", "submission", "submissions" */
+    unsigned listener;           /* index of the listener it came in on (metrics); UINT_MAX:
+                                    none (stdio, sessions of the milter listener) */
+    int view;                    /* its entry in the session view of porter top, or -1 */
     char client_ip[64];
     int client_port;
     char local_ip[64];

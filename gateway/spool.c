@@ -9,6 +9,7 @@
  * Memory: envelopes own their strings; spool_path and spool_envelope_format results belong to
  * the caller.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -55,6 +56,37 @@ bool spool_id_valid(const char *id)
 char *spool_path(const char *queue_dir, int queue, const char *id)
 {
     return xasprintf("%s/%s/%s", queue_dir, spool_queue_name(queue), id);
+}
+
+int spool_count(const char *queue_dir, int queue, size_t limit, long *count, time_t *oldest)
+{
+    char *folder = xasprintf("%s/%s", queue_dir, spool_queue_name(queue));
+    DIR *dir = opendir(folder);
+    free(folder);
+    *count = 0;
+    *oldest = 0;
+    if (dir == NULL)
+        return -1;
+    struct dirent *item;
+    for (size_t seen = 0; seen < limit && (item = readdir(dir)) != NULL; seen++) {
+        if (!spool_id_valid(item->d_name))
+            continue;
+        /* the created record is near the start: magic, id (at most 64 bytes), created */
+        int fd = openat(dirfd(dir), item->d_name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        char head[SPOOL_ID_MAX + 96];
+        ssize_t got = pread(fd, head, sizeof head - 1, 0);
+        close(fd);
+        (*count)++;
+        head[got > 0 ? got : 0] = '\0';
+        const char *created = strstr(head, "\ncreated ");
+        time_t when = created != NULL ? (time_t)strtoll(created + 9, NULL, 10) : 0;
+        if (when > 0 && (*oldest == 0 || when < *oldest))
+            *oldest = when;
+    }
+    closedir(dir);
+    return 0;
 }
 
 int spool_prepare(const char *queue_dir)

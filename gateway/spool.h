@@ -91,6 +91,10 @@ bool spool_id_valid(const char *id);
 /* spool_path - QUEUE_DIR/FOLDER/ID; caller frees */
 char *spool_path(const char *queue_dir, int queue, const char *id);
 
+/* spool_count - how many queue files one folder holds and the creation time of the oldest
+ * message (its created record; 0 when empty), reading at most limit names; -1 with errno when it cannot be read */
+int spool_count(const char *queue_dir, int queue, size_t limit, long *count, time_t *oldest);
+
 /* spool_prepare - create QUEUE_DIR and its folders (mode 0700); -1 with errno */
 int spool_prepare(const char *queue_dir);
 

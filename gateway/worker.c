@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "log.h"
 #include "memory.h"
+#include "metrics.h"
 #include "milter_listener.h"
 #include "plugin_host.h"
 #include "refusal_log.h"
@@ -287,6 +288,7 @@ bool worker_admit(struct worker *w, struct porter_session *s)
 {
     if (w->stdio)
         return true;
+    metrics_view_client(s->view, s->client_ip); /* the client a PROXY header named */
     if (!worker_ip_acquire(w, s->client_ip)) {
         log_message(PORTER_LOG_WARNING, s->id_string, "event=connection_refused client=%s "
                     "reason=max_connections_per_ip limit=%ld", s->client_ip,
@@ -300,6 +302,9 @@ bool worker_admit(struct worker *w, struct porter_session *s)
 void worker_session_closed(struct worker *w, struct porter_session *s)
 {
     worker_table_remove(w, s->id);
+    metrics_session_closed(s->listener);
+    metrics_view_close(s->view);
+    s->view = -1;
     if (!w->stdio && s->counted_ip[0] != '\0')
         worker_ip_release(w, s->counted_ip);
     if (w->stdio || ((w->draining || w->retiring) && w->session_count == 0))
@@ -319,6 +324,7 @@ static void worker_refuse(struct worker *w, int fd, const char *enhanced, const 
         (void)ignored;
     }
     close(fd);
+    metrics_add(&metrics_here->connections_refused, 1);
 }
 
 /* worker_accept - a new connection on one of the listeners */
@@ -365,6 +371,9 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
     }
     evutil_make_socket_nonblocking(fd);
     struct porter_session *s = session_start(w, fd, address, (socklen_t)length, facts->role);
+    s->listener = (unsigned)(facts - w->listener_facts);
+    metrics_session_opened(s->listener);
+    s->view = metrics_view_open(s->id, ip, s->listener, metrics_now_usec());
     if (facts->proxy_protocol)
         s->proxy_wait = true; /* counted by worker_admit once the header names the client */
     else

@@ -130,6 +130,7 @@ class Porter:
             "plugin_dir": PLUGIN_DIR,
             "spool_dir": os.path.join(self.dir, "spool"),
             "log_level": "info",
+            "log": "stderr",  # porter run -f and porter stdio: the log is the process's stderr
             "shutdown_timeout": "5s",
         }
         if settings:
