@@ -82,6 +82,7 @@ struct porter_config {
     double session_timeout;
     double milter_listener_timeout; /* milter listeners: the MTA's next command */
     double policy_listener_timeout; /* policy listeners: Postfix's next request */
+    double milter_progress_interval; /* milter listeners: SMFIR_PROGRESS while a hook waits */
     double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
     bool received_header;
     /* Scale-out: PROXY protocol, XCLIENT, draining behind a load balancer */
