@@ -854,11 +854,7 @@ static int api_deliver(porter_session *s, porter_deliver_fn deliver, void *state
 /* api_arg_resolve - a path resolved against the configuration directory, kept with the args */
 static const char *api_arg_resolve(porter_args *a, const char *path)
 {
-    if (a == NULL || path == NULL)
-        return path;
-    a->paths = xrealloc(a->paths, (a->path_count + 1) * sizeof *a->paths);
-    a->paths[a->path_count] = plugin_args_resolve_path(a, path);
-    return a->paths[a->path_count++];
+    return plugin_args_keep_path(a, NULL, path);
 }
 
 /* ---------------------------------------------------------------- the store */

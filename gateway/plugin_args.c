@@ -117,6 +117,9 @@ void plugin_args_free(struct porter_args *a)
     for (size_t i = 0; i < a->path_count; i++)
         free(a->paths[i]);
     free(a->paths);
+    for (size_t i = 0; i < a->relative_count; i++)
+        free(a->relative[i]);
+    free(a->relative);
     for (size_t i = 0; i < a->known_count; i++)
         free(a->known[i]);
     free(a->known);
@@ -156,16 +159,25 @@ const char *plugin_args_string(porter_args *a, const char *key, const char *fall
     return value != NULL ? value : fallback;
 }
 
+const char *plugin_args_keep_path(porter_args *a, const char *key, const char *path)
+{
+    if (a == NULL || path == NULL)
+        return path;
+    a->paths = xrealloc(a->paths, (a->path_count + 1) * sizeof *a->paths);
+    a->paths[a->path_count] = plugin_args_resolve_path(a, path);
+    if (path[0] != '/' && a->directory != NULL) {
+        a->relative = xrealloc(a->relative, (a->relative_count + 1) * sizeof *a->relative);
+        a->relative[a->relative_count++] = xasprintf("%s%s%s is %s", key ? key : "",
+                                                      key ? "=" : "", path,
+                                                      a->paths[a->path_count]);
+    }
+    return a->paths[a->path_count++];
+}
+
 const char *plugin_args_path(porter_args *a, const char *key, const char *fallback)
 {
     const char *value = plugin_args_lookup(a, key);
-    if (value == NULL)
-        value = fallback;
-    if (a == NULL || value == NULL)
-        return value;
-    a->paths = xrealloc(a->paths, (a->path_count + 1) * sizeof *a->paths);
-    a->paths[a->path_count] = plugin_args_resolve_path(a, value);
-    return a->paths[a->path_count++];
+    return plugin_args_keep_path(a, key, value != NULL ? value : fallback);
 }
 
 long plugin_args_integer(porter_args *a, const char *key, long fallback, long minimum,
@@ -336,6 +348,22 @@ size_t plugin_args_finish(struct porter_args *a)
         char *quoted = config_quote(a->positional[i]);
         plugin_args_report(a, "unexpected argument %s", quoted);
         free(quoted);
+    }
+    if (a->errors.count > 0 && a->relative_count > 0) {
+        /* a configuration copied elsewhere fails on relative paths: say what they became */
+        size_t length = 1;
+        for (size_t i = 0; i < a->relative_count; i++)
+            length += strlen(a->relative[i]) + 2;
+        char *list = xmalloc(length);
+        list[0] = '\0';
+        for (size_t i = 0; i < a->relative_count; i++) {
+            if (i > 0)
+                strcat(list, "; ");
+            strcat(list, a->relative[i]);
+        }
+        plugin_args_report(a, "note: relative paths are relative to the configuration directory "
+                           "%s: %s", a->directory, list);
+        free(list);
     }
     return a->errors.count;
 }

@@ -52,6 +52,8 @@ struct porter_args {
     size_t positional_asked;          /* 1 + the highest index asked for; 0: none */
     char **paths;                     /* what plugin_args_path returned, freed with the args */
     size_t path_count;
+    char **relative;                  /* "KEY=VALUE is RESOLVED" of each relative path resolved */
+    size_t relative_count;
     char **known;                     /* every key asked for, once, in asking order */
     size_t known_count;
     struct config_error_list errors;  /* "FILE:LINE: PLUGIN: message" */
@@ -102,7 +104,10 @@ const char *plugin_args_positional(porter_args *a, size_t index);
 /*
  * plugin_args_finish - after init: every named key no getter asked for becomes "unknown
  * argument 'KEY' (known: a, b, c)", and every positional word past the last index asked for
- * becomes "unexpected argument 'WORD'". Runs once (later calls change nothing). Returns the
+ * becomes "unexpected argument 'WORD'". When there are errors and a relative path was
+ * resolved, one more line says what each became and from where ("note: relative paths are
+ * relative to the configuration directory DIR: path=../var/maildir is DIR/../var/maildir"),
+ * for a configuration copied elsewhere. Runs once (later calls change nothing). Returns the
  * number of errors.
  */
 size_t plugin_args_finish(struct porter_args *a);
@@ -117,6 +122,10 @@ size_t plugin_args_check_declared(struct porter_args *a, const struct porter_arg
 size_t plugin_args_error_count(const struct porter_args *a);
 /* plugin_args_error - the index-th error, "FILE:LINE: PLUGIN: message"; NULL past the end */
 const char *plugin_args_error(const struct porter_args *a, size_t index);
+/* plugin_args_keep_path - path resolved against the config directory (NULL stays NULL), kept
+ * with the args; key (may be NULL) names it in the note a failed load gets for a relative
+ * path (see plugin_args_finish). porter_arg_path and porter_arg_resolve use it. */
+const char *plugin_args_keep_path(porter_args *a, const char *key, const char *path);
 /* plugin_args_resolve_path - path relative to the config directory; caller frees */
 char *plugin_args_resolve_path(const struct porter_args *a, const char *path);
 

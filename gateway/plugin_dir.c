@@ -109,6 +109,36 @@ const struct porter_plugin *plugin_dir_open(const char *path, void **handle, cha
     return NULL;
 }
 
+char *plugin_dir_describe(const struct porter_config *config)
+{
+    bool relative = false;
+    char *directories = xstrdup(config->plugin_dir != NULL ? config->plugin_dir : "");
+    char *saveptr = NULL;
+    for (char *dir = strtok_r(directories, ":", &saveptr); dir != NULL;
+         dir = strtok_r(NULL, ":", &saveptr))
+        relative |= dir[0] != '/';
+    free(directories);
+    if (!relative)
+        return xstrdup("");
+    size_t count;
+    char **folders = plugin_dir_folders(config, &count);
+    size_t length = 1;
+    for (size_t i = 0; i < count; i++)
+        length += strlen(folders[i]) + 2;
+    char *list = xmalloc(length);
+    list[0] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0)
+            strcat(list, ", ");
+        strcat(list, folders[i]);
+    }
+    char *text = xasprintf(" (looked in %s: relative folders are relative to the configuration "
+                           "directory %s)", list, config->directory ? config->directory : ".");
+    free(list);
+    plugin_dir_list_free(folders, count);
+    return text;
+}
+
 void plugin_dir_list_free(char **list, size_t count)
 {
     if (list == NULL)

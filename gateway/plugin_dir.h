@@ -31,6 +31,10 @@ char **plugin_dir_names(const struct porter_config *config, size_t *count);
  * *error set (caller frees) when it does not load. *handle is for dlclose, which ends the
  * descriptor's life. init is not called. */
 const struct porter_plugin *plugin_dir_open(const char *path, void **handle, char **error);
+/* plugin_dir_describe - for a message: "" when every plugin_dir folder is absolute, else
+ * " (looked in /abs/one, /abs/two: relative folders are relative to the configuration
+ * directory DIR)"; caller frees */
+char *plugin_dir_describe(const struct porter_config *config);
 /* plugin_dir_list_free - free count strings and the array (NULL is fine) */
 void plugin_dir_list_free(char **list, size_t count);
 

@@ -99,7 +99,10 @@ static int plugin_instance_load(const struct porter_config *config, const struct
     memset(out, 0, sizeof *out);
     char *path = plugin_find_file(config, line->name);
     if (path == NULL) {
-        plugin_error(errors, line, "no %s.so in plugin_dir %s", line->name, config->plugin_dir);
+        char *where = plugin_dir_describe(config);
+        plugin_error(errors, line, "no %s.so in plugin_dir %s%s", line->name, config->plugin_dir,
+                     where);
+        free(where);
         return -1;
     }
     void *handle;
