@@ -962,7 +962,7 @@ static void master_listen_when_ready(evutil_socket_t fd, short what, void *arg)
             return;
         }
     }
-    log_message(PORTER_LOG_INFO, NULL, "event=listening workers_ready=%s", ready ? "yes" : "no");
+    log_message(PORTER_LOG_INFO, NULL, "event=ready workers_ready=%s", ready ? "yes" : "no");
 }
 
 /* master_pid_file_write - the pid file (its path is kept for removal); -1 with a log line */
