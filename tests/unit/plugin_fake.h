@@ -62,7 +62,7 @@ static bool fake_relay_client(porter_session *s) { return fake.relay; }
 static void *fake_data_get(porter_session *s) { return fake.data; }
 static void fake_data_set(porter_session *s, void *data) { fake.data = data; }
 
-static int fake_find(const char *key)
+static inline int fake_find(const char *key)
 {
     for (size_t i = 0; i < fake.key_count; i++)
         if (strcmp(fake.keys[i], key) == 0)
@@ -71,7 +71,7 @@ static int fake_find(const char *key)
 }
 
 /* fake_put - the store's record for key (keys as the core would prefix them) */
-static void fake_put(const char *key, const char *value, double ttl)
+static inline void fake_put(const char *key, const char *value, double ttl)
 {
     int i = fake_find(key);
     if (i < 0) {
@@ -84,7 +84,7 @@ static void fake_put(const char *key, const char *value, double ttl)
 }
 
 /* fake_expire - the key's time is up */
-static void fake_expire(const char *key)
+static inline void fake_expire(const char *key)
 {
     int i = fake_find(key);
     if (i < 0)
@@ -164,7 +164,7 @@ static const struct porter_api fake_api = {
 };
 
 /* fake_reset - a fresh session and an empty store; the plugin's porter_api is the fake */
-static void fake_reset(void)
+static inline void fake_reset(void)
 {
     porter_api = &fake_api;
     free(fake.data);
