@@ -32,7 +32,6 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "auth.h"
 #include "auth_results.h"
 #include "clock.h"
 #include "config.h"
@@ -40,9 +39,9 @@
 #include "memory.h"
 #include "milter_filter.h"
 #include "milter_listener.h"
+#include "session_facts.h"
 #include "plugin_host.h"
 #include "session.h"
-#include "tls.h"
 #include "worker.h"
 
 #define MILTER_PROGRESS_INTERVAL 10.0 /* seconds; Postfix waits 30 s for a command's reply */
@@ -241,93 +240,32 @@ static void milter_resume(struct milter_connection *c)
 /* milter_tls_from_macros - TLS facts as the MTA saw them ({tls_version}, {cipher}, ...) */
 static void milter_tls_from_macros(struct milter_connection *c)
 {
-    struct porter_session *s = c->session;
-    const char *version = milter_macros_get(&c->macros, "tls_version");
-    if (version == NULL || s->tls != NULL)
-        return;
-    struct tls_facts *f = xcalloc(1, sizeof *f);
-    const char *value;
-    f->version = xstrdup(version);
-    if ((value = milter_macros_get(&c->macros, "cipher")) != NULL)
-        f->cipher = xstrdup(value);
-    if ((value = milter_macros_get(&c->macros, "cipher_bits")) != NULL)
-        f->bits = xstrdup(value);
-    if ((value = milter_macros_get(&c->macros, "cert_subject")) != NULL)
-        f->subject = xstrdup(value);
-    if ((value = milter_macros_get(&c->macros, "cert_issuer")) != NULL)
-        f->issuer = xstrdup(value);
-    s->tls = f;
-    s->flags |= SESSION_FLAG_TLS;
+    const struct milter_macros *m = &c->macros;
+    session_facts_tls(c->session, milter_macros_get(m, "tls_version"), milter_macros_get(m, "cipher"),
+                      milter_macros_get(m, "cipher_bits"), milter_macros_get(m, "cert_subject"),
+                      milter_macros_get(m, "cert_issuer"));
 }
 
-/* milter_auth_from_macros - an AUTH user the MTA accepted may relay, as in the SMTP path */
-static void milter_auth_from_macros(struct milter_connection *c)
-{
-    struct porter_session *s = c->session;
-    const char *user = milter_macros_get(&c->macros, "auth_authen");
-    if (user == NULL || s->auth_user != NULL || !auth_identity_valid(user, strlen(user)))
-        return;
-    s->auth_user = xstrdup(user);
-    s->flags |= SESSION_FLAG_RELAY;
-}
-
-/* milter_queue_id - the MTA's queue id ({i}) when it is a sane one, else our own */
-static char *milter_queue_id(struct milter_connection *c)
-{
-    const char *id = milter_macros_get(&c->macros, "i");
-    if (id != NULL && strlen(id) < 64 && strspn(id, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                    "abcdefghijklmnopqrstuvwxyz") == strlen(id))
-        return xstrdup(id);
-    return queue_id_new();
-}
-
-/* milter_path - MAIL/RCPT argv into s->path (as the SMTP path parses it); false when the
- * MTA passed something our parser refuses (the hooks then see no argument) */
+/* milter_path - MAIL/RCPT argv into s->path, as the SMTP path parses it */
 static bool milter_path(struct porter_session *s, const struct milter_string_list *argv,
                         enum smtp_path_kind kind)
 {
-    if (s->path_valid) {
-        smtp_path_clear(&s->path);
-        s->path_valid = false;
-    }
     size_t length = argv->length + 8;
     char *line = xcalloc(1, length);
     size_t used = (size_t)snprintf(line, length, "%s", kind == SMTP_PATH_REVERSE ? "FROM:" : "TO:");
+    size_t prefix = used;
     for (const char *a = milter_string_list_next(argv, NULL); a != NULL;
          a = milter_string_list_next(argv, a))
-        used += (size_t)snprintf(line + used, length - used, "%s%s",
-                                 used > 5 || (kind == SMTP_PATH_FORWARD && used > 3) ? " " : "", a);
-    struct smtp_parse_limits limits = {.max_local_part = 64, .max_domain = 255, .max_path = 256,
-                                       .allow_utf8 = true};
-    struct smtp_parse_error error = {0};
-    s->path_valid = smtp_parse_path(line, strlen(line), kind, &limits, &s->path, &error) == 0;
-    if (!s->path_valid)
-        log_message(PORTER_LOG_NOTICE, s->id_string, "event=milter_bad_address error=\"%s\"",
-                    error.text ? error.text : "unparsable");
+        used += (size_t)snprintf(line + used, length - used, "%s%s", used > prefix ? " " : "", a);
+    bool parsed = session_facts_path(s, line, kind);
     free(line);
-    return s->path_valid;
-}
-
-/* milter_bare_address - argv[0] without its angle brackets (the fallback when unparsable) */
-static char *milter_bare_address(const char *argument)
-{
-    size_t length = strlen(argument);
-    if (length >= 2 && argument[0] == '<' && argument[length - 1] == '>')
-        return xstrndup(argument + 1, length - 2);
-    return xstrdup(argument);
+    return parsed;
 }
 
 /* milter_transaction - the transaction, created when the MTA skipped MAIL */
 static struct transaction *milter_transaction(struct milter_connection *c)
 {
-    struct porter_session *s = c->session;
-    if (s->transaction == NULL) {
-        char *queue_id = milter_queue_id(c);
-        s->transaction = transaction_new(queue_id);
-        free(queue_id);
-        s->state = SESSION_STATE_MAIL;
-    }
-    return s->transaction;
+    return session_facts_transaction(c->session, milter_macros_get(&c->macros, "i"));
 }
 
 /* milter_message_reset - forget the per-message snapshot */
@@ -372,15 +310,9 @@ static void milter_on_connect(struct milter_connection *c, const struct milter_c
 {
     struct porter_session *s = c->session;
     const char *host = command->connect.hostname;
-    if (host[0] != '\0' && host[0] != '[' && strcasecmp(host, "unknown") != 0) {
-        free(s->client_name);
-        s->client_name = xstrndup(host, strnlen(host, 255));
-    }
-    const char *ptr = milter_macros_get(&c->macros, "client_ptr");
-    if (ptr != NULL) {
-        free(s->client_ptr);
-        s->client_ptr = xstrndup(ptr, strnlen(ptr, 255));
-    }
+    if (host[0] != '\0' && host[0] != '[' && strcasecmp(host, "unknown") != 0)
+        session_facts_name(&s->client_name, host);
+    session_facts_name(&s->client_ptr, milter_macros_get(&c->macros, "client_ptr"));
     if (command->connect.address != NULL &&
         (command->connect.family == MILTER_SMFIA_INET || command->connect.family == MILTER_SMFIA_INET6)) {
         const char *address = command->connect.address;
@@ -420,8 +352,7 @@ static void milter_done_helo(struct porter_session *s, int rc)
 static void milter_on_helo(struct milter_connection *c, const struct milter_command *command)
 {
     struct porter_session *s = c->session;
-    free(s->helo);
-    s->helo = xstrndup(command->helo, strnlen(command->helo, 255));
+    session_facts_name(&s->helo, command->helo);
     const char *protocol = milter_macros_get(&c->macros, "r");
     if (protocol != NULL && strcasecmp(protocol, "SMTP") == 0)
         s->flags &= ~(unsigned)SESSION_FLAG_EHLO;
@@ -456,7 +387,7 @@ static void milter_on_mail(struct milter_connection *c, const struct milter_comm
     struct porter_session *s = c->session;
     milter_transaction_end(c, "abort"); /* a MAIL without ABORT after a refused one */
     milter_tls_from_macros(c);
-    milter_auth_from_macros(c);
+    session_facts_auth(s, milter_macros_get(&c->macros, "auth_authen"));
     struct transaction *t = milter_transaction(c);
     const char *first = milter_string_list_next(&command->argv, NULL);
     free(t->mail_from);
@@ -465,7 +396,7 @@ static void milter_on_mail(struct milter_connection *c, const struct milter_comm
         for (size_t i = 0; i < s->path.param_count; i++)
             param_list_add(&t->mail_params, s->path.params[i].keyword, s->path.params[i].value);
     } else {
-        t->mail_from = milter_bare_address(first != NULL ? first : "");
+        t->mail_from = session_facts_bare_address(first != NULL ? first : "");
     }
     c->original_from = xstrdup(t->mail_from);
     for (size_t i = 0; i < t->mail_params.count; i++)
@@ -520,7 +451,7 @@ static void milter_on_rcpt(struct milter_connection *c, const struct milter_comm
     if (!milter_path(c->session, &command->argv, SMTP_PATH_FORWARD)) {
         /* The MTA accepted it; we cannot judge it, so it passes as the MTA wrote it. */
         const char *first = milter_string_list_next(&command->argv, NULL);
-        char *address = milter_bare_address(first != NULL ? first : "");
+        char *address = session_facts_bare_address(first != NULL ? first : "");
         struct param_list none = {0};
         milter_keep_recipient(c, address, &none);
         free(address);

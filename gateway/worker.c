@@ -32,6 +32,7 @@
 #include "memory.h"
 #include "metrics.h"
 #include "milter_listener.h"
+#include "policy_listener.h"
 #include "plugin_host.h"
 #include "refusal_log.h"
 #include "session.h"
@@ -333,7 +334,7 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
 {
     struct worker *w = worker_current;
     const struct worker_listener *facts = arg;
-    if (strcmp(facts->role, "milter") == 0) {
+    if (strcmp(facts->role, "milter") == 0 || strcmp(facts->role, "policy") == 0) {
         /* The MTA in front: one connection serves many clients, no per-IP limit. */
         if (w->draining || w->session_count >= (size_t)w->config->max_connections) {
             log_message(PORTER_LOG_WARNING, NULL, "event=connection_refused role=%s reason=%s",
@@ -342,7 +343,10 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
             return;
         }
         evutil_make_socket_nonblocking(fd);
-        milter_listener_accept(w, w->config, w->plugins, fd);
+        if (strcmp(facts->role, "milter") == 0)
+            milter_listener_accept(w, w->config, w->plugins, fd);
+        else
+            policy_listener_accept(w, w->config, w->plugins, fd);
         return;
     }
     char ip[64];
