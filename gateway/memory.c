@@ -67,3 +67,23 @@ char *xasprintf(const char *format, ...)
         memory_exhausted(0);
     return result;
 }
+
+char *xjoin(char *const *items, size_t count, const char *separator)
+{
+    size_t separator_length = strlen(separator), length = 1;
+    for (size_t i = 0; i < count; i++)
+        length += strlen(items[i]) + separator_length;
+    char *joined = xmalloc(length);
+    char *end = joined;
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0) {
+            memcpy(end, separator, separator_length);
+            end += separator_length;
+        }
+        size_t n = strlen(items[i]);
+        memcpy(end, items[i], n);
+        end += n;
+    }
+    *end = '\0';
+    return joined;
+}

@@ -303,27 +303,6 @@ const char *plugin_args_positional(porter_args *a, size_t index)
     return index < a->positional_count ? a->positional[index] : NULL;
 }
 
-/* plugin_args_known_list - the keys asked for, as "a, b, c" */
-static char *plugin_args_known_list(const struct porter_args *a)
-{
-    size_t length = 1;
-    for (size_t i = 0; i < a->known_count; i++)
-        length += strlen(a->known[i]) + 2;
-    char *list = xmalloc(length);
-    list[0] = '\0';
-    char *end = list;
-    for (size_t i = 0; i < a->known_count; i++) {
-        size_t n = strlen(a->known[i]);
-        if (i > 0) {
-            memcpy(end, ", ", 2);
-            end += 2;
-        }
-        memcpy(end, a->known[i], n + 1);
-        end += n;
-    }
-    return list;
-}
-
 size_t plugin_args_finish(struct porter_args *a)
 {
     if (a == NULL)
@@ -331,7 +310,7 @@ size_t plugin_args_finish(struct porter_args *a)
     if (a->finished)
         return a->errors.count;
     a->finished = true;
-    char *known = plugin_args_known_list(a);
+    char *known = xjoin(a->known, a->known_count, ", ");
     for (size_t i = 0; i < a->named_count; i++) {
         if (a->named[i].asked || a->named[i].duplicate)
             continue;
@@ -351,16 +330,7 @@ size_t plugin_args_finish(struct porter_args *a)
     }
     if (a->errors.count > 0 && a->relative_count > 0) {
         /* a configuration copied elsewhere fails on relative paths: say what they became */
-        size_t length = 1;
-        for (size_t i = 0; i < a->relative_count; i++)
-            length += strlen(a->relative[i]) + 2;
-        char *list = xmalloc(length);
-        list[0] = '\0';
-        for (size_t i = 0; i < a->relative_count; i++) {
-            if (i > 0)
-                strcat(list, "; ");
-            strcat(list, a->relative[i]);
-        }
+        char *list = xjoin(a->relative, a->relative_count, "; ");
         plugin_args_report(a, "note: relative paths are relative to the configuration directory "
                            "%s: %s", a->directory, list);
         free(list);

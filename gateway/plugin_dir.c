@@ -122,16 +122,7 @@ char *plugin_dir_describe(const struct porter_config *config)
         return xstrdup("");
     size_t count;
     char **folders = plugin_dir_folders(config, &count);
-    size_t length = 1;
-    for (size_t i = 0; i < count; i++)
-        length += strlen(folders[i]) + 2;
-    char *list = xmalloc(length);
-    list[0] = '\0';
-    for (size_t i = 0; i < count; i++) {
-        if (i > 0)
-            strcat(list, ", ");
-        strcat(list, folders[i]);
-    }
+    char *list = xjoin(folders, count, ", ");
     char *text = xasprintf(" (looked in %s: relative folders are relative to the configuration "
                            "directory %s)", list, config->directory ? config->directory : ".");
     free(list);

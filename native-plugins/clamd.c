@@ -29,10 +29,8 @@
 
 #define CLAMD_ANSWER_MAX 1024   /* "stream: NAME FOUND" and error texts are short */
 #define CLAMD_NAME_MAX 256      /* a virus name or an error text as logged and replied */
-#define CLAMD_MARGIN 5.0        /* the core's deadline is timeout= plus this */
 
 enum clamd_result { CLAMD_CLEAN = 0, CLAMD_VIRUS, CLAMD_ERROR, CLAMD_RESULT_COUNT };
-enum clamd_on_error { CLAMD_TEMPFAIL = 0, CLAMD_ACCEPT };
 
 struct clamd {
     struct socket_address address;
@@ -109,16 +107,8 @@ static void clamd_done(void *arg, const char *error, const char *answer, size_t 
             porter_log(s, PORTER_LOG_NOTICE, "event=clamd result=virus virus=\"%s\"", name);
             porter_note_set(s, PORTER_TRANSACTION, "virus", name);
             porter_resume(job->handle, PORTER_DENY, 554, "5.7.1", "Virus found: %s", name);
-        } else {
-            bool accept = job->on_error == CLAMD_ACCEPT;
-            porter_log(s, PORTER_LOG_WARNING, "event=clamd result=error error=\"%s\" action=%s",
-                       name, accept ? "accept" : "tempfail");
-            if (accept)
-                porter_resume(job->handle, PORTER_DECLINED, 0, NULL, "%s", "");
-            else
-                porter_resume(job->handle, PORTER_DENYSOFT, 451, "4.7.1",
-                              "Virus scanner unavailable, try again later");
-        }
+        } else
+            daemon_talk_on_error(s, job->handle, job->on_error, "clamd", "Virus scanner", name);
     }
     free(job);
 }
@@ -138,15 +128,12 @@ static int clamd_data_post(porter_session *s, void *state)
     if (job == NULL)
         abort();
     job->on_error = c->on_error;
-    job->handle = porter_suspend(s);
-    porter_wait_extend(job->handle, c->timeout + CLAMD_MARGIN);
     const struct daemon_talk_request request = {
         .address = &c->address, .timeout = c->timeout,
         .head = "zINSTREAM", .head_length = sizeof "zINSTREAM", /* with its NUL */
         .message = &m, .chunked = true, .answer_max = CLAMD_ANSWER_MAX,
     };
-    daemon_talk_start(porter_event_base(s), &request, clamd_done, job);
-    return PORTER_PENDING;
+    return daemon_talk_hook(s, &request, &job->handle, clamd_done, job);
 }
 
 static void *clamd_init(porter_args *a)
@@ -154,13 +141,10 @@ static void *clamd_init(porter_args *a)
     struct clamd *c = calloc(1, sizeof *c);
     if (c == NULL)
         abort();
-    const char *socket = porter_arg_string(a, "socket", "unix:/run/clamav/clamd.ctl");
+    daemon_talk_address(a, "unix:/run/clamav/clamd.ctl", &c->address);
     c->on_error = porter_arg_choice(a, "on_error", "tempfail|accept");
     c->timeout = porter_arg_seconds(a, "timeout", 60.0);
     c->max_size = porter_arg_integer(a, "max_size", 25L * 1024 * 1024, 1, 4L * 1024 * 1024 * 1024 - 1);
-    char error[SOCKET_ADDRESS_TEXT_MAX + 100];
-    if (socket_address_parse(socket, &c->address, error, sizeof error) != 0)
-        porter_arg_error(a, "socket: %s", error);
     return c;
 }
 

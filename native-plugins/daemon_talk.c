@@ -26,6 +26,7 @@
 #define DAEMON_TALK_LOW (64 * 1024)   /* refill the output below this */
 #define DAEMON_TALK_HIGH (256 * 1024) /* ... up to this */
 #define DAEMON_TALK_ERROR_MAX 300
+#define DAEMON_TALK_MARGIN 5.0        /* the core's deadline: the talk's timeout plus this */
 
 struct daemon_talk {
     struct bufferevent *connection;
@@ -249,4 +250,34 @@ void daemon_talk_start(struct event_base *base, const struct daemon_talk_request
         bufferevent_enable(t->connection, EV_READ | EV_WRITE);
     }
     evtimer_add(t->timer, &deadline);
+}
+
+int daemon_talk_hook(porter_session *s, const struct daemon_talk_request *request,
+                     porter_handle *handle, daemon_talk_fn done, void *arg)
+{
+    *handle = porter_suspend(s);
+    porter_wait_extend(*handle, request->timeout + DAEMON_TALK_MARGIN);
+    daemon_talk_start(porter_event_base(s), request, done, arg);
+    return PORTER_PENDING;
+}
+
+void daemon_talk_address(porter_args *a, const char *fallback, struct socket_address *out)
+{
+    char error[SOCKET_ADDRESS_TEXT_MAX + 100];
+    if (socket_address_parse(porter_arg_string(a, "socket", fallback), out, error,
+                             sizeof error) != 0)
+        porter_arg_error(a, "socket: %s", error);
+}
+
+void daemon_talk_on_error(porter_session *s, porter_handle handle, int on_error,
+                          const char *event, const char *scanner, const char *error)
+{
+    bool accept = on_error == DAEMON_TALK_ACCEPT;
+    porter_log(s, PORTER_LOG_WARNING, "event=%s result=error error=\"%s\" action=%s", event,
+               error, accept ? "accept" : "tempfail");
+    if (accept)
+        porter_resume(handle, PORTER_DECLINED, 0, NULL, "%s", "");
+    else
+        porter_resume(handle, PORTER_DENYSOFT, 451, "4.7.1", "%s unavailable, try again later",
+                      scanner);
 }

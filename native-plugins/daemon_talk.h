@@ -16,6 +16,9 @@
  * before the daemon closed or reset the connection, even in the middle of the request (clamd
  * refusing a stream over its size limit), is handed on: the plugin's parser judges it.
  *
+ * daemon_talk_hook and daemon_talk_address are the plugin-side wrappers the three plugins
+ * share (they call the plugin API, so this file is compiled into each plugin).
+ *
  * Memory: the talk copies the header block and duplicates the spool file's descriptor, so
  * the transaction may end before the talk does; it owns its socket, buffers and timer and
  * frees them after done() returns. The answer handed to done() is NUL-terminated and valid
@@ -56,6 +59,26 @@ typedef void (*daemon_talk_fn)(void *arg, const char *error, const char *answer,
 /* daemon_talk_start - start the exchange; done(arg, ...) follows exactly once */
 void daemon_talk_start(struct event_base *base, const struct daemon_talk_request *request,
                        daemon_talk_fn done, void *arg);
+
+/* daemon_talk_hook - in a hook: suspend it (its handle into *handle before the talk starts),
+ * give the core's deadline a margin past the talk's own timeout (so the plugin's timeout and
+ * on_error decide, not hook_timeout=), and start the talk on the session's loop. Returns
+ * PORTER_PENDING; done() finds the session again with porter_waiting_session(*handle). */
+int daemon_talk_hook(porter_session *s, const struct daemon_talk_request *request,
+                     porter_handle *handle, daemon_talk_fn done, void *arg);
+
+/* daemon_talk_address - in init: the socket= argument (fallback when absent) into out;
+ * a bad address is reported with porter_arg_error */
+void daemon_talk_address(porter_args *a, const char *fallback, struct socket_address *out);
+
+/* What a plugin does when its daemon fails: its on_error= argument. */
+enum daemon_talk_on_error { DAEMON_TALK_TEMPFAIL = 0, DAEMON_TALK_ACCEPT };
+
+/* daemon_talk_on_error - the daemon failed or answered nonsense: log "event=EVENT
+ * result=error error=\"...\" action=tempfail|accept" and resume the hook with 451 4.7.1
+ * "SCANNER unavailable, try again later" (DAEMON_TALK_TEMPFAIL) or DECLINED (ACCEPT) */
+void daemon_talk_on_error(porter_session *s, porter_handle handle, int on_error,
+                          const char *event, const char *scanner, const char *error);
 
 /* daemon_talk_message_length - what daemon_talk sends of a message, unframed: the header
  * block, the empty line, the body */

@@ -1,6 +1,7 @@
 /*
  * fuzz_daemon_answers.c - libFuzzer target for the answer parsers of the plugins that talk
- * to local daemons: clamd's INSTREAM answer (native-plugins/clamd.c).
+ * to local daemons: clamd's INSTREAM answer (native-plugins/clamd.c), spamd's answer to
+ * SYMBOLS and the X-Spam-Status folding (native-plugins/spamassassin.c).
  *
  * Input: the first byte picks the parser (modulo their number), the rest is the daemon's
  * answer, copied into a heap block of its exact size plus the NUL daemon_talk adds, so that
@@ -19,14 +20,15 @@
 #include <porter/plugin.h>
 
 #undef PORTER_PLUGIN
-#define PORTER_PLUGIN_LOCAL2(line, ...)                                                          \
-    __attribute__((unused)) static const struct porter_plugin fuzz_descriptor_##line = {         \
+#define PORTER_PLUGIN_LOCAL2(number, ...)                                                          \
+    __attribute__((unused)) static const struct porter_plugin fuzz_descriptor_##number = {         \
         .abi = PORTER_PLUGIN_ABI, __VA_ARGS__}
-#define PORTER_PLUGIN_LOCAL(line, ...) PORTER_PLUGIN_LOCAL2(line, __VA_ARGS__)
-#define PORTER_PLUGIN(...) PORTER_PLUGIN_LOCAL(__LINE__, __VA_ARGS__)
+#define PORTER_PLUGIN_LOCAL(number, ...) PORTER_PLUGIN_LOCAL2(number, __VA_ARGS__)
+#define PORTER_PLUGIN(...) PORTER_PLUGIN_LOCAL(__COUNTER__, __VA_ARGS__)
 const struct porter_api *porter_api;
 
 #include "../../native-plugins/clamd.c"
+#include "../../native-plugins/spamassassin.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -54,9 +56,28 @@ static void fuzz_clamd(const char *answer, size_t length)
         abort();
 }
 
+static void fuzz_spamd(const char *answer, size_t length)
+{
+    struct spamd_result r;
+    char error[SPAMD_ERROR_MAX], status[SPAMD_TESTS_MAX + 256];
+    if (spamd_answer_parse(answer, length, &r, error, sizeof error) != 0) {
+        check_clean(error, sizeof error);
+        return;
+    }
+    if (!(r.score > -1e6 && r.score < 1e6) || !(r.required > -1e6 && r.required < 1e6))
+        abort();
+    for (const char *p = r.tests; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == ','))
+            abort();
+    spamd_status(&r, status, sizeof status);
+    if (strnlen(status, sizeof status) == sizeof status)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static void (*const parsers[])(const char *, size_t) = {fuzz_clamd};
+    static void (*const parsers[])(const char *, size_t) = {fuzz_clamd, fuzz_spamd};
     if (size == 0)
         return 0;
     size_t length = size - 1;

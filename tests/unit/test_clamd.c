@@ -82,11 +82,11 @@ static void run_done(int on_error, const char *error, const char *answer)
 
 static void test_verdicts(void **unused)
 {
-    run_done(CLAMD_TEMPFAIL, NULL, "stream: OK");
+    run_done(DAEMON_TALK_TEMPFAIL, NULL, "stream: OK");
     assert_int_equal(fake.rc, PORTER_DECLINED);
     assert_non_null(strstr(fake.log, "event=clamd result=clean"));
 
-    run_done(CLAMD_ACCEPT, NULL, "stream: Eicar-Test-Signature FOUND");
+    run_done(DAEMON_TALK_ACCEPT, NULL, "stream: Eicar-Test-Signature FOUND");
     assert_int_equal(fake.rc, PORTER_DENY);
     assert_int_equal(fake.code, 554);
     assert_string_equal(fake.enhanced, "5.7.1");
@@ -94,17 +94,17 @@ static void test_verdicts(void **unused)
     assert_non_null(strstr(fake.notes, "virus=Eicar-Test-Signature\n"));
     assert_non_null(strstr(fake.log, "result=virus virus=\"Eicar-Test-Signature\""));
 
-    run_done(CLAMD_TEMPFAIL, "cannot connect: Connection refused", NULL);
+    run_done(DAEMON_TALK_TEMPFAIL, "cannot connect: Connection refused", NULL);
     assert_int_equal(fake.rc, PORTER_DENYSOFT);
     assert_int_equal(fake.code, 451);
     assert_string_equal(fake.enhanced, "4.7.1");
     assert_non_null(strstr(fake.log, "error=\"cannot connect: Connection refused\" action=tempfail"));
 
-    run_done(CLAMD_ACCEPT, "no answer within the timeout", NULL);
+    run_done(DAEMON_TALK_ACCEPT, "no answer within the timeout", NULL);
     assert_int_equal(fake.rc, PORTER_DECLINED);
     assert_non_null(strstr(fake.log, "action=accept"));
 
-    run_done(CLAMD_TEMPFAIL, NULL, "INSTREAM size limit exceeded. ERROR");
+    run_done(DAEMON_TALK_TEMPFAIL, NULL, "INSTREAM size limit exceeded. ERROR");
     assert_int_equal(fake.rc, PORTER_DENYSOFT);
     assert_non_null(strstr(fake.log, "error=\"INSTREAM size limit exceeded. ERROR\""));
 }
