@@ -263,7 +263,7 @@ void session_close(struct porter_session *s, const char *reason)
     hook_chain_cancel(s);
     if (s->transaction != NULL)
         session_log_transaction(s, reason, 0, NULL, NULL, NULL);
-    if (!s->proxy_wait) /* plugins never saw a connection still waiting for its PROXY header */
+    if (s->client_known) /* plugins never saw a connection refused before it (PROXY) */
         hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
     struct timeval now, elapsed;
     gettimeofday(&now, NULL);
@@ -1762,6 +1762,7 @@ static void session_begin(struct porter_session *s)
  * handshake of implicit TLS, else the connect hook) */
 static void session_connected(struct porter_session *s)
 {
+    s->client_known = true;
     s->xclient_allowed = cidr_match(s->config->xclient_clients_list, s->client_ip);
     log_message(PORTER_LOG_INFO, s->id_string, "event=connect client=%s port=%d local=%s:%d role=%s%s%s",
                 s->client_ip, s->client_port, s->local_ip, s->local_port, s->role,

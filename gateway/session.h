@@ -152,6 +152,8 @@ struct porter_session {
     bool proxy_wait;             /* a PROXY header must come before anything else */
     char proxy_ip[64];           /* the load balancer that sent it; "" without one */
     bool xclient_allowed;        /* the client is on xclient_clients (decided at connect) */
+    bool client_known;           /* the session got past its PROXY header (if any) and
+                                    admission: plugins will see connect and disconnect */
     const struct session_transport *transport; /* NULL: SMTP on input/output */
     void *transport_data;        /* the transport's connection */
 };
