@@ -74,16 +74,23 @@ struct porter_config {
     long max_unrecognized;      /* unknown commands per session, then 421 */
     long max_junk_commands;     /* NOOP/RSET/VRFY/HELP since the last message before each
                                    further one counts as an error (Postfix's junk limit) */
-    long max_connections;       /* per worker process */
+    long max_connections;       /* per worker process; stress mode near it */
     long max_connections_per_ip;
+    long stress_threshold;      /* percent of max_connections: stress mode; 0: never */
+    double stress_greeting_timeout;
+    double stress_command_timeout;
     double greeting_timeout;    /* seconds until the first command */
     double command_timeout;
     double data_timeout;
+    double command_deadline;    /* first byte of a command line to its CRLF; 0: none */
+    unsigned long long data_min_rate; /* DATA/BDAT bytes per second over each data_rate_window */
+    double data_rate_window;    /* seconds; 0: no minimum rate */
     double session_timeout;
     double milter_listener_timeout; /* milter listeners: the MTA's next command */
     double policy_listener_timeout; /* policy listeners: Postfix's next request */
     double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
     bool received_header;
+    bool reject_unauth_pipelining; /* input where RFC 2920 allows none: 554 5.5.0 and close */
     /* Scale-out: PROXY protocol, XCLIENT, draining behind a load balancer */
     char *proxy_sources;        /* CIDR list text; NULL: nobody may send a PROXY header */
     double proxy_timeout;       /* seconds for the whole PROXY header */

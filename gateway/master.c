@@ -47,6 +47,7 @@
 #include "config.h"
 #include "control.h"
 #include "deliver.h"
+#include "ip_board.h"
 #include "log.h"
 #include "master.h"
 #include "memory.h"
@@ -67,6 +68,7 @@ struct master_slot {
     pid_t pid;
     unsigned generation;
     time_t started;
+    int ip_record;                  /* the worker's record in the per-IP board */
 };
 
 /* A retired worker: replaced by a reload, finishing its sessions. */
@@ -84,7 +86,9 @@ struct master {
     struct master_slot slots[MASTER_MAX_WORKERS];
     size_t slot_count;              /* workers of the current generation */
     struct master_retiree retired[MASTER_MAX_WORKERS * 4]; /* old generations still finishing */
+    int retired_ip_records[MASTER_MAX_WORKERS * 4];          /* their per-IP board records */
     size_t retired_count;
+    struct ip_board *ips;           /* connections per client IP across workers (ip_board.h) */
     unsigned generation;
     bool stopping;
     struct event *restart_timer;
@@ -436,7 +440,7 @@ static int master_prepare_spool(const struct porter_config *config)
 }
 
 /* master_worker_main - in the child: drop privileges, load plugins, serve */
-static void master_worker_main(struct master *m)
+static void master_worker_main(struct master *m, int ip_record)
 {
     signal(SIGHUP, SIG_IGN);
     signal(SIGTERM, SIG_DFL);
@@ -461,7 +465,8 @@ static void master_worker_main(struct master *m)
                             (const char *const *)m->listener_addresses, roles, m->listener_count);
     free(plugin_labels);
     free(roles);
-    int rc = worker_run(m->config, registry, m->listeners, m->listener_count);
+    int rc = worker_run(m->config, registry, m->listeners, m->listener_count, m->ips,
+                        ip_record);
     plugin_registry_release(registry);
     exit(rc); /* not _exit: LeakSanitizer checks the worker at exit */
 }
@@ -487,21 +492,24 @@ static void master_child_leave_loop(struct master *m)
 /* master_spawn - fork the worker of one slot */
 static void master_spawn(struct master *m, size_t slot)
 {
+    int ip_record = ip_board_record_claim(m->ips);
     int metrics_slot = metrics_slot_claim(m->generation);
     pid_t pid = fork();
     if (pid < 0) {
         metrics_slot_bind(metrics_slot, 0);
         log_message(PORTER_LOG_ERR, NULL, "event=fork_error error=\"%s\"", strerror(errno));
+        ip_board_record_release(m->ips, ip_record);
         return;
     }
     if (pid == 0) {
         /* The worker gets a loop of its own: the master's events stay the master's. */
         master_child_leave_loop(m);
         metrics_worker_attach(metrics_slot);
-        master_worker_main(m);
+        master_worker_main(m, ip_record);
     }
     metrics_slot_bind(metrics_slot, pid);
     m->slots[slot].pid = pid;
+    m->slots[slot].ip_record = ip_record;
     m->slots[slot].generation = m->generation;
     m->slots[slot].started = time(NULL);
     log_message(PORTER_LOG_INFO, NULL, "event=worker_spawned pid=%ld slot=%zu generation=%u",
@@ -615,7 +623,11 @@ static void master_child(evutil_socket_t signal_number, short what, void *arg)
         for (size_t i = 0; i < m->retired_count && !found; i++) {
             if (m->retired[i].pid == pid) {
                 metrics_slot_release(pid);
-                m->retired[i] = m->retired[--m->retired_count];
+                /* its connections are gone with it */
+                ip_board_record_release(m->ips, m->retired_ip_records[i]);
+                m->retired_count--;
+                m->retired[i] = m->retired[m->retired_count];
+                m->retired_ip_records[i] = m->retired_ip_records[m->retired_count];
                 found = true;
                 log_message(PORTER_LOG_INFO, NULL, "event=worker_retired pid=%ld", (long)pid);
             }
@@ -626,6 +638,8 @@ static void master_child(evutil_socket_t signal_number, short what, void *arg)
             found = true;
             m->slots[i].pid = 0;
             metrics_slot_release(pid);
+            ip_board_record_release(m->ips, m->slots[i].ip_record); /* however it ended */
+            m->slots[i].ip_record = -1;
             if (!m->stopping) {
                 m->worker_restarts++;
                 log_message(PORTER_LOG_WARNING, NULL, "event=worker_died pid=%ld slot=%zu "
@@ -650,10 +664,13 @@ static void master_retire_current(struct master *m)
         if (m->slots[i].pid == 0)
             continue;
         kill(m->slots[i].pid, SIGUSR1);
-        if (m->retired_count < sizeof m->retired / sizeof m->retired[0])
+        if (m->retired_count < sizeof m->retired / sizeof m->retired[0]) {
+            m->retired_ip_records[m->retired_count] = m->slots[i].ip_record;
             m->retired[m->retired_count++] =
                 (struct master_retiree){m->slots[i].pid, m->slots[i].generation};
+        }
         m->slots[i].pid = 0;
+        m->slots[i].ip_record = -1;
     }
 }
 
@@ -1041,6 +1058,8 @@ int master_run(const char *directory, bool foreground)
     m.restart_timer = evtimer_new(m.base, master_restart_due, &m);
     m.kill_timer = evtimer_new(m.base, master_kill_stragglers, &m);
     m.slot_count = master_worker_count(m.config);
+    /* records for the workers of this generation and of a few still finishing after reloads */
+    m.ips = ip_board_create(m.slot_count * 4 + 8, (size_t)m.config->max_connections, true);
     for (size_t i = 0; i < m.slot_count; i++)
         master_spawn(&m, i);
     for (size_t i = 0; i < m.listener_count; i++) {
@@ -1070,6 +1089,7 @@ int master_run(const char *directory, bool foreground)
     }
     free(m.listeners);
     free(m.listener_addresses);
+    ip_board_free(m.ips);
     log_message(PORTER_LOG_NOTICE, NULL, "event=stopped");
     config_free(m.config);
     return 0;
