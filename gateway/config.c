@@ -182,6 +182,11 @@ static const struct config_setting config_table[] = {
      .offset = FIELD(milter_listener_timeout), .default_value = "600", .minimum = 0.001,
      .maximum = 86400, .description = "milter listeners: time the MTA has to send the next "
                                       "milter command (it waits for its SMTP client meanwhile)"},
+    {.name = "milter_progress_interval", .type = CONFIG_SECONDS,
+     .offset = FIELD(milter_progress_interval), .default_value = "10", .minimum = 0.01,
+     .maximum = 3600, .description = "milter listeners: while a hook waits, tell the MTA every "
+                                      "this often that the answer is coming (SMFIR_PROGRESS; "
+                                      "keep it below the MTA's milter command timeout)"},
     {.name = "policy_listener_timeout", .type = CONFIG_SECONDS,
      .offset = FIELD(policy_listener_timeout), .default_value = "600", .minimum = 0.001,
      .maximum = 86400, .description = "policy listeners: time Postfix has to send the next "
@@ -1173,6 +1178,73 @@ static char *config_set(struct porter_config *c, const struct config_setting *s,
     }
     free(quoted);
     return message;
+}
+
+/* config_number_text - a whole number in the largest exact unit of units (factor, suffix) */
+static char *config_number_text(unsigned long long number, const unsigned long long *factors,
+                                const char *suffixes)
+{
+    for (size_t i = 0; suffixes[i] != '\0'; i++)
+        if (number != 0 && number % factors[i] == 0)
+            return xasprintf("%llu%c", number / factors[i], suffixes[i]);
+    return xasprintf("%llu", number);
+}
+
+char *config_value_text(const struct porter_config *c, const struct config_setting *s)
+{
+    const char *field = (const char *)c + s->offset;
+    switch (s->type) {
+    case CONFIG_STRING: {
+        const char *text = *(char *const *)(const void *)field;
+        return text != NULL ? xstrdup(text) : NULL;
+    }
+    case CONFIG_INTEGER:
+    case CONFIG_SIZE: {
+        static const unsigned long long factors[] = {1024ULL * 1024 * 1024, 1024ULL * 1024, 1024};
+        long long number = s->type == CONFIG_INTEGER
+                               ? (long long)*(const long *)(const void *)field
+                               : (long long)*(const unsigned long long *)(const void *)field;
+        if (number < 0)
+            return xasprintf("%lld", number);
+        return config_number_text((unsigned long long)number, factors, "gmk");
+    }
+    case CONFIG_SECONDS: {
+        double seconds = *(const double *)(const void *)field;
+        static const unsigned long long factors[] = {86400, 3600, 60};
+        if (seconds >= 1 && seconds < 1e15 && seconds == (double)(unsigned long long)seconds)
+            return config_number_text((unsigned long long)seconds, factors, "dhm");
+        return xasprintf("%.9g", seconds);
+    }
+    case CONFIG_BOOL:
+        return xstrdup(*(const bool *)(const void *)field ? "yes" : "no");
+    case CONFIG_CHOICE: {
+        int value = *(const int *)(const void *)field;
+        const char *word = s->choices;
+        for (int i = 0; word != NULL; i++) {
+            const char *bar = strchr(word, '|');
+            int candidate = s->choice_values != NULL ? s->choice_values[i] : i;
+            if (candidate == value)
+                return bar != NULL ? xstrndup(word, (size_t)(bar - word)) : xstrdup(word);
+            word = bar != NULL ? bar + 1 : NULL;
+        }
+        return xasprintf("%d", value);
+    }
+    case CONFIG_LISTEN: {
+        char *text = NULL;
+        size_t length = 0;
+        FILE *out = open_memstream(&text, &length);
+        if (out == NULL)
+            abort();
+        for (size_t i = 0; i < c->listen_count; i++)
+            fprintf(out, "%s%s %s%s", i > 0 ? "\n" : "", c->listen[i].address, c->listen[i].role,
+                    c->listen[i].proxy_protocol ? " proxy_protocol" : "");
+        fclose(out);
+        return text;
+    }
+    case CONFIG_TYPE_COUNT:
+        break;
+    }
+    abort();
 }
 
 /* config_set_default - apply a row's default; a default its parser refuses is a bug */

@@ -62,6 +62,7 @@
 #define MASTER_MAX_WORKERS 256
 #define MASTER_KILL_MARGIN 5 /* seconds after shutdown_timeout before SIGKILL */
 #define MASTER_BACKLOG 1024
+#define MASTER_READY_POLLS 500 /* 10 ms each: listen after 5 s even if a worker is not ready */
 #define MASTER_QUEUE_SCAN_MAX 1000000 /* queue files a status or scrape reads at most */
 
 struct master_slot {
@@ -93,6 +94,8 @@ struct master {
     bool stopping;
     struct event *restart_timer;
     struct event *kill_timer;
+    struct event *ready_timer;      /* at start: listen once the workers are ready */
+    int ready_polls;
     struct event *signals[5];
     pid_t delivery_pid;             /* the spool's delivery process, 0 when none runs */
     time_t delivery_started;
@@ -481,6 +484,8 @@ static void master_child_leave_loop(struct master *m)
         event_free(m->signals[i]);
     event_free(m->restart_timer);
     event_free(m->kill_timer);
+    if (m->ready_timer != NULL)
+        event_free(m->ready_timer);
     control_server_free(m->control); /* closes; only the master unlinks */
     m->control = NULL;
     metrics_http_free(m->metrics_http);
@@ -949,6 +954,34 @@ static char *master_http_page(const char *path, const char **content_type, void 
     return NULL;
 }
 
+/* master_listen_when_ready - at start the listeners listen once every worker has loaded its
+ * plugins (its metrics slot is described; privileges are dropped by then), or after
+ * MASTER_READY_POLLS polls: a client connecting as soon as the port answers finds a worker
+ * that serves (scripts and tests that start porter and connect at once) */
+static void master_listen_when_ready(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    bool ready = true;
+    for (size_t i = 0; i < m->slot_count && ready; i++) {
+        const struct metrics_slot *slot = metrics_slot_of(m->slots[i].pid);
+        ready = slot != NULL && __atomic_load_n(&slot->described, __ATOMIC_ACQUIRE);
+    }
+    if (!ready && !m->stopping && m->ready_polls++ < MASTER_READY_POLLS) {
+        struct timeval poll = {0, 10000};
+        evtimer_add(m->ready_timer, &poll);
+        return;
+    }
+    for (size_t i = 0; i < m->listener_count; i++) {
+        if (listen(m->listeners[i].fd, MASTER_BACKLOG) != 0) {
+            log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"",
+                        m->listener_addresses[i], strerror(errno));
+            master_stop(SIGTERM, 0, m);
+            return;
+        }
+    }
+    log_message(PORTER_LOG_INFO, NULL, "event=ready workers_ready=%s", ready ? "yes" : "no");
+}
+
 /* master_pid_file_write - the pid file (its path is kept for removal); -1 with a log line */
 static int master_pid_file_write(struct master *m)
 {
@@ -1062,13 +1095,8 @@ int master_run(const char *directory, bool foreground)
     m.ips = ip_board_create(m.slot_count * 4 + 8, (size_t)m.config->max_connections, true);
     for (size_t i = 0; i < m.slot_count; i++)
         master_spawn(&m, i);
-    for (size_t i = 0; i < m.listener_count; i++) {
-        if (listen(m.listeners[i].fd, MASTER_BACKLOG) != 0) {
-            log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"",
-                        m.listener_addresses[i], strerror(errno));
-            master_stop(SIGTERM, 0, &m);
-        }
-    }
+    m.ready_timer = evtimer_new(m.base, master_listen_when_ready, &m);
+    master_listen_when_ready(-1, 0, &m);
     master_spawn_delivery(&m);
     master_log_listeners(m.config);
     log_message(PORTER_LOG_NOTICE, NULL, "event=started pid=%ld workers=%zu listeners=%zu",
@@ -1082,6 +1110,7 @@ int master_run(const char *directory, bool foreground)
         event_free(m.signals[i]);
     event_free(m.restart_timer);
     event_free(m.kill_timer);
+    event_free(m.ready_timer);
     event_base_free(m.base);
     for (size_t i = 0; i < m.listener_count; i++) {
         close(m.listeners[i].fd);
