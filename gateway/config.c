@@ -182,6 +182,11 @@ static const struct config_setting config_table[] = {
      .offset = FIELD(milter_listener_timeout), .default_value = "600", .minimum = 0.001,
      .maximum = 86400, .description = "milter listeners: time the MTA has to send the next "
                                       "milter command (it waits for its SMTP client meanwhile)"},
+    {.name = "milter_progress_interval", .type = CONFIG_SECONDS,
+     .offset = FIELD(milter_progress_interval), .default_value = "10", .minimum = 0.01,
+     .maximum = 3600, .description = "milter listeners: while a hook waits, tell the MTA every "
+                                      "this often that the answer is coming (SMFIR_PROGRESS; "
+                                      "keep it below the MTA's milter command timeout)"},
     {.name = "policy_listener_timeout", .type = CONFIG_SECONDS,
      .offset = FIELD(policy_listener_timeout), .default_value = "600", .minimum = 0.001,
      .maximum = 86400, .description = "policy listeners: time Postfix has to send the next "

@@ -88,6 +88,7 @@ struct porter_config {
     double session_timeout;
     double milter_listener_timeout; /* milter listeners: the MTA's next command */
     double policy_listener_timeout; /* policy listeners: Postfix's next request */
+    double milter_progress_interval; /* milter listeners: SMFIR_PROGRESS while a hook waits */
     double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
     bool received_header;
     bool reject_unauth_pipelining; /* input where RFC 2920 allows none: 554 5.5.0 and close */
