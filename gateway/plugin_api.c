@@ -88,6 +88,8 @@ static size_t api_input_pending(porter_session *s)
 {
     if (s->closed || s->input == NULL)
         return 0;
+    if (s->run.active && s->run.hook == PORTER_HOOK_CONNECT)
+        s->flags |= SESSION_FLAG_EARLY_TALK_JUDGED; /* reject_unauth_pipelining leaves it to us */
     return evbuffer_get_length(bufferevent_get_input(s->input));
 }
 
