@@ -55,6 +55,7 @@
 #include "metrics_http.h"
 #include "plugin_dir.h"
 #include "plugin_host.h"
+#include "service_manager.h"
 #include "spool.h"
 #include "status.h"
 #include "worker.h"
@@ -266,12 +267,19 @@ static int master_listen_unix(const char *address)
  * workers are forked: a client is never queued before a worker exists); -1 with a log line */
 static int master_listen(const char *address, bool listening)
 {
-    if (strncmp(address, "unix:", 5) == 0)
-        return master_listen_unix(address);
+    if (strncmp(address, "unix:", 5) == 0) {
+        int passed = service_manager_take(address, "", "");
+        return passed >= 0 ? passed : master_listen_unix(address);
+    }
     char host[256], port[16];
     if (master_split_address(address, host, sizeof host, port, sizeof port) != 0) {
         log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"bad address\"", address);
         return -1;
+    }
+    int passed = service_manager_take(address, host, port); /* systemd's, or the old master's */
+    if (passed >= 0) {
+        evutil_make_socket_nonblocking(passed);
+        return passed;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -721,6 +729,17 @@ static void master_metrics_switch(struct master *m, const struct porter_config *
     log_message(PORTER_LOG_INFO, NULL, "event=metrics_listening address=%s", m->metrics_address);
 }
 
+/* master_notify_ready - tell a service manager that the master serves (at start, after a
+ * reload taken or refused), with a one-line status */
+static void master_notify_ready(const struct master *m)
+{
+    char state[256];
+    snprintf(state, sizeof state, "READY=1\nMAINPID=%ld\nSTATUS=serving: generation %u, %zu "
+             "workers, %zu listeners", (long)getpid(), m->generation + 1, m->slot_count,
+             m->listener_count);
+    service_manager_notify(state);
+}
+
 /* master_reload_now - load the configuration again; the answer for the control client:
  * "reloaded ..." or "refused: why" followed by every error (caller frees) */
 static char *master_reload_now(struct master *m)
@@ -728,6 +747,7 @@ static char *master_reload_now(struct master *m)
     if (m->stopping)
         return xstrdup("refused: the master is stopping\n");
     log_message(PORTER_LOG_NOTICE, NULL, "event=reload directory=%s", m->config->directory);
+    service_manager_notify("RELOADING=1\nSTATUS=reloading the configuration");
     struct config_error_list errors = {0};
     struct porter_config *config = master_load(m->config->directory, false, &errors);
     char why[1024] = "";
@@ -761,6 +781,7 @@ static char *master_reload_now(struct master *m)
             fprintf(out, "error: %s\n", errors.messages[i]);
         fclose(out);
         config_errors_clear(&errors);
+        master_notify_ready(m);
         return text;
     }
     config_errors_clear(&errors);
@@ -783,6 +804,7 @@ static char *master_reload_now(struct master *m)
     master_log_listeners(config);
     log_message(PORTER_LOG_NOTICE, NULL, "event=reloaded generation=%u workers=%zu listeners=%zu",
                 m->generation, m->slot_count, config->listen_count);
+    master_notify_ready(m);
     return xasprintf("reloaded generation=%u workers=%zu\n", m->generation + 1, m->slot_count);
 }
 
@@ -823,6 +845,7 @@ static void master_stop(evutil_socket_t signal_number, short what, void *arg)
         return;
     m->stopping = true;
     log_message(PORTER_LOG_NOTICE, NULL, "event=stopping signal=%d", (int)signal_number);
+    service_manager_notify("STOPPING=1\nSTATUS=draining: workers finish their sessions");
     for (size_t i = 0; i < m->slot_count; i++)
         if (m->slots[i].pid != 0)
             kill(m->slots[i].pid, SIGTERM);
@@ -980,6 +1003,7 @@ static void master_listen_when_ready(evutil_socket_t fd, short what, void *arg)
         }
     }
     log_message(PORTER_LOG_INFO, NULL, "event=ready workers_ready=%s", ready ? "yes" : "no");
+    master_notify_ready(m);
 }
 
 /* master_pid_file_write - the pid file (its path is kept for removal); -1 with a log line */
@@ -1024,6 +1048,7 @@ static void master_pid_file_remove(struct master *m)
 int master_run(const char *directory, bool foreground)
 {
     log_open("porter", LOG_TARGET_STDERR, PORTER_LOG_INFO);
+    service_manager_collect(); /* sockets from systemd (porter.socket) or from an upgrade */
     master_raise_file_limit();
     struct master m = {.foreground = foreground, .started = time(NULL)};
     m.config = master_load(directory, true, NULL);
@@ -1050,8 +1075,9 @@ int master_run(const char *directory, bool foreground)
         return 1;
     }
     log_reopen(m.config->user); /* a log file belongs to the workers' user too */
-    if (master_bind(&m, m.config, false) != 0 || master_prepare_spool(m.config) != 0 ||
-        metrics_shared_create() != 0) {
+    int bound = master_bind(&m, m.config, false);
+    service_manager_close_unused();
+    if (bound != 0 || master_prepare_spool(m.config) != 0 || metrics_shared_create() != 0) {
         for (size_t i = 0; i < m.listener_count; i++) {
             close(m.listeners[i].fd);
             free(m.listener_addresses[i]);
