@@ -141,11 +141,23 @@ static const struct config_setting config_table[] = {
      .description = "NOOP, RSET, VRFY and HELP commands since the last accepted message before "
                     "each further one counts towards max_errors"},
     {.name = "max_connections", .type = CONFIG_INTEGER, .offset = FIELD(max_connections),
-     .default_value = "2000", .minimum = 1, .maximum = 1000000,
-     .description = "simultaneous connections per worker process"},
+     .default_value = "10000", .minimum = 1, .maximum = 1000000,
+     .description = "simultaneous connections per worker process (an idle session costs "
+                    "about 3 KiB; each needs a file descriptor)"},
     {.name = "max_connections_per_ip", .type = CONFIG_INTEGER,
      .offset = FIELD(max_connections_per_ip), .default_value = "50", .minimum = 1,
      .maximum = 1000000, .description = "simultaneous connections from one client address"},
+    {.name = "stress_threshold", .type = CONFIG_INTEGER, .offset = FIELD(stress_threshold),
+     .default_value = "80", .minimum = 0, .maximum = 100,
+     .description = "percent of a worker's max_connections in use from which it is in stress "
+                    "mode (stress_greeting_timeout and stress_command_timeout apply) until the "
+                    "use falls 10 points below; 0: never"},
+    {.name = "stress_greeting_timeout", .type = CONFIG_SECONDS,
+     .offset = FIELD(stress_greeting_timeout), .default_value = "10", .minimum = 0.001,
+     .maximum = 86400, .description = "greeting_timeout in stress mode"},
+    {.name = "stress_command_timeout", .type = CONFIG_SECONDS,
+     .offset = FIELD(stress_command_timeout), .default_value = "10", .minimum = 0.001,
+     .maximum = 86400, .description = "command_timeout in stress mode"},
     {.name = "greeting_timeout", .type = CONFIG_SECONDS, .offset = FIELD(greeting_timeout),
      .default_value = "60", .minimum = 0.001, .maximum = 86400,
      .description = "time a client has to send its first command"},
@@ -155,10 +167,26 @@ static const struct config_setting config_table[] = {
     {.name = "data_timeout", .type = CONFIG_SECONDS, .offset = FIELD(data_timeout),
      .default_value = "600", .minimum = 0.001, .maximum = 86400,
      .description = "time a client has to send the next data block or the final dot"},
+    {.name = "command_deadline", .type = CONFIG_SECONDS, .offset = FIELD(command_deadline),
+     .default_value = "30", .minimum = 0, .maximum = 86400,
+     .description = "time from the first byte of a command line to its CRLF, however the bytes "
+                    "trickle in (a deadline, not a silence); 0: none"},
+    {.name = "data_min_rate", .type = CONFIG_SIZE, .offset = FIELD(data_min_rate),
+     .default_value = "500", .minimum = 1, .maximum = 1073741824,
+     .description = "bytes per second a client must send in DATA and BDAT, measured over each "
+                    "data_rate_window"},
+    {.name = "data_rate_window", .type = CONFIG_SECONDS, .offset = FIELD(data_rate_window),
+     .default_value = "30", .minimum = 0, .maximum = 86400,
+     .description = "the window over which data_min_rate is measured; 0: no minimum rate"},
     {.name = "milter_listener_timeout", .type = CONFIG_SECONDS,
      .offset = FIELD(milter_listener_timeout), .default_value = "600", .minimum = 0.001,
      .maximum = 86400, .description = "milter listeners: time the MTA has to send the next "
                                       "milter command (it waits for its SMTP client meanwhile)"},
+    {.name = "milter_progress_interval", .type = CONFIG_SECONDS,
+     .offset = FIELD(milter_progress_interval), .default_value = "10", .minimum = 0.01,
+     .maximum = 3600, .description = "milter listeners: while a hook waits, tell the MTA every "
+                                      "this often that the answer is coming (SMFIR_PROGRESS; "
+                                      "keep it below the MTA's milter command timeout)"},
     {.name = "policy_listener_timeout", .type = CONFIG_SECONDS,
      .offset = FIELD(policy_listener_timeout), .default_value = "600", .minimum = 0.001,
      .maximum = 86400, .description = "policy listeners: time Postfix has to send the next "
@@ -169,6 +197,12 @@ static const struct config_setting config_table[] = {
     {.name = "shutdown_timeout", .type = CONFIG_SECONDS, .offset = FIELD(shutdown_timeout),
      .default_value = "30", .minimum = 0, .maximum = 86400,
      .description = "time open connections get to finish on SIGTERM and after a reload"},
+    {.name = "reject_unauth_pipelining", .type = CONFIG_BOOL,
+     .offset = FIELD(reject_unauth_pipelining), .default_value = "yes",
+     .description = "input sent where RFC 2920 allows none (after a command that ends a "
+                    "pipelining group such as EHLO or DATA, any pipelining without EHLO, or "
+                    "before the greeting unless a plugin judges that) gets 554 5.5.0 and the "
+                    "connection closes"},
     {.name = "proxy_sources", .type = CONFIG_STRING, .offset = FIELD(proxy_sources),
      .check = config_check_cidr_list,
      .description = "CIDR list of the load balancers that may send a PROXY header on a "
@@ -1144,6 +1178,73 @@ static char *config_set(struct porter_config *c, const struct config_setting *s,
     }
     free(quoted);
     return message;
+}
+
+/* config_number_text - a whole number in the largest exact unit of units (factor, suffix) */
+static char *config_number_text(unsigned long long number, const unsigned long long *factors,
+                                const char *suffixes)
+{
+    for (size_t i = 0; suffixes[i] != '\0'; i++)
+        if (number != 0 && number % factors[i] == 0)
+            return xasprintf("%llu%c", number / factors[i], suffixes[i]);
+    return xasprintf("%llu", number);
+}
+
+char *config_value_text(const struct porter_config *c, const struct config_setting *s)
+{
+    const char *field = (const char *)c + s->offset;
+    switch (s->type) {
+    case CONFIG_STRING: {
+        const char *text = *(char *const *)(const void *)field;
+        return text != NULL ? xstrdup(text) : NULL;
+    }
+    case CONFIG_INTEGER:
+    case CONFIG_SIZE: {
+        static const unsigned long long factors[] = {1024ULL * 1024 * 1024, 1024ULL * 1024, 1024};
+        long long number = s->type == CONFIG_INTEGER
+                               ? (long long)*(const long *)(const void *)field
+                               : (long long)*(const unsigned long long *)(const void *)field;
+        if (number < 0)
+            return xasprintf("%lld", number);
+        return config_number_text((unsigned long long)number, factors, "gmk");
+    }
+    case CONFIG_SECONDS: {
+        double seconds = *(const double *)(const void *)field;
+        static const unsigned long long factors[] = {86400, 3600, 60};
+        if (seconds >= 1 && seconds < 1e15 && seconds == (double)(unsigned long long)seconds)
+            return config_number_text((unsigned long long)seconds, factors, "dhm");
+        return xasprintf("%.9g", seconds);
+    }
+    case CONFIG_BOOL:
+        return xstrdup(*(const bool *)(const void *)field ? "yes" : "no");
+    case CONFIG_CHOICE: {
+        int value = *(const int *)(const void *)field;
+        const char *word = s->choices;
+        for (int i = 0; word != NULL; i++) {
+            const char *bar = strchr(word, '|');
+            int candidate = s->choice_values != NULL ? s->choice_values[i] : i;
+            if (candidate == value)
+                return bar != NULL ? xstrndup(word, (size_t)(bar - word)) : xstrdup(word);
+            word = bar != NULL ? bar + 1 : NULL;
+        }
+        return xasprintf("%d", value);
+    }
+    case CONFIG_LISTEN: {
+        char *text = NULL;
+        size_t length = 0;
+        FILE *out = open_memstream(&text, &length);
+        if (out == NULL)
+            abort();
+        for (size_t i = 0; i < c->listen_count; i++)
+            fprintf(out, "%s%s %s%s", i > 0 ? "\n" : "", c->listen[i].address, c->listen[i].role,
+                    c->listen[i].proxy_protocol ? " proxy_protocol" : "");
+        fclose(out);
+        return text;
+    }
+    case CONFIG_TYPE_COUNT:
+        break;
+    }
+    abort();
 }
 
 /* config_set_default - apply a row's default; a default its parser refuses is a bug */

@@ -74,16 +74,24 @@ struct porter_config {
     long max_unrecognized;      /* unknown commands per session, then 421 */
     long max_junk_commands;     /* NOOP/RSET/VRFY/HELP since the last message before each
                                    further one counts as an error (Postfix's junk limit) */
-    long max_connections;       /* per worker process */
+    long max_connections;       /* per worker process; stress mode near it */
     long max_connections_per_ip;
+    long stress_threshold;      /* percent of max_connections: stress mode; 0: never */
+    double stress_greeting_timeout;
+    double stress_command_timeout;
     double greeting_timeout;    /* seconds until the first command */
     double command_timeout;
     double data_timeout;
+    double command_deadline;    /* first byte of a command line to its CRLF; 0: none */
+    unsigned long long data_min_rate; /* DATA/BDAT bytes per second over each data_rate_window */
+    double data_rate_window;    /* seconds; 0: no minimum rate */
     double session_timeout;
     double milter_listener_timeout; /* milter listeners: the MTA's next command */
     double policy_listener_timeout; /* policy listeners: Postfix's next request */
+    double milter_progress_interval; /* milter listeners: SMFIR_PROGRESS while a hook waits */
     double shutdown_timeout;    /* drain time on SIGTERM and for old workers after a reload */
     bool received_header;
+    bool reject_unauth_pipelining; /* input where RFC 2920 allows none: 554 5.5.0 and close */
     /* Scale-out: PROXY protocol, XCLIENT, draining behind a load balancer */
     char *proxy_sources;        /* CIDR list text; NULL: nobody may send a PROXY header */
     double proxy_timeout;       /* seconds for the whole PROXY header */
@@ -227,6 +235,10 @@ void config_free(struct porter_config *c);
 /* config_settings - the settings table and its row count */
 const struct config_setting *config_settings(size_t *count);
 
+/* config_value_text - the value of setting s in c as porter.conf would write it (sizes and
+ * durations in their largest exact unit; listen: one "ADDRESS ROLE [OPTION]" per line,
+ * separated by newlines); NULL for an unset string. Caller frees. */
+char *config_value_text(const struct porter_config *c, const struct config_setting *s);
 const char *config_type_name(int type);
 /* config_type_syntax - what a value of the type looks like, for messages: "a duration (like
  * 30, 30s, 5m, 2h, 1d or 0.5)" reads well after "'VALUE' is not " */

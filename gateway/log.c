@@ -223,13 +223,24 @@ size_t log_format_json(char *out, size_t size, const char *stamp, int level, con
         p++; /* '=' */
         const char *value = p;
         size_t value_length;
+        char unescaped[LOG_LINE_MAX];
         if (*p == '"') {
-            value = ++p;
-            const char *close = p;
-            while (*close != '\0' && !(*close == '"' && (close[1] == ' ' || close[1] == '\0')))
-                close++;
-            value_length = (size_t)(close - value);
-            p = *close == '"' ? close + 1 : close;
+            /* log_value's quoting: \" \\ \n \t; the value ends at a quote before a blank
+             * or the end (a bare quote inside an older-style value is kept) */
+            size_t kept = 0;
+            for (p++; *p != '\0' && !(*p == '"' && (p[1] == ' ' || p[1] == '\0')); p++) {
+                char c = *p;
+                if (c == '\\' && p[1] != '\0' && strchr("\"\\nt", p[1]) != NULL) {
+                    p++; /* an escape of log_value; any other backslash is the text's own */
+                    c = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p;
+                }
+                if (kept + 1 < sizeof unescaped)
+                    unescaped[kept++] = c;
+            }
+            if (*p == '"')
+                p++;
+            value = unescaped;
+            value_length = kept;
         } else {
             while (*p != '\0' && *p != ' ')
                 p++;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_command.h"
 #include "control.h"
 #include "master.h"
 #include "plugin_info.h"
@@ -27,6 +28,7 @@ static void usage(FILE *out)
             "                                         plugins found; NAME: what it takes\n"
             "       porter queue [-c CONFDIR] list|show ID|flush|delete ID|hold ID|release ID\n"
             "                                         the spool queue (see porter queue --help)\n"
+            "       porter config [-c CONFDIR] [-n]   the effective configuration (-n: not default)\n"
             "       porter status|reload|stop [-c CONFDIR] [-s SOCKET]\n"
             "                                         ask the running master (control socket)\n"
             "       porter top [-c CONFDIR] [-n COUNT] live sessions and latest verdicts\n"
@@ -50,6 +52,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(command, "config") == 0)
+        return config_command_main(argc - 1, argv + 1, PORTER_SYSCONFDIR);
     if (strcmp(command, "queue") == 0)
         return queue_command_main(argc - 1, argv + 1, PORTER_SYSCONFDIR);
     if (strcmp(command, "status") == 0 || strcmp(command, "reload") == 0 ||

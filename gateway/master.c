@@ -47,6 +47,7 @@
 #include "config.h"
 #include "control.h"
 #include "deliver.h"
+#include "ip_board.h"
 #include "log.h"
 #include "master.h"
 #include "memory.h"
@@ -61,12 +62,14 @@
 #define MASTER_MAX_WORKERS 256
 #define MASTER_KILL_MARGIN 5 /* seconds after shutdown_timeout before SIGKILL */
 #define MASTER_BACKLOG 1024
+#define MASTER_READY_POLLS 500 /* 10 ms each: listen after 5 s even if a worker is not ready */
 #define MASTER_QUEUE_SCAN_MAX 1000000 /* queue files a status or scrape reads at most */
 
 struct master_slot {
     pid_t pid;
     unsigned generation;
     time_t started;
+    int ip_record;                  /* the worker's record in the per-IP board */
 };
 
 /* A retired worker: replaced by a reload, finishing its sessions. */
@@ -84,11 +87,15 @@ struct master {
     struct master_slot slots[MASTER_MAX_WORKERS];
     size_t slot_count;              /* workers of the current generation */
     struct master_retiree retired[MASTER_MAX_WORKERS * 4]; /* old generations still finishing */
+    int retired_ip_records[MASTER_MAX_WORKERS * 4];          /* their per-IP board records */
     size_t retired_count;
+    struct ip_board *ips;           /* connections per client IP across workers (ip_board.h) */
     unsigned generation;
     bool stopping;
     struct event *restart_timer;
     struct event *kill_timer;
+    struct event *ready_timer;      /* at start: listen once the workers are ready */
+    int ready_polls;
     struct event *signals[5];
     pid_t delivery_pid;             /* the spool's delivery process, 0 when none runs */
     time_t delivery_started;
@@ -436,7 +443,7 @@ static int master_prepare_spool(const struct porter_config *config)
 }
 
 /* master_worker_main - in the child: drop privileges, load plugins, serve */
-static void master_worker_main(struct master *m)
+static void master_worker_main(struct master *m, int ip_record)
 {
     signal(SIGHUP, SIG_IGN);
     signal(SIGTERM, SIG_DFL);
@@ -461,7 +468,8 @@ static void master_worker_main(struct master *m)
                             (const char *const *)m->listener_addresses, roles, m->listener_count);
     free(plugin_labels);
     free(roles);
-    int rc = worker_run(m->config, registry, m->listeners, m->listener_count);
+    int rc = worker_run(m->config, registry, m->listeners, m->listener_count, m->ips,
+                        ip_record);
     plugin_registry_release(registry);
     exit(rc); /* not _exit: LeakSanitizer checks the worker at exit */
 }
@@ -476,6 +484,8 @@ static void master_child_leave_loop(struct master *m)
         event_free(m->signals[i]);
     event_free(m->restart_timer);
     event_free(m->kill_timer);
+    if (m->ready_timer != NULL)
+        event_free(m->ready_timer);
     control_server_free(m->control); /* closes; only the master unlinks */
     m->control = NULL;
     metrics_http_free(m->metrics_http);
@@ -487,21 +497,24 @@ static void master_child_leave_loop(struct master *m)
 /* master_spawn - fork the worker of one slot */
 static void master_spawn(struct master *m, size_t slot)
 {
+    int ip_record = ip_board_record_claim(m->ips);
     int metrics_slot = metrics_slot_claim(m->generation);
     pid_t pid = fork();
     if (pid < 0) {
         metrics_slot_bind(metrics_slot, 0);
         log_message(PORTER_LOG_ERR, NULL, "event=fork_error error=\"%s\"", strerror(errno));
+        ip_board_record_release(m->ips, ip_record);
         return;
     }
     if (pid == 0) {
         /* The worker gets a loop of its own: the master's events stay the master's. */
         master_child_leave_loop(m);
         metrics_worker_attach(metrics_slot);
-        master_worker_main(m);
+        master_worker_main(m, ip_record);
     }
     metrics_slot_bind(metrics_slot, pid);
     m->slots[slot].pid = pid;
+    m->slots[slot].ip_record = ip_record;
     m->slots[slot].generation = m->generation;
     m->slots[slot].started = time(NULL);
     log_message(PORTER_LOG_INFO, NULL, "event=worker_spawned pid=%ld slot=%zu generation=%u",
@@ -615,7 +628,11 @@ static void master_child(evutil_socket_t signal_number, short what, void *arg)
         for (size_t i = 0; i < m->retired_count && !found; i++) {
             if (m->retired[i].pid == pid) {
                 metrics_slot_release(pid);
-                m->retired[i] = m->retired[--m->retired_count];
+                /* its connections are gone with it */
+                ip_board_record_release(m->ips, m->retired_ip_records[i]);
+                m->retired_count--;
+                m->retired[i] = m->retired[m->retired_count];
+                m->retired_ip_records[i] = m->retired_ip_records[m->retired_count];
                 found = true;
                 log_message(PORTER_LOG_INFO, NULL, "event=worker_retired pid=%ld", (long)pid);
             }
@@ -626,6 +643,8 @@ static void master_child(evutil_socket_t signal_number, short what, void *arg)
             found = true;
             m->slots[i].pid = 0;
             metrics_slot_release(pid);
+            ip_board_record_release(m->ips, m->slots[i].ip_record); /* however it ended */
+            m->slots[i].ip_record = -1;
             if (!m->stopping) {
                 m->worker_restarts++;
                 log_message(PORTER_LOG_WARNING, NULL, "event=worker_died pid=%ld slot=%zu "
@@ -650,10 +669,13 @@ static void master_retire_current(struct master *m)
         if (m->slots[i].pid == 0)
             continue;
         kill(m->slots[i].pid, SIGUSR1);
-        if (m->retired_count < sizeof m->retired / sizeof m->retired[0])
+        if (m->retired_count < sizeof m->retired / sizeof m->retired[0]) {
+            m->retired_ip_records[m->retired_count] = m->slots[i].ip_record;
             m->retired[m->retired_count++] =
                 (struct master_retiree){m->slots[i].pid, m->slots[i].generation};
+        }
         m->slots[i].pid = 0;
+        m->slots[i].ip_record = -1;
     }
 }
 
@@ -932,6 +954,34 @@ static char *master_http_page(const char *path, const char **content_type, void 
     return NULL;
 }
 
+/* master_listen_when_ready - at start the listeners listen once every worker has loaded its
+ * plugins (its metrics slot is described; privileges are dropped by then), or after
+ * MASTER_READY_POLLS polls: a client connecting as soon as the port answers finds a worker
+ * that serves (scripts and tests that start porter and connect at once) */
+static void master_listen_when_ready(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    bool ready = true;
+    for (size_t i = 0; i < m->slot_count && ready; i++) {
+        const struct metrics_slot *slot = metrics_slot_of(m->slots[i].pid);
+        ready = slot != NULL && __atomic_load_n(&slot->described, __ATOMIC_ACQUIRE);
+    }
+    if (!ready && !m->stopping && m->ready_polls++ < MASTER_READY_POLLS) {
+        struct timeval poll = {0, 10000};
+        evtimer_add(m->ready_timer, &poll);
+        return;
+    }
+    for (size_t i = 0; i < m->listener_count; i++) {
+        if (listen(m->listeners[i].fd, MASTER_BACKLOG) != 0) {
+            log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"",
+                        m->listener_addresses[i], strerror(errno));
+            master_stop(SIGTERM, 0, m);
+            return;
+        }
+    }
+    log_message(PORTER_LOG_INFO, NULL, "event=ready workers_ready=%s", ready ? "yes" : "no");
+}
+
 /* master_pid_file_write - the pid file (its path is kept for removal); -1 with a log line */
 static int master_pid_file_write(struct master *m)
 {
@@ -1041,15 +1091,12 @@ int master_run(const char *directory, bool foreground)
     m.restart_timer = evtimer_new(m.base, master_restart_due, &m);
     m.kill_timer = evtimer_new(m.base, master_kill_stragglers, &m);
     m.slot_count = master_worker_count(m.config);
+    /* records for the workers of this generation and of a few still finishing after reloads */
+    m.ips = ip_board_create(m.slot_count * 4 + 8, (size_t)m.config->max_connections, true);
     for (size_t i = 0; i < m.slot_count; i++)
         master_spawn(&m, i);
-    for (size_t i = 0; i < m.listener_count; i++) {
-        if (listen(m.listeners[i].fd, MASTER_BACKLOG) != 0) {
-            log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"%s\"",
-                        m.listener_addresses[i], strerror(errno));
-            master_stop(SIGTERM, 0, &m);
-        }
-    }
+    m.ready_timer = evtimer_new(m.base, master_listen_when_ready, &m);
+    master_listen_when_ready(-1, 0, &m);
     master_spawn_delivery(&m);
     master_log_listeners(m.config);
     log_message(PORTER_LOG_NOTICE, NULL, "event=started pid=%ld workers=%zu listeners=%zu",
@@ -1063,6 +1110,7 @@ int master_run(const char *directory, bool foreground)
         event_free(m.signals[i]);
     event_free(m.restart_timer);
     event_free(m.kill_timer);
+    event_free(m.ready_timer);
     event_base_free(m.base);
     for (size_t i = 0; i < m.listener_count; i++) {
         close(m.listeners[i].fd);
@@ -1070,6 +1118,7 @@ int master_run(const char *directory, bool foreground)
     }
     free(m.listeners);
     free(m.listener_addresses);
+    ip_board_free(m.ips);
     log_message(PORTER_LOG_NOTICE, NULL, "event=stopped");
     config_free(m.config);
     return 0;

@@ -87,6 +87,8 @@ const struct metrics_slot *metrics_slot_at(int index)
 
 const struct metrics_slot *metrics_slot_of(pid_t pid)
 {
+    if (pid <= 0)
+        return NULL;
     for (int i = 0; metrics_shared != NULL && i < METRICS_SLOTS; i++)
         if (metrics_shared[i].pid == pid)
             return &metrics_shared[i];

@@ -15,7 +15,7 @@
  * body, envelope, quarantine), Authentication-Results included.
  *
  * Negotiation asks only for the events the chain uses (milter_filter.c). While a chain waits
- * (a PENDING hook), SMFIR_PROGRESS goes out every MILTER_PROGRESS_INTERVAL seconds so the
+ * (a PENDING hook), SMFIR_PROGRESS goes out every milter_progress_interval so the
  * MTA's timeout does not fire. Frames are checked by milter_codec.c; a malformed frame, a
  * frame over 64 KiB or an MTA silent for milter_listener_timeout closes the connection.
  *
@@ -44,7 +44,6 @@
 #include "session.h"
 #include "worker.h"
 
-#define MILTER_PROGRESS_INTERVAL 10.0 /* seconds; Postfix waits 30 s for a command's reply */
 #define MILTER_READ_HIGH_WATER (MILTER_MAX_FRAME + MILTER_LENGTH_BYTES + 4096)
 
 struct milter_connection {
@@ -189,7 +188,7 @@ static void milter_progress_fired(evutil_socket_t fd, short what, void *arg)
     if (!c->busy || c->dead)
         return;
     milter_send_simple(c, MILTER_REPLY_PROGRESS);
-    struct timeval tv = clock_timeval(MILTER_PROGRESS_INTERVAL);
+    struct timeval tv = clock_timeval(c->config->milter_progress_interval);
     evtimer_add(c->progress_timer, &tv);
 }
 
@@ -198,14 +197,8 @@ static void milter_progress_fired(evutil_socket_t fd, short what, void *arg)
 /* milter_session_begin - a new Porter session for the next SMTP connection */
 static void milter_session_begin(struct milter_connection *c)
 {
-    struct porter_session *s = session_new(c->worker);
-    s->role = "milter";
-    s->transport = &milter_transport;
-    s->transport_data = c;
-    s->state = SESSION_STATE_GREETED;
-    session_bind(s, c->config, c->plugins);
-    worker_add_session(c->worker, s);
-    c->session = s;
+    c->session = session_facts_begin(c->worker, c->config, c->plugins, "milter",
+                                     &milter_transport, c);
 }
 
 /* milter_run - run hook's chain; done continues with the verdict */
@@ -213,7 +206,7 @@ static void milter_run(struct milter_connection *c, enum porter_hook hook,
                        void (*done)(struct porter_session *s, int rc))
 {
     c->busy = true;
-    struct timeval tv = clock_timeval(MILTER_PROGRESS_INTERVAL);
+    struct timeval tv = clock_timeval(c->config->milter_progress_interval);
     evtimer_add(c->progress_timer, &tv);
     hook_chain_run(c->session, hook, done);
 }

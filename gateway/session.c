@@ -27,6 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,9 +79,11 @@ struct session_command {
     unsigned states;
     int (*check)(struct porter_session *s, const char *argument);
     void (*proceed)(struct porter_session *s, int rc);
+    bool last; /* must end a pipelining group (RFC 2920 3.1, RFC 3207, RFC 4954) */
 };
 
 static void session_process_input(struct porter_session *s);
+static bool session_unauth_pipelining(struct porter_session *s, const char *after);
 static void session_set_state(struct porter_session *s, enum session_state state);
 static void session_arm_idle(struct porter_session *s);
 static void session_total_fired_locked(struct porter_session *s);
@@ -225,6 +230,7 @@ static void session_free(struct porter_session *s)
     if (s->path_valid)
         smtp_path_clear(&s->path);
     note_list_clear(&s->notes);
+    note_list_clear(&s->log_facts);
     free(s->plugin_data);
     plugin_registry_release(s->plugins);
     free(s->command_argument);
@@ -309,12 +315,28 @@ void session_finish_closing(struct porter_session *s, const char *reason)
 
 /* ---------------------------------------------------------------- state and timers */
 
+/* session_in_data - message bytes are being read (DATA, or the BDAT chunks and commands) */
+static bool session_in_data(const struct porter_session *s)
+{
+    return s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT;
+}
+
+/* session_rate_window_start - a new data_min_rate window begins now */
+static void session_rate_window_start(struct porter_session *s)
+{
+    s->data_window_start = clock_monotonic();
+    s->data_window_bytes = 0;
+}
+
 static void session_set_state(struct porter_session *s, enum session_state state)
 {
     if (s->state != state)
         log_message(PORTER_LOG_DEBUG, s->id_string, "event=state from=%s to=%s",
                     session_state_name(s->state), session_state_name(state));
+    bool entering_data = !session_in_data(s);
     s->state = state;
+    if (entering_data && session_in_data(s))
+        session_rate_window_start(s);
     metrics_view_state(s->view, (int)state);
 }
 
@@ -350,14 +372,36 @@ static void session_idle_fired_locked(struct porter_session *s)
         return;
     }
     if (s->run.active) {
-        /* We are the slow one; the plugin deadline handles that. */
+        /* We are the slow one; the plugin deadline handles that. The rate is measured anew. */
+        session_rate_window_start(s);
         session_arm_idle(s);
         return;
+    }
+    const char *reason = "timeout";
+    double now = clock_monotonic();
+    if (session_in_data(s) && s->config->data_rate_window > 0 &&
+        now >= s->data_window_start + s->config->data_rate_window - 0.001) {
+        double wanted = (double)s->config->data_min_rate * s->config->data_rate_window;
+        if ((double)s->data_window_bytes >= wanted) {
+            session_rate_window_start(s); /* fast enough: measure the next window */
+            session_arm_idle(s);
+            return;
+        }
+        reason = "data_too_slow";
+        log_message(PORTER_LOG_NOTICE, s->id_string, "event=data_too_slow client=%s bytes=%llu "
+                    "window=%.3gs min_rate=%llu", s->client_ip, s->data_window_bytes,
+                    s->config->data_rate_window, s->config->data_min_rate);
+    } else if (!session_in_data(s) && s->line_started > 0 && s->config->command_deadline > 0 &&
+               now >= s->line_started + s->config->command_deadline - 0.001) {
+        reason = "command_deadline";
+        log_message(PORTER_LOG_NOTICE, s->id_string, "event=command_deadline client=%s "
+                    "deadline=%.3gs partial=%zu", s->client_ip, s->config->command_deadline,
+                    evbuffer_get_length(bufferevent_get_input(s->input)));
     }
     char text[300];
     snprintf(text, sizeof text, "%s Error: timeout exceeded", s->config->hostname);
     session_reply(s, 421, "4.4.2", text);
-    session_finish_closing(s, "timeout");
+    session_finish_closing(s, reason);
 }
 
 /* session_total_fired - the whole session took too long */
@@ -387,15 +431,33 @@ static void session_arm_idle(struct porter_session *s)
 {
     if (s->closed || s->state == SESSION_STATE_CLOSING || s->proxy_wait)
         return;
-    double seconds = s->config->command_timeout;
+    bool stressed = worker_stressed(s->worker);
+    double seconds = stressed ? s->config->stress_command_timeout : s->config->command_timeout;
     if (s->state == SESSION_STATE_GREETED && s->helo[0] == '\0' && s->errors == 0)
-        seconds = s->config->greeting_timeout;
+        seconds = stressed ? s->config->stress_greeting_timeout : s->config->greeting_timeout;
     if (s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT)
         seconds = s->config->data_timeout;
-    if (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE))
+    if (s->flags & (SESSION_FLAG_TLS_PENDING | SESSION_FLAG_TLS_HANDSHAKE)) {
         seconds = s->config->greeting_timeout; /* a handshake is as short as a greeting */
+    } else if (!s->run.active) {
+        /* The deadlines a trickle cannot extend: the end of the data rate window, or the
+         * command line's deadline. */
+        double deadline = 0;
+        if (session_in_data(s) && s->config->data_rate_window > 0)
+            deadline = s->data_window_start + s->config->data_rate_window;
+        else if (!session_in_data(s) && s->line_started > 0 && s->config->command_deadline > 0)
+            deadline = s->line_started + s->config->command_deadline;
+        if (deadline > 0 && deadline - clock_monotonic() < seconds)
+            seconds = deadline - clock_monotonic();
+    }
     struct timeval tv = clock_timeval(seconds);
     evtimer_add(s->idle_timer, &tv);
+}
+
+void session_timers_changed(struct porter_session *s)
+{
+    if (!s->closed && !s->run.active && s->state != SESSION_STATE_CLOSING)
+        session_arm_idle(s);
 }
 
 /* ---------------------------------------------------------------- transactions */
@@ -486,10 +548,22 @@ void session_log_transaction(struct porter_session *s, const char *end, int code
                  s->tls && s->tls->version ? s->tls->version : "",
                  s->tls ? " cipher=" : "", s->tls && s->tls->cipher ? s->tls->cipher : "",
                  s->auth_user ? " auth=" : "", s->auth_user ? s->auth_user : "");
+    char facts[1024] = ""; /* porter_log_fact: keys are checked words, values quoted */
+    for (size_t i = 0, length = 0; i < s->log_facts.count && length < sizeof facts; i++) {
+        char value[300];
+        int n = snprintf(facts + length, sizeof facts - length, " %s=%s",
+                         s->log_facts.items[i].key,
+                         log_value(value, sizeof value, s->log_facts.items[i].value));
+        if (n < 0 || (size_t)n >= sizeof facts - length) {
+            facts[length] = '\0'; /* a fact that does not fit is left out whole */
+            break;
+        }
+        length += (size_t)n;
+    }
     char quarantine_value[300], discard_value[300];
     log_message(PORTER_LOG_INFO, s->id_string,
                 "event=transaction client=%s helo=%s queue_id=%s from=%s to=%s nrcpt=%zu%s "
-                "size=%llu end=%s%s%s%s%s%s%s",
+                "size=%llu end=%s%s%s%s%s%s%s%s",
                 s->client_ip, log_value(helo_value, sizeof helo_value, s->helo), t->queue_id,
                 log_value(from_value, sizeof from_value, from),
                 log_value(to_value, sizeof to_value, recipients), t->recipient_count, refusals,
@@ -500,7 +574,7 @@ void session_log_transaction(struct porter_session *s, const char *end, int code
                 t->discard_reason ? " discarded=" : "",
                 t->discard_reason ? log_value(discard_value, sizeof discard_value,
                                               t->discard_reason) : "",
-                secure);
+                secure, facts);
 }
 
 /* session_end_message - final reply for a message is given: log, count, reset */
@@ -1116,7 +1190,9 @@ static int session_check_data(struct porter_session *s, const char *argument)
 static void session_proceed_data(struct porter_session *s, int rc)
 {
     if (!session_apply_refusal(s, PORTER_HOOK_DATA, rc)) {
-        if (session_open_message(s) == 0) {
+        if (session_unauth_pipelining(s, "DATA")) {
+            /* message content sent before the 354 (the data hook ran meanwhile) */
+        } else if (session_open_message(s) == 0) {
             session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
             session_set_state(s, SESSION_STATE_DATA);
         } else {
@@ -1310,30 +1386,78 @@ static int session_check_not_implemented(struct porter_session *s, const char *a
                             STATE_BIT(SESSION_STATE_RCPT))
 
 static const struct session_command session_commands[] = {
-    {SMTP_VERB_HELO, PORTER_HOOK_HELO, STATES_AFTER_GREETING, session_check_helo, session_proceed_helo},
-    {SMTP_VERB_EHLO, PORTER_HOOK_EHLO, STATES_AFTER_GREETING, session_check_helo, session_proceed_helo},
-    {SMTP_VERB_MAIL, PORTER_HOOK_MAIL, STATE_BIT(SESSION_STATE_READY), session_check_mail, session_proceed_mail},
+    {SMTP_VERB_HELO, PORTER_HOOK_HELO, STATES_AFTER_GREETING, session_check_helo, session_proceed_helo,
+     .last = true},
+    {SMTP_VERB_EHLO, PORTER_HOOK_EHLO, STATES_AFTER_GREETING, session_check_helo, session_proceed_helo,
+     .last = true},
+    {SMTP_VERB_MAIL, PORTER_HOOK_MAIL, STATE_BIT(SESSION_STATE_READY), session_check_mail,
+     session_proceed_mail, .last = false},
     {SMTP_VERB_RCPT, PORTER_HOOK_RCPT, STATE_BIT(SESSION_STATE_MAIL) | STATE_BIT(SESSION_STATE_RCPT),
-     session_check_rcpt, session_proceed_rcpt},
-    {SMTP_VERB_DATA, PORTER_HOOK_DATA, STATE_BIT(SESSION_STATE_RCPT), session_check_data, session_proceed_data},
+     session_check_rcpt, session_proceed_rcpt, .last = false},
+    {SMTP_VERB_DATA, PORTER_HOOK_DATA, STATE_BIT(SESSION_STATE_RCPT), session_check_data, session_proceed_data,
+     .last = true},
     {SMTP_VERB_BDAT, PORTER_HOOK_DATA, STATES_AFTER_GREETING | STATE_BIT(SESSION_STATE_BDAT),
-     session_check_bdat, session_proceed_bdat},
+     session_check_bdat, session_proceed_bdat, .last = false},
     {SMTP_VERB_RSET, -1, STATES_AFTER_GREETING | STATE_BIT(SESSION_STATE_BDAT),
-     session_check_no_argument, session_proceed_rset},
+     session_check_no_argument, session_proceed_rset, .last = false},
     {SMTP_VERB_NOOP, PORTER_HOOK_NOOP, STATES_AFTER_GREETING | STATE_BIT(SESSION_STATE_BDAT), NULL,
-     session_proceed_noop},
+     session_proceed_noop, .last = true},
+    /* QUIT ends a group too, but what follows it is never read */
     {SMTP_VERB_QUIT, PORTER_HOOK_QUIT, STATES_AFTER_GREETING | STATE_BIT(SESSION_STATE_BDAT), NULL,
-     session_proceed_quit},
-    {SMTP_VERB_VRFY, PORTER_HOOK_VRFY, STATES_AFTER_GREETING, session_check_vrfy, session_proceed_vrfy},
-    {SMTP_VERB_HELP, PORTER_HOOK_HELP, STATES_AFTER_GREETING, NULL, session_proceed_help},
-    {SMTP_VERB_EXPN, -1, STATES_AFTER_GREETING, session_check_not_implemented, NULL},
+     session_proceed_quit, .last = false},
+    {SMTP_VERB_VRFY, PORTER_HOOK_VRFY, STATES_AFTER_GREETING, session_check_vrfy, session_proceed_vrfy,
+     .last = true},
+    {SMTP_VERB_HELP, PORTER_HOOK_HELP, STATES_AFTER_GREETING, NULL, session_proceed_help, .last = false},
+    {SMTP_VERB_EXPN, -1, STATES_AFTER_GREETING, session_check_not_implemented, NULL, .last = true},
     {SMTP_VERB_STARTTLS, -1, STATES_AFTER_GREETING, session_check_starttls,
-     session_proceed_starttls},
-    {SMTP_VERB_AUTH, PORTER_HOOK_AUTH, STATES_AFTER_GREETING, auth_check, auth_proceed},
-    {SMTP_VERB_XCLIENT, -1, STATES_AFTER_GREETING, xclient_check, xclient_proceed},
+     session_proceed_starttls, .last = true},
+    {SMTP_VERB_AUTH, PORTER_HOOK_AUTH, STATES_AFTER_GREETING, auth_check, auth_proceed, .last = true},
+    {SMTP_VERB_XCLIENT, -1, STATES_AFTER_GREETING, xclient_check, xclient_proceed, .last = true},
     {SMTP_VERB_UNKNOWN, PORTER_HOOK_UNRECOGNIZED_COMMAND, STATES_AFTER_GREETING, NULL,
-     session_proceed_unrecognized},
+     session_proceed_unrecognized, .last = false},
 };
+
+/* session_input_waiting - bytes the client sent that we have not handled: buffered, or still
+ * in the socket (plaintext only: under TLS the socket holds records, not commands); the first
+ * of them go to head (NUL-terminated) */
+static size_t session_input_waiting(const struct porter_session *s, char *head, size_t size)
+{
+    struct evbuffer *input = bufferevent_get_input(s->input);
+    size_t waiting = evbuffer_get_length(input);
+    ev_ssize_t copied = waiting > 0 ? evbuffer_copyout(input, head, size - 1) : 0;
+    int queued = 0;
+    int fd = (int)bufferevent_getfd(s->input);
+    if (waiting == 0 && !(s->flags & (SESSION_FLAG_TLS | SESSION_FLAG_TLS_HANDSHAKE)) &&
+        ioctl(fd, FIONREAD, &queued) == 0 && queued > 0) {
+        waiting = (size_t)queued;
+        copied = recv(fd, head, size - 1, MSG_PEEK | MSG_DONTWAIT);
+    }
+    head[copied > 0 ? (size_t)copied : 0] = '\0';
+    return waiting;
+}
+
+/* session_unauth_pipelining - reject_unauth_pipelining: input arrived where RFC 2920 allows
+ * none (after, for, a command that ends a group, or a command sent without EHLO, or
+ * "greeting"); 554 5.5.0, one log line, close. true if it closed. */
+static bool session_unauth_pipelining(struct porter_session *s, const char *after)
+{
+    if (!s->config->reject_unauth_pipelining || !(s->flags & SESSION_FLAG_PIPELINING_CHECKED))
+        return false;
+    char head[8];
+    size_t waiting = session_input_waiting(s, head, sizeof head);
+    if (waiting == 0)
+        return false;
+    /* A lone QUIT asks nothing of the state (openssl s_client -starttls smtp fed by a pipe
+     * sends EHLO and QUIT together): let it through, except as message content. */
+    if (waiting == 6 && strcasecmp(head, "QUIT\r\n") == 0 && strcmp(after, "DATA") != 0)
+        return false;
+    log_message(PORTER_LOG_NOTICE, s->id_string, "event=unauth_pipelining client=%s "
+                "rule=reject_unauth_pipelining after=%s ehlo=%s pending=%zu", s->client_ip, after,
+                (s->flags & SESSION_FLAG_EHLO) ? "yes" : "no", waiting);
+    session_reply(s, 554, "5.5.0", "Error: SMTP protocol synchronization");
+    session_finish_closing(s, "unauth_pipelining");
+    return true;
+}
 
 /* session_sequence_error - the 503 text for a command in the wrong state */
 static void session_sequence_error(struct porter_session *s, enum smtp_verb verb)
@@ -1368,6 +1492,11 @@ static void session_dispatch(struct porter_session *s, const char *line, size_t 
     for (size_t i = 0; i < sizeof session_commands / sizeof session_commands[0]; i++)
         if (session_commands[i].verb == command.verb)
             row = &session_commands[i];
+    /* RFC 2920: nothing may follow a command that ends a group before its reply, and a client
+     * that did not see PIPELINING in an EHLO reply may not pipeline at all. */
+    if ((row->last || !(s->flags & SESSION_FLAG_EHLO)) && command.verb != SMTP_VERB_QUIT &&
+        session_unauth_pipelining(s, smtp_verb_name(command.verb)))
+        return;
     bool junk = command.verb == SMTP_VERB_NOOP || command.verb == SMTP_VERB_RSET ||
                 command.verb == SMTP_VERB_VRFY || command.verb == SMTP_VERB_HELP;
     if (junk && ++s->junk > (unsigned)s->config->max_junk_commands)
@@ -1407,6 +1536,7 @@ static bool session_feed_data(struct porter_session *s, struct evbuffer *input)
         bool done = false;
         size_t used = data_reader_feed_dot(s->reader, vec.iov_base, vec.iov_len, &done);
         evbuffer_drain(input, used);
+        s->data_window_bytes += used;
         if (done)
             return true;
     }
@@ -1426,6 +1556,7 @@ static bool session_feed_chunk(struct porter_session *s, struct evbuffer *input)
         if (s->reader != NULL && !(s->flags & SESSION_FLAG_BDAT_FAILED))
             data_reader_feed_chunk(s->reader, vec.iov_base, take);
         evbuffer_drain(input, take);
+        s->data_window_bytes += take;
         s->bdat_remaining -= take;
     }
     return s->bdat_remaining == 0;
@@ -1461,9 +1592,15 @@ static int session_take_line(struct porter_session *s, struct evbuffer *input, c
             evbuffer_drain(input, evbuffer_get_length(input));
             s->flags |= SESSION_FLAG_DISCARD_LINE;
         }
+        if (s->line_started == 0 && (evbuffer_get_length(input) > 0 ||
+                                     (s->flags & SESSION_FLAG_DISCARD_LINE)))
+            s->line_started = clock_monotonic(); /* command_deadline runs from here */
         return 0;
     }
     size_t total = (size_t)eol.pos + eol_length;
+    s->line_started = 0;
+    if (s->state == SESSION_STATE_BDAT)
+        s->data_window_bytes += total;
     if ((s->flags & SESSION_FLAG_DISCARD_LINE) || (size_t)eol.pos > limit) {
         evbuffer_drain(input, total);
         s->flags &= ~(unsigned)SESSION_FLAG_DISCARD_LINE;
@@ -1571,6 +1708,8 @@ static void session_process_input(struct porter_session *s)
 
 void session_input_resume(struct porter_session *s)
 {
+    /* a partial line's deadline counts from now: waiting for the chain was not the client's */
+    s->line_started = 0;
     if (!s->in_input && !s->closed)
         session_process_input(s);
 }
@@ -1669,6 +1808,8 @@ static void session_proceed_connect(struct porter_session *s, int rc)
         session_finish_closing(s, "connect_refused");
         return;
     }
+    if (!(s->flags & SESSION_FLAG_EARLY_TALK_JUDGED) && session_unauth_pipelining(s, "greeting"))
+        return; /* talked before the greeting, and no plugin judged that */
     if (rc == PORTER_DONE && s->run.reply.code != 0) {
         session_reply_verdict(s, PORTER_HOOK_CONNECT, rc);
     } else {
@@ -1685,6 +1826,7 @@ void session_forget_client(struct porter_session *s)
     hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
     session_reset_transaction(s, "xclient");
     note_list_clear(&s->notes);
+    note_list_clear(&s->log_facts);
     free(s->helo);
     s->helo = xstrdup("");
     s->flags &= ~(unsigned)(SESSION_FLAG_EHLO | SESSION_FLAG_RELAY);
@@ -1876,6 +2018,7 @@ struct porter_session *session_start(struct worker *worker, int fd, const struct
     s->input = s->output = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (s->input == NULL)
         abort();
+    s->flags |= SESSION_FLAG_PIPELINING_CHECKED;
     return s;
 }
 
@@ -1892,6 +2035,10 @@ struct porter_session *session_start_stdio(struct worker *worker, const char *cl
                                &s->client_port);
     if (trace)
         s->flags |= SESSION_FLAG_TRACE;
+    /* inetd or systemd Accept=yes: a client; a pipe (printf ... | porter stdio) is a script */
+    struct stat input_stat;
+    if (fstat(0, &input_stat) == 0 && S_ISSOCK(input_stat.st_mode))
+        s->flags |= SESSION_FLAG_PIPELINING_CHECKED;
     evutil_make_socket_nonblocking(0);
     evutil_make_socket_nonblocking(1);
     s->input = bufferevent_socket_new(s->base, 0, 0);

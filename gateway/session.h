@@ -60,6 +60,10 @@ enum session_flag {
     SESSION_FLAG_DRAINING = 1 << 6,     /* the worker is shutting down: close when idle */
     SESSION_FLAG_TLS_PENDING = 1 << 7,  /* STARTTLS answered 220: switch once it is written */
     SESSION_FLAG_TLS_HANDSHAKE = 1 << 8, /* the TLS handshake runs: no input is read */
+    SESSION_FLAG_EARLY_TALK_JUDGED = 1 << 9, /* a connect plugin looked at input before the
+                                                greeting (porter_input_pending): it judges */
+    SESSION_FLAG_PIPELINING_CHECKED = 1 << 10, /* a network client: reject_unauth_pipelining
+                                                  applies (not `porter stdio` on a pipe) */
 };
 
 /* The hook chain currently running on the session (at most one). */
@@ -116,6 +120,8 @@ struct porter_session {
     struct tls_facts *tls;       /* NULL until a TLS handshake completed (tls.h) */
     struct auth_exchange *auth;  /* AUTH state; NULL before the first AUTH (auth.h) */
     struct note_list notes;      /* connection notes */
+    struct note_list log_facts;  /* key=value words plugins add to transaction lines
+                                    (porter_log_fact) */
     void **plugin_data;          /* one pointer per plugin instance (porter_data_get/set) */
     struct transaction *transaction;
     /* the command being handled */
@@ -136,7 +142,11 @@ struct porter_session {
     unsigned junk;               /* NOOP, RSET, VRFY, HELP since the last accepted message */
     unsigned recipients_over_limit; /* RCPTs of this transaction refused by max_recipients */
     struct timeval connected_at;
-    struct event *idle_timer;    /* greeting / command / data timeouts */
+    struct event *idle_timer;    /* greeting / command / data timeouts and the deadlines below */
+    double line_started;         /* monotonic time of the first byte of a partial command line
+                                    (command_deadline); 0: none */
+    double data_window_start;    /* DATA/BDAT: monotonic start of the data_min_rate window */
+    unsigned long long data_window_bytes; /* bytes received in that window */
     struct event *session_timer; /* the whole session */
     struct hook_run run;
     unsigned blocking_jobs;      /* run_blocking jobs still referring to this session */
@@ -207,6 +217,8 @@ void session_blocking_done(struct porter_session *s);
  * session_unhold frees it if it closed meanwhile (so do not use s after it) */
 void session_hold(struct porter_session *s);
 void session_unhold(struct porter_session *s);
+/* session_timers_changed - the worker entered or left stress mode: arm the timer again */
+void session_timers_changed(struct porter_session *s);
 /* session_forget_client - XCLIENT: the disconnect notification for the client so far, then
  * forget its transaction, notes, HELO/EHLO, authentication, relay permission and names */
 void session_forget_client(struct porter_session *s);

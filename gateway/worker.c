@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -28,6 +29,7 @@
 #include "config.h"
 #include "dns.h"
 #include "clock.h"
+#include "ip_board.h"
 #include "log.h"
 #include "memory.h"
 #include "metrics.h"
@@ -43,12 +45,6 @@
 #define WORKER_THREADS 4
 #define WORKER_SPARE_SPOOLS 64 /* emptied spool files kept for reuse: inode creation is costly */
 #define WORKER_TABLE_INITIAL 1024
-
-/* Per-client-IP connection counts (open addressing, tombstone-free by rebuild). */
-struct ip_count {
-    char ip[64];
-    unsigned count;
-};
 
 /* A plugin's cleanup for the end of the loop (porter_at_loop_end). */
 struct worker_loop_end_call {
@@ -70,10 +66,12 @@ struct worker {
     struct porter_session **table;
     size_t table_size;
     size_t session_count;
-    struct ip_count *ips;
-    size_t ip_size;
+    struct ip_board *ips;          /* connections per client IP, shared by all workers */
+    int ip_record;                 /* this worker's record in it */
+    bool ips_private;              /* ips is this worker's own (no shared record was left) */
     uint64_t next_id;
     bool draining;
+    bool stressed;                 /* stress mode: the slots passed stress_threshold */
     bool grace;                    /* SIGTERM came; drain_grace runs before draining */
     struct event *grace_timer;
     bool retiring;                 /* a reload replaced us: finish sessions, accept no more */
@@ -158,76 +156,15 @@ static void worker_table_remove(struct worker *w, uint64_t id)
     }
 }
 
-/* worker_ip_slot - the count slot of an IP (created when create is true) */
-static struct ip_count *worker_ip_slot(struct worker *w, const char *ip, bool create)
-{
-    if (w->ip_size == 0) {
-        w->ip_size = WORKER_TABLE_INITIAL * 4;
-        w->ips = xcalloc(w->ip_size, sizeof *w->ips);
-    }
-    size_t hash = 5381;
-    for (const char *p = ip; *p; p++)
-        hash = hash * 33 + (unsigned char)*p;
-    size_t mask = w->ip_size - 1;
-    struct ip_count *free_slot = NULL;
-    for (size_t probe = 0; probe < w->ip_size; probe++) {
-        struct ip_count *slot = &w->ips[(hash + probe) & mask];
-        if (slot->ip[0] == '\0')
-            return create ? (free_slot ? free_slot : slot) : NULL;
-        if (strcmp(slot->ip, ip) == 0)
-            return slot;
-        if (slot->count == 0 && free_slot == NULL)
-            free_slot = slot;
-    }
-    return create ? free_slot : NULL;
-}
-
-/* worker_ip_rebuild - when the table is mostly stale entries, start it over */
-static void worker_ip_rebuild(struct worker *w)
-{
-    struct ip_count *old = w->ips;
-    size_t old_size = w->ip_size;
-    size_t live = 0;
-    for (size_t i = 0; i < old_size; i++)
-        live += old[i].count > 0;
-    w->ip_size = old_size;
-    while (live * 2 > w->ip_size / 2)
-        w->ip_size *= 2;
-    w->ips = xcalloc(w->ip_size, sizeof *w->ips);
-    for (size_t i = 0; i < old_size; i++) {
-        if (old[i].count > 0) {
-            struct ip_count *slot = worker_ip_slot(w, old[i].ip, true);
-            *slot = old[i];
-        }
-    }
-    free(old);
-}
-
-/* worker_ip_acquire - count a new connection from ip; false when over the limit */
+/* worker_ip_acquire - count a new connection from ip; false when the daemon has the limit */
 static bool worker_ip_acquire(struct worker *w, const char *ip)
 {
-    struct ip_count *slot = worker_ip_slot(w, ip, true);
-    if (slot == NULL) {
-        worker_ip_rebuild(w);
-        slot = worker_ip_slot(w, ip, true);
-        if (slot == NULL)
-            return true;
-    }
-    if (slot->ip[0] == '\0' || strcmp(slot->ip, ip) != 0) {
-        snprintf(slot->ip, sizeof slot->ip, "%s", ip);
-        slot->count = 0;
-    }
-    if (slot->count >= (unsigned)w->config->max_connections_per_ip)
-        return false;
-    slot->count++;
-    return true;
+    return ip_board_acquire(w->ips, w->ip_record, ip, (unsigned)w->config->max_connections_per_ip);
 }
 
 static void worker_ip_release(struct worker *w, const char *ip)
 {
-    struct ip_count *slot = worker_ip_slot(w, ip, false);
-    if (slot != NULL && slot->count > 0)
-        slot->count--;
+    ip_board_release(w->ips, w->ip_record, ip);
 }
 
 int worker_spool_take(struct worker *w)
@@ -275,6 +212,11 @@ uint64_t worker_next_session_id(struct worker *w)
     return ((uint64_t)getpid() << 32) | ++w->next_id;
 }
 
+bool worker_stressed(const struct worker *w)
+{
+    return w != NULL && w->stressed;
+}
+
 bool worker_draining(const struct worker *w)
 {
     return w->draining;
@@ -300,9 +242,12 @@ bool worker_admit(struct worker *w, struct porter_session *s)
     return true;
 }
 
+static void worker_stress_check(struct worker *w);
+
 void worker_session_closed(struct worker *w, struct porter_session *s)
 {
     worker_table_remove(w, s->id);
+    worker_stress_check(w);
     metrics_session_closed(s->listener);
     metrics_view_close(s->view);
     s->view = -1;
@@ -384,6 +329,7 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
         snprintf(s->counted_ip, sizeof s->counted_ip, "%s", ip);
     worker_table_insert(w, s);
     session_attach(s, w->config, w->plugins);
+    worker_stress_check(w);
 }
 
 /* worker_accept_error - EMFILE and friends: log, keep going */
@@ -408,6 +354,29 @@ static void worker_each_session(struct worker *w, void (*fn)(struct porter_sessi
             fn(s);
     }
     free(ids);
+}
+
+/* worker_stress_check - enter stress mode when the sessions pass stress_threshold percent of
+ * max_connections, leave it 10 points below (as Postfix's stress mode, the greeting and
+ * command timeouts shrink so that idle connections are shed first); every session's timer is
+ * armed again with the timeouts of the new mode */
+static void worker_stress_check(struct worker *w)
+{
+    if (w->stdio || w->config->stress_threshold <= 0)
+        return;
+    double used = 100.0 * (double)w->session_count / (double)w->config->max_connections;
+    bool stressed = w->stressed ? used >= (double)w->config->stress_threshold - 10
+                                : used >= (double)w->config->stress_threshold;
+    if (stressed == w->stressed)
+        return;
+    w->stressed = stressed;
+    log_message(PORTER_LOG_WARNING, NULL, "event=stress_mode mode=%s sessions=%zu "
+                "max_connections=%ld threshold=%ld%% greeting_timeout=%gs command_timeout=%gs",
+                stressed ? "on" : "off", w->session_count, w->config->max_connections,
+                w->config->stress_threshold,
+                stressed ? w->config->stress_greeting_timeout : w->config->greeting_timeout,
+                stressed ? w->config->stress_command_timeout : w->config->command_timeout);
+    worker_each_session(w, session_timers_changed);
 }
 
 /* worker_close_late - a session still open at the drain deadline */
@@ -576,7 +545,8 @@ void worker_destroy(struct worker *w)
     while (w->spare_count > 0)
         close(w->spare_spools[--w->spare_count]);
     free(w->table);
-    free(w->ips);
+    if (w->ips_private)
+        ip_board_free(w->ips);
     refusal_log_free(w->refusals);
     event_base_free(w->base);
     worker_current = NULL;
@@ -584,9 +554,21 @@ void worker_destroy(struct worker *w)
 }
 
 int worker_run(const struct porter_config *config, struct plugin_registry *plugins,
-               const struct worker_listener *listeners, size_t listener_count)
+               const struct worker_listener *listeners, size_t listener_count,
+               struct ip_board *ips, int ip_record)
 {
     struct worker *w = worker_create(config, plugins, false);
+    w->ips = ips;
+    w->ip_record = ip_record;
+    if (ips == NULL || ip_record < 0) {
+        log_message(PORTER_LOG_WARNING, NULL, "event=ip_board_unavailable pid=%ld error=\"no "
+                    "shared record left (many workers still finishing after reloads): "
+                    "max_connections_per_ip counts this worker's connections only\"",
+                    (long)getpid());
+        w->ips = ip_board_create(1, (size_t)config->max_connections, false);
+        w->ip_record = ip_board_record_claim(w->ips);
+        w->ips_private = true;
+    }
     w->listeners = xcalloc(listener_count + 1, sizeof *w->listeners);
     w->listener_facts = xcalloc(listener_count + 1, sizeof *w->listener_facts);
     for (size_t i = 0; i < listener_count; i++) {
@@ -601,6 +583,14 @@ int worker_run(const struct porter_config *config, struct plugin_registry *plugi
         evconnlistener_set_error_cb(w->listeners[i], worker_accept_error);
         w->listener_count++;
     }
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY &&
+        files.rlim_cur < (rlim_t)config->max_connections + 256)
+        log_message(PORTER_LOG_WARNING, NULL, "event=rlimit_warning pid=%ld max_connections=%ld "
+                    "open_files=%llu error=\"fewer file descriptors than max_connections needs: "
+                    "raise the hard RLIMIT_NOFILE (systemd LimitNOFILE=) or lower "
+                    "max_connections\"", (long)getpid(), config->max_connections,
+                    (unsigned long long)files.rlim_cur);
     log_message(PORTER_LOG_INFO, NULL, "event=worker_started pid=%ld", (long)getpid());
     event_base_dispatch(w->base);
     log_message(PORTER_LOG_INFO, NULL, "event=worker_stopped pid=%ld", (long)getpid());

@@ -4,9 +4,9 @@
  *
  * Interface: worker_run / worker_run_stdio run the loop until the worker is told to stop
  * (SIGTERM: drain) and return the process exit code. The worker owns its sessions, its
- * session table (sessions are found by id, never kept by raw pointer across waits), the
- * per-client-IP connection counts, the thread pool for run_blocking, the DNS resolver and
- * the plugins' store.
+ * session table (sessions are found by id, never kept by raw pointer across waits), its record
+ * of per-client-IP connection counts (ip_board.h), the thread pool for run_blocking, the DNS
+ * resolver and the plugins' store.
  * Fatal: out of memory, failure to create the event base.
  */
 #ifndef PORTER_WORKER_H
@@ -35,8 +35,12 @@ struct worker;
 /* worker_current - the worker of this process (one per process) */
 extern struct worker *worker_current;
 
+struct ip_board;
+/* worker_run - serve the listeners; ips/ip_record: the master's per-IP board and this worker's
+ * record in it (NULL / -1: a board of the worker's own) */
 int worker_run(const struct porter_config *config, struct plugin_registry *plugins,
-               const struct worker_listener *listeners, size_t listener_count);
+               const struct worker_listener *listeners, size_t listener_count,
+               struct ip_board *ips, int ip_record);
 int worker_run_stdio(const struct porter_config *config, struct plugin_registry *plugins,
                      const char *client_ip, bool trace);
 
@@ -63,6 +67,8 @@ struct event_base *worker_event_base(struct worker *worker);
 void worker_session_closed(struct worker *worker, struct porter_session *s);
 uint64_t worker_next_session_id(struct worker *worker);
 bool worker_draining(const struct worker *worker);
+/* worker_stressed - stress mode: most slots are taken, idle sessions get short timeouts */
+bool worker_stressed(const struct worker *worker);
 /* worker_in_drain_grace - SIGTERM came, drain_grace runs: new connections are told 421 (on a
  * proxy_protocol listener only the balancer's own, LOCAL ones) */
 bool worker_in_drain_grace(const struct worker *worker);

@@ -9,7 +9,8 @@
  *     action=deny      554 5.7.1 and the connection closes
  *     action=log       a log line only; the session goes on
  * Either way no mail is accepted on a refused connection. A polite client gets the 220 after
- * the wait. Clients listed in allow= skip the wait.
+ * the wait. Clients listed in allow= skip the wait and may talk first. With this plugin in
+ * the chain the core's reject_unauth_pipelining does not judge input before the greeting.
  *
  * Arguments: wait=SECONDS (default 1; fractions allowed; 0 checks on the next loop turn),
  *            action=denysoft|deny|log (default denysoft),
@@ -60,8 +61,12 @@ static int earlytalker_done(porter_session *s, void *state, int result)
 static int earlytalker_connect(porter_session *s, void *state)
 {
     const struct earlytalker *e = state;
-    if (porter_cidr_match(e->allow, porter_client_ip(s)))
+    /* Asking for pending input at connect tells the core that this plugin judges early
+     * talkers, so its reject_unauth_pipelining leaves listed clients alone. */
+    if (porter_cidr_match(e->allow, porter_client_ip(s))) {
+        (void)porter_input_pending(s);
         return PORTER_DECLINED;
+    }
     return porter_timer(s, e->wait, earlytalker_done, state);
 }
 

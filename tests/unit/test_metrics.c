@@ -101,6 +101,9 @@ static void test_log_json(void **state)
         {"session=1 plugin=fortune a fortune: \"quoted\" text",
          "\"session\":\"1\",\"plugin\":\"fortune\",\"message\":\"a fortune: \\\"quoted\\\" text\"}"},
         {"event=x error=\"back\\slash\"", "\"event\":\"x\",\"error\":\"back\\\\slash\"}"},
+        /* log_value's escapes: \" and \\ inside a quoted value */
+        {"event=x helo=\"say \\\"hi\\\" \\\\o/\" n=1",
+         "\"event\":\"x\",\"helo\":\"say \\\"hi\\\" \\\\o/\",\"n\":\"1\"}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[1024];
