@@ -35,6 +35,8 @@
 #include "worker.h"
 
 #define API_TEXT_MAX 8192
+#define API_LOG_FACT_KEY_MAX 32 /* porter_log_fact: the longest key */
+#define API_LOG_FACTS_MAX 16    /* ... and how many one connection keeps */
 
 /* api_reply - attach a reply to the verdict being given */
 static int api_reply(porter_session *s, int rc, int code, const char *enhanced,
@@ -359,6 +361,18 @@ static int api_note_set(porter_session *s, int scope, const char *key, const cha
     if (notes == NULL || key == NULL || value == NULL)
         return -1;
     note_list_set(notes, key, value);
+    return 0;
+}
+
+/* api_log_fact - porter_log_fact: a key=value for the connection's transaction lines */
+static int api_log_fact(porter_session *s, const char *key, const char *value)
+{
+    size_t length = key ? strlen(key) : 0;
+    if (s == NULL || value == NULL || length == 0 || length > API_LOG_FACT_KEY_MAX ||
+        strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_") != length ||
+        (note_list_get(&s->log_facts, key) == NULL && s->log_facts.count >= API_LOG_FACTS_MAX))
+        return -1;
+    note_list_set(&s->log_facts, key, value);
     return 0;
 }
 
@@ -995,4 +1009,5 @@ const struct porter_api plugin_api_table = {
     .domain_equal = smtp_domain_equal,
     .domain_within = smtp_domain_within,
     .waiting_session = hook_chain_waiting,
+    .log_fact = api_log_fact,
 };

@@ -230,6 +230,7 @@ static void session_free(struct porter_session *s)
     if (s->path_valid)
         smtp_path_clear(&s->path);
     note_list_clear(&s->notes);
+    note_list_clear(&s->log_facts);
     free(s->plugin_data);
     plugin_registry_release(s->plugins);
     free(s->command_argument);
@@ -547,10 +548,22 @@ void session_log_transaction(struct porter_session *s, const char *end, int code
                  s->tls && s->tls->version ? s->tls->version : "",
                  s->tls ? " cipher=" : "", s->tls && s->tls->cipher ? s->tls->cipher : "",
                  s->auth_user ? " auth=" : "", s->auth_user ? s->auth_user : "");
+    char facts[1024] = ""; /* porter_log_fact: keys are checked words, values quoted */
+    for (size_t i = 0, length = 0; i < s->log_facts.count && length < sizeof facts; i++) {
+        char value[300];
+        int n = snprintf(facts + length, sizeof facts - length, " %s=%s",
+                         s->log_facts.items[i].key,
+                         log_value(value, sizeof value, s->log_facts.items[i].value));
+        if (n < 0 || (size_t)n >= sizeof facts - length) {
+            facts[length] = '\0'; /* a fact that does not fit is left out whole */
+            break;
+        }
+        length += (size_t)n;
+    }
     char quarantine_value[300], discard_value[300];
     log_message(PORTER_LOG_INFO, s->id_string,
                 "event=transaction client=%s helo=%s queue_id=%s from=%s to=%s nrcpt=%zu%s "
-                "size=%llu end=%s%s%s%s%s%s%s",
+                "size=%llu end=%s%s%s%s%s%s%s%s",
                 s->client_ip, log_value(helo_value, sizeof helo_value, s->helo), t->queue_id,
                 log_value(from_value, sizeof from_value, from),
                 log_value(to_value, sizeof to_value, recipients), t->recipient_count, refusals,
@@ -561,7 +574,7 @@ void session_log_transaction(struct porter_session *s, const char *end, int code
                 t->discard_reason ? " discarded=" : "",
                 t->discard_reason ? log_value(discard_value, sizeof discard_value,
                                               t->discard_reason) : "",
-                secure);
+                secure, facts);
 }
 
 /* session_end_message - final reply for a message is given: log, count, reset */
@@ -1813,6 +1826,7 @@ void session_forget_client(struct porter_session *s)
     hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
     session_reset_transaction(s, "xclient");
     note_list_clear(&s->notes);
+    note_list_clear(&s->log_facts);
     free(s->helo);
     s->helo = xstrdup("");
     s->flags &= ~(unsigned)(SESSION_FLAG_EHLO | SESSION_FLAG_RELAY);

@@ -120,6 +120,8 @@ struct porter_session {
     struct tls_facts *tls;       /* NULL until a TLS handshake completed (tls.h) */
     struct auth_exchange *auth;  /* AUTH state; NULL before the first AUTH (auth.h) */
     struct note_list notes;      /* connection notes */
+    struct note_list log_facts;  /* key=value words plugins add to transaction lines
+                                    (porter_log_fact) */
     void **plugin_data;          /* one pointer per plugin instance (porter_data_get/set) */
     struct transaction *transaction;
     /* the command being handled */

@@ -395,6 +395,8 @@ struct porter_api {
     /* a suspended hook's session, for plugins that wait on events of their own (clamd,
      * spamassassin, p0f) */
     porter_session *(*waiting_session)(porter_handle handle);
+    /* facts a plugin adds to the connection's transaction log lines (p0f) */
+    int (*log_fact)(porter_session *s, const char *key, const char *value);
 };
 
 /*
@@ -853,6 +855,16 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  *   if (s == NULL) { job_free(job); return; }   (nobody waits any more)
  */
 #define porter_waiting_session(handle) (porter_api->waiting_session(handle))
+
+/*
+ * porter_log_fact - a fact about the connection that every later event=transaction log line
+ * of the session carries as " key=value" after the core's fields (the client's OS from p0f):
+ * key is lower-case letters, digits and '_' (at most 32; prefix it with the plugin's name),
+ * value is quoted as logs quote. Setting a key again replaces its value; at most 16 keys.
+ * Returns 0, or -1 for a bad key or past the limit.
+ *   porter_log_fact(s, "p0f_os", "Linux 2.2.x-3.x");
+ */
+#define porter_log_fact(s, key, value) (porter_api->log_fact((s), (key), (value)))
 
 #endif /* PORTER_CORE */
 

@@ -1,7 +1,8 @@
 /*
  * fuzz_daemon_answers.c - libFuzzer target for the answer parsers of the plugins that talk
  * to local daemons: clamd's INSTREAM answer (native-plugins/clamd.c), spamd's answer to
- * SYMBOLS and the X-Spam-Status folding (native-plugins/spamassassin.c).
+ * SYMBOLS and the X-Spam-Status folding (native-plugins/spamassassin.c), p0f's API answer
+ * and deny_os= matching (native-plugins/p0f.c).
  *
  * Input: the first byte picks the parser (modulo their number), the rest is the daemon's
  * answer, copied into a heap block of its exact size plus the NUL daemon_talk adds, so that
@@ -29,6 +30,7 @@ const struct porter_api *porter_api;
 
 #include "../../native-plugins/clamd.c"
 #include "../../native-plugins/spamassassin.c"
+#include "../../native-plugins/p0f.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -75,9 +77,24 @@ static void fuzz_spamd(const char *answer, size_t length)
         abort();
 }
 
+static void fuzz_p0f(const char *answer, size_t length)
+{
+    struct p0f_facts f;
+    int result = p0f_answer_parse((const unsigned char *)answer, length, &f);
+    if (result < 0 || result >= P0F_RESULT_COUNT || f.distance < -1 || f.distance > 255)
+        abort();
+    check_clean(f.os_name, sizeof f.os_name);
+    check_clean(f.os_flavor, sizeof f.os_flavor);
+    check_clean(f.link, sizeof f.link);
+    if (p0f_denied(",,", &f) || (result == P0F_MATCH && f.os_name[0] != '\0' &&
+                                 !p0f_denied(",x,Y,", &f) != !(strcasecmp(f.os_name, "x") == 0 ||
+                                                                strcasecmp(f.os_name, "y") == 0)))
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static void (*const parsers[])(const char *, size_t) = {fuzz_clamd, fuzz_spamd};
+    static void (*const parsers[])(const char *, size_t) = {fuzz_clamd, fuzz_spamd, fuzz_p0f};
     if (size == 0)
         return 0;
     size_t length = size - 1;

@@ -182,6 +182,24 @@ def start_spamd(work):
     return Daemon(process, socket_path=path, log=log, started_in=time.time() - began)
 
 
+def start_p0f(work):
+    """p0f 3 on the loopback interface (needs root, as CI runs), in the foreground, its API
+    socket and log in work. Returns a Daemon or None."""
+    p0f = installed("p0f", "p0f")
+    if p0f is None:
+        return None
+    path = os.path.join(work, "p0f.sock")
+    out = os.path.join(work, "p0f.out")
+    began = time.time()
+    process = start([p0f, "-i", "lo", "-s", path, "-o", os.path.join(work, "p0f.log")], out)
+    if not check(wait_unix(path, 30, process), "p0f listens on its API socket (on lo, as root)",
+                 read(out)[-600:], path):
+        stop(process)
+        return None
+    return Daemon(process, socket_path=path, log=os.path.join(work, "p0f.log"),
+                  started_in=time.time() - began)
+
+
 def send(p, message, sender="alice@example.org", rcpt="bob@example.com", timeout=60):
     """One transaction on a new connection to Porter p; returns the end-of-data reply
     (code, lines), or the refusal of MAIL, RCPT or DATA."""

@@ -5,7 +5,7 @@
  *
  * fake_api_install() points the plugin's porter_api at a table whose calls record what the
  * plugin did into `fake`: the verdict given with porter_resume or porter_reply (rc, code,
- * enhanced code, text), the log lines, notes and header edits (as "Name: value\n" lines, a
+ * enhanced code, text), the log lines, notes, log facts and header edits (as "Name: value\n" lines, a
  * removal as "-Name\n"). fake.gone makes porter_waiting_session answer NULL (the client left);
  * fake.client_ip is what porter_client_ip answers. Header-only (static); include it after
  * <cmocka.h> and the plugin's .c file. Nothing is allocated.
@@ -26,6 +26,7 @@ struct fake_state {
     char text[1024];
     char log[4096];             /* every log line, '\n'-separated */
     char notes[1024];           /* "key=value\n" */
+    char facts[1024];           /* porter_log_fact: "key=value\n" */
     char headers[4096];         /* "Name: value\n" added, "-Name\n" removed */
 };
 
@@ -85,6 +86,12 @@ static int fake_note_set(porter_session *s, int scope, const char *key, const ch
     return 0;
 }
 
+static int fake_log_fact(porter_session *s, const char *key, const char *value)
+{
+    fake_append(fake.facts, sizeof fake.facts, "%s=%s\n", key, value);
+    return 0;
+}
+
 static int fake_header_add(porter_session *s, const char *name, const char *value)
 {
     fake_append(fake.headers, sizeof fake.headers, "%s: %s\n", name, value);
@@ -115,6 +122,7 @@ static const struct porter_api fake_api_table = {
     .resume = fake_resume,
     .waiting_session = fake_waiting_session,
     .note_set = fake_note_set,
+    .log_fact = fake_log_fact,
     .header_add = fake_header_add,
     .header_insert = fake_header_insert,
     .header_remove = fake_header_remove,
