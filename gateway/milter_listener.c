@@ -197,14 +197,8 @@ static void milter_progress_fired(evutil_socket_t fd, short what, void *arg)
 /* milter_session_begin - a new Porter session for the next SMTP connection */
 static void milter_session_begin(struct milter_connection *c)
 {
-    struct porter_session *s = session_new(c->worker);
-    s->role = "milter";
-    s->transport = &milter_transport;
-    s->transport_data = c;
-    s->state = SESSION_STATE_GREETED;
-    session_bind(s, c->config, c->plugins);
-    worker_add_session(c->worker, s);
-    c->session = s;
+    c->session = session_facts_begin(c->worker, c->config, c->plugins, "milter",
+                                     &milter_transport, c);
 }
 
 /* milter_run - run hook's chain; done continues with the verdict */

@@ -128,14 +128,8 @@ static void policy_done(struct porter_session *s, int rc)
 
 static void policy_session_begin(struct policy_connection *c, const char *instance)
 {
-    struct porter_session *s = session_new(c->worker);
-    s->role = "policy";
-    s->transport = &policy_transport;
-    s->transport_data = c;
-    s->state = SESSION_STATE_GREETED;
-    session_bind(s, c->config, c->plugins);
-    worker_add_session(c->worker, s);
-    c->session = s;
+    c->session = session_facts_begin(c->worker, c->config, c->plugins, "policy",
+                                     &policy_transport, c);
     c->connect_done = c->helo_done = c->mail_done = false;
     free(c->instance);
     c->instance = xstrndup(instance, strnlen(instance, 128));

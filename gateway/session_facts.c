@@ -12,6 +12,22 @@
 #include "memory.h"
 #include "session_facts.h"
 #include "tls.h"
+#include "worker.h"
+
+struct porter_session *session_facts_begin(struct worker *worker,
+                                           const struct porter_config *config,
+                                           struct plugin_registry *plugins, const char *role,
+                                           const struct session_transport *transport, void *data)
+{
+    struct porter_session *s = session_new(worker);
+    s->role = role;
+    s->transport = transport;
+    s->transport_data = data;
+    s->state = SESSION_STATE_GREETED; /* no greeting: the MTA has one of its own */
+    session_bind(s, config, plugins);
+    worker_add_session(worker, s);
+    return s;
+}
 
 void session_facts_tls(struct porter_session *s, const char *version, const char *cipher,
                        const char *bits, const char *subject, const char *issuer)

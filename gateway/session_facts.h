@@ -15,6 +15,12 @@
 
 #include "session.h"
 
+/* session_facts_begin - a session of transport (role "milter" or "policy"; data is the
+ * transport's connection) with the worker's config and plugins, in the worker's table */
+struct porter_session *session_facts_begin(struct worker *worker,
+                                           const struct porter_config *config,
+                                           struct plugin_registry *plugins, const char *role,
+                                           const struct session_transport *transport, void *data);
 /* session_facts_tls - TLS as the MTA saw it (version NULL or "": no TLS; others may be NULL) */
 void session_facts_tls(struct porter_session *s, const char *version, const char *cipher,
                        const char *bits, const char *subject, const char *issuer);
