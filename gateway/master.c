@@ -371,6 +371,20 @@ static void master_log_listeners(const struct porter_config *config)
     }
 }
 
+/* master_close_listeners - close every listening socket and forget them (at exit) */
+static void master_close_listeners(struct master *m)
+{
+    for (size_t i = 0; i < m->listener_count; i++) {
+        close(m->listeners[i].fd);
+        free(m->listener_addresses[i]);
+    }
+    free(m->listeners);
+    free(m->listener_addresses);
+    m->listeners = NULL;
+    m->listener_addresses = NULL;
+    m->listener_count = 0;
+}
+
 /* master_drop_privileges - become the configured user; -1 with a log line */
 static int master_drop_privileges(const struct porter_config *config)
 {
@@ -1064,12 +1078,7 @@ int master_run(const char *directory, bool foreground)
     log_reopen(m.config->user); /* a log file belongs to the workers' user too */
     if (master_bind(&m, m.config, false) != 0 || master_prepare_spool(m.config) != 0 ||
         metrics_shared_create() != 0) {
-        for (size_t i = 0; i < m.listener_count; i++) {
-            close(m.listeners[i].fd);
-            free(m.listener_addresses[i]);
-        }
-        free(m.listeners);
-        free(m.listener_addresses);
+        master_close_listeners(&m);
         config_free(m.config);
         return 1;
     }
@@ -1124,12 +1133,7 @@ int master_run(const char *directory, bool foreground)
     event_free(m.kill_timer);
     event_free(m.ready_timer);
     event_base_free(m.base);
-    for (size_t i = 0; i < m.listener_count; i++) {
-        close(m.listeners[i].fd);
-        free(m.listener_addresses[i]);
-    }
-    free(m.listeners);
-    free(m.listener_addresses);
+    master_close_listeners(&m);
     ip_board_free(m.ips);
     log_message(PORTER_LOG_NOTICE, NULL, "event=stopped");
     config_free(m.config);
