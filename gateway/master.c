@@ -517,6 +517,9 @@ static void master_spawn(struct master *m, size_t slot)
 {
     int ip_record = ip_board_record_claim(m->ips);
     int metrics_slot = metrics_slot_claim(m->generation);
+    if (metrics_slot < 0)
+        log_message(PORTER_LOG_WARNING, NULL, "event=metrics_error error=\"every metrics slot is "
+                    "taken (old workers still finishing): this worker's counts are not shown\"");
     pid_t pid = fork();
     if (pid < 0) {
         metrics_slot_bind(metrics_slot, 0);
