@@ -1,7 +1,7 @@
 /*
- * service_manager.c - what the master tells, and takes from, a service manager (systemd):
- * readiness notifications (READY, RELOADING, STOPPING, STATUS, MAINPID through sd_notify) and
- * listening sockets passed in by socket activation (LISTEN_FDS/LISTEN_PID, sd_listen_fds).
+ * service_manager.c - the listening sockets a service manager passes to the master: socket
+ * activation (porter.socket; LISTEN_FDS/LISTEN_PID, sd_listen_fds), matched to the listen
+ * lines by address. (Readiness notifications are master.c's sd_notify calls.)
  *
  * The same hand-over serves an upgrade in place (master.c, SIGUSR2): the old master starts
  * the new binary with its listeners as fds 3.. and LISTEN_FDS/LISTEN_PID set, exactly as
@@ -83,13 +83,6 @@ void service_manager_close_unused(void)
         close(inherited[i]);
     }
     inherited_count = 0;
-}
-
-void service_manager_notify(const char *state)
-{
-    int rc = sd_notify(0, state);
-    if (rc < 0)
-        log_message(PORTER_LOG_WARNING, NULL, "event=notify_error error=\"%s\"", strerror(-rc));
 }
 
 int service_manager_pass(const int *fds, size_t count)

@@ -1,5 +1,5 @@
 /*
- * service_manager.h - systemd readiness notifications and socket activation for the master
+ * service_manager.h - socket activation (LISTEN_FDS) for the master
  * (see service_manager.c).
  */
 #ifndef PORTER_SERVICE_MANAGER_H
@@ -18,10 +18,6 @@ int service_manager_take(const char *address, const char *host, const char *port
 
 /* service_manager_close_unused - close the passed sockets no listen line took */
 void service_manager_close_unused(void);
-
-/* service_manager_notify - one sd_notify state ("READY=1\nSTATUS=..."); nothing without
- * NOTIFY_SOCKET */
-void service_manager_notify(const char *state);
 
 /* service_manager_pass - in a child about to exec: fds become 3.. with LISTEN_FDS and
  * LISTEN_PID (this pid) set, the originals closed; -1 on failure */
