@@ -42,8 +42,13 @@ struct daemon_talk {
     size_t answer_max;
     bool answer_exact;
     char error[DAEMON_TALK_ERROR_MAX]; /* set: done() gets it when the timer fires */
+    struct daemon_talk *next, **link; /* in talks_live */
     char piece[DAEMON_TALK_PIECE];
 };
+
+/* This process's talks, ended by talk_loop_end when the worker's loop goes away first. */
+static struct daemon_talk *talks_live;
+static bool talk_loop_end_registered;
 
 off_t daemon_talk_message_length(const struct porter_message *m)
 {
@@ -53,6 +58,9 @@ off_t daemon_talk_message_length(const struct porter_message *m)
 /* talk_free - everything the talk owns */
 static void talk_free(struct daemon_talk *t)
 {
+    *t->link = t->next;
+    if (t->next != NULL)
+        t->next->link = t->link;
     if (t->connection != NULL)
         bufferevent_free(t->connection);
     event_free(t->timer);
@@ -207,6 +215,11 @@ void daemon_talk_start(struct event_base *base, const struct daemon_talk_request
     t->chunked = request->chunked;
     t->answer_max = request->answer_max;
     t->answer_exact = request->answer_exact;
+    t->next = talks_live;
+    t->link = &talks_live;
+    if (talks_live != NULL)
+        talks_live->link = &t->next;
+    talks_live = t;
     t->timer = evtimer_new(base, talk_timer, t);
     t->connection = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (t->timer == NULL || t->connection == NULL)
@@ -252,9 +265,19 @@ void daemon_talk_start(struct event_base *base, const struct daemon_talk_request
     evtimer_add(t->timer, &deadline);
 }
 
+/* talk_loop_end - the worker's loop is about to be freed: end every talk (done() gets an
+ * error; nobody waits for it any more) */
+static void talk_loop_end(void *unused)
+{
+    while (talks_live != NULL)
+        talk_finish(talks_live, "the worker stopped");
+}
+
 int daemon_talk_hook(porter_session *s, const struct daemon_talk_request *request,
                      porter_handle *handle, daemon_talk_fn done, void *arg)
 {
+    if (!talk_loop_end_registered && porter_at_loop_end(s, talk_loop_end, NULL) == 0)
+        talk_loop_end_registered = true;
     *handle = porter_suspend(s);
     porter_wait_extend(*handle, request->timeout + DAEMON_TALK_MARGIN);
     daemon_talk_start(porter_event_base(s), request, done, arg);

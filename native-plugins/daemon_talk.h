@@ -18,6 +18,8 @@
  *
  * daemon_talk_hook and daemon_talk_address are the plugin-side wrappers the three plugins
  * share (they call the plugin API, so this file is compiled into each plugin).
+ * daemon_talk_hook also registers, once per process, a porter_at_loop_end function that ends
+ * the talks still running when the worker's loop goes away (done() gets an error then).
  *
  * Memory: the talk copies the header block and duplicates the spool file's descriptor, so
  * the transaction may end before the talk does; it owns its socket, buffers and timer and

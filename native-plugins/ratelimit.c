@@ -1,0 +1,305 @@
+/*
+ * ratelimit - limits per client IP address and per authenticated user, on counters in the
+ * store (porter.conf store=), so that the workers of a daemon, and gateways sharing a Redis,
+ * count together.
+ *
+ * Hooks: connect (connections=N/PERIOD and concurrent=N per client IP: a 421 greeting, then
+ * the connection is closed), mail (messages=N/PERIOD) and rcpt (recipients=N/PERIOD): 451 4.7.1,
+ * counted per authenticated user when the client authenticated, else per client IP.
+ * Each reply says which limit, and when the window ends. A limit left out is not checked.
+ * Counters are fixed windows: the first count starts the window, the counter expires with it.
+ * concurrent counts up at connect and down at disconnect (its counter expires after
+ * concurrent_ttl, so a crashed gateway's connections are forgotten). allow= clients are never
+ * limited. When the store cannot answer, on_store_error=accept lets the client on (logged);
+ * tempfail refuses with 421/451 4.3.0.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <porter/plugin.h>
+
+enum ratelimit_kind {
+    RATELIMIT_CONNECTIONS = 0,
+    RATELIMIT_CONCURRENT,
+    RATELIMIT_MESSAGES,
+    RATELIMIT_RECIPIENTS,
+    RATELIMIT_KIND_COUNT
+};
+
+static const char *const ratelimit_names[RATELIMIT_KIND_COUNT] = {"connections", "concurrent",
+                                                                   "messages", "recipients"};
+
+/* One limit: at most count in period seconds (period 0: at once, for concurrent). */
+struct ratelimit_limit {
+    long long count;            /* 0: not checked */
+    double period;
+};
+
+struct ratelimit {
+    struct ratelimit_limit limits[RATELIMIT_KIND_COUNT];
+    double concurrent_ttl;
+    porter_cidr_list *allow;
+    bool tempfail;              /* on_store_error=tempfail */
+};
+
+/* One count in flight: what it was for, from the hook to the store's answer. */
+struct ratelimit_check {
+    const struct ratelimit *r;
+    enum ratelimit_kind kind;
+    char subject[300];          /* "192.0.2.1" or "user alice" */
+};
+
+/* Per connection: the concurrent counter to give back at disconnect. */
+struct ratelimit_connection {
+    char key[320];
+};
+
+/* ratelimit_parse - "N/PERIOD" (PERIOD: seconds, or a number with s, m, h, d or w; "N/m" reads
+ * as N/1m) into out; concurrent takes a plain N. 0, or -1 for anything else */
+static int ratelimit_parse(const char *text, bool with_period, struct ratelimit_limit *out)
+{
+    char *end = NULL;
+    long long count = strtoll(text, &end, 10);
+    if (end == text || count < 1 || count > 1000000000LL)
+        return -1;
+    out->count = count;
+    out->period = 0;
+    if (!with_period)
+        return *end == '\0' ? 0 : -1;
+    if (*end != '/')
+        return -1;
+    const char *period = end + 1;
+    double amount = 1;
+    if (*period >= '0' && *period <= '9') {
+        amount = strtod(period, &end);
+        period = end;
+    }
+    static const struct {
+        char unit;
+        double seconds;
+    } units[] = {{'\0', 1}, {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (period[0] == units[i].unit && (units[i].unit == '\0' || period[1] == '\0')) {
+            out->period = amount * units[i].seconds;
+            return out->period >= 1 && out->period <= 366 * 86400.0 ? 0 : -1;
+        }
+    }
+    return -1;
+}
+
+/* ratelimit_period_text - a period as its administrator would write it ("1m", "90s") */
+static void ratelimit_period_text(double seconds, char *out, size_t size)
+{
+    static const struct {
+        const char *unit;
+        double seconds;
+    } units[] = {{"w", 604800}, {"d", 86400}, {"h", 3600}, {"m", 60}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        double amount = seconds / units[i].seconds;
+        if (amount >= 1 && amount == (double)(long long)amount) {
+            snprintf(out, size, "%lld%s", (long long)amount, units[i].unit);
+            return;
+        }
+    }
+    snprintf(out, size, "%.0fs", seconds);
+}
+
+/* ratelimit_subject - who a message or recipient counts for: the user when authenticated */
+static void ratelimit_subject(porter_session *s, char *out, size_t size)
+{
+    const char *user = porter_auth_user(s);
+    if (user != NULL)
+        snprintf(out, size, "user %s", user);
+    else
+        snprintf(out, size, "%s", porter_client_ip(s));
+}
+
+/* ratelimit_exceeded - the refusal of a limit passed: 421 and close at connect, else 451 */
+static int ratelimit_exceeded(porter_session *s, const struct ratelimit_check *c,
+                              const struct porter_store_result *result)
+{
+    const struct ratelimit_limit *limit = &c->r->limits[c->kind];
+    porter_log(s, PORTER_LOG_NOTICE, "event=ratelimit limit=%s subject=\"%s\" count=%lld max=%lld",
+               ratelimit_names[c->kind], c->subject, result->count, limit->count);
+    if (c->kind == RATELIMIT_CONCURRENT)
+        return porter_reply(s, PORTER_DENYSOFT_DISCONNECT, 421, "4.7.0", "Too many concurrent "
+                            "connections from %s (at most %lld); try again later", c->subject,
+                            limit->count);
+    char period[32];
+    ratelimit_period_text(limit->period, period, sizeof period);
+    double wait = result->ttl > 0 ? result->ttl : limit->period;
+    if (c->kind == RATELIMIT_CONNECTIONS)
+        return porter_reply(s, PORTER_DENYSOFT_DISCONNECT, 421, "4.7.0", "Too many connections "
+                            "from %s (at most %lld per %s); try again in %.0f seconds",
+                            c->subject, limit->count, period, wait + 0.5);
+    return porter_reply(s, PORTER_DENYSOFT, 451, "4.7.1", "Too many %s from %s (at most %lld per "
+                        "%s); try again in %.0f seconds", ratelimit_names[c->kind], c->subject,
+                        limit->count, period, wait + 0.5);
+}
+
+/* ratelimit_store_error - the store did not answer: on_store_error decides */
+static int ratelimit_store_error(porter_session *s, const struct ratelimit_check *c,
+                                 const struct porter_store_result *result)
+{
+    porter_log(s, PORTER_LOG_WARNING, "event=store_error limit=%s action=%s error=\"%s\"",
+               ratelimit_names[c->kind], c->r->tempfail ? "tempfail" : "accept",
+               result->error != NULL ? result->error : "unknown");
+    if (!c->r->tempfail)
+        return PORTER_DECLINED;
+    if (c->kind == RATELIMIT_CONNECTIONS || c->kind == RATELIMIT_CONCURRENT)
+        return porter_reply(s, PORTER_DENYSOFT_DISCONNECT, 421, "4.3.0", "Temporary local "
+                            "problem, please try again later");
+    return porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Temporary local problem, please try "
+                        "again later");
+}
+
+static int ratelimit_count(porter_session *s, struct ratelimit_check *c);
+
+/* ratelimit_counted - a counter's new value: over the limit refuses; connections go on to
+ * concurrent */
+static int ratelimit_counted(porter_session *s, void *arg, const struct porter_store_result *result)
+{
+    struct ratelimit_check *c = arg;
+    if (s == NULL) {
+        free(c);
+        return PORTER_DECLINED;
+    }
+    int rc = PORTER_DECLINED;
+    if (result->status != PORTER_STORE_OK) {
+        rc = ratelimit_store_error(s, c, result);
+    } else {
+        if (c->kind == RATELIMIT_CONCURRENT) {
+            /* counted: give it back at disconnect, whatever the verdict */
+            struct ratelimit_connection *connection = calloc(1, sizeof *connection);
+            if (connection != NULL) {
+                snprintf(connection->key, sizeof connection->key, "concurrent:%s", c->subject);
+                porter_data_set(s, connection);
+            }
+            if (result->count < 1 && connection != NULL) /* below one after an expiry */
+                porter_store_set(s, connection->key, "1", c->r->concurrent_ttl, NULL, NULL);
+        }
+        if (result->count > c->r->limits[c->kind].count)
+            rc = ratelimit_exceeded(s, c, result);
+    }
+    if (rc == PORTER_DECLINED && c->kind == RATELIMIT_CONNECTIONS &&
+        c->r->limits[RATELIMIT_CONCURRENT].count > 0) {
+        c->kind = RATELIMIT_CONCURRENT;
+        return ratelimit_count(s, c);
+    }
+    free(c);
+    return rc;
+}
+
+/* ratelimit_count - count one more for c's limit and subject (the store answers later) */
+static int ratelimit_count(porter_session *s, struct ratelimit_check *c)
+{
+    char key[400];
+    snprintf(key, sizeof key, "%s:%s", ratelimit_names[c->kind], c->subject);
+    double ttl = c->kind == RATELIMIT_CONCURRENT ? c->r->concurrent_ttl
+                                                 : c->r->limits[c->kind].period;
+    return porter_store_increment(s, key, 1, ttl, ratelimit_counted, c);
+}
+
+/* ratelimit_start - the first limit a hook checks, unless it is off or the client is allowed */
+static int ratelimit_start(porter_session *s, const struct ratelimit *r, enum ratelimit_kind kind)
+{
+    if (r->limits[kind].count == 0 || porter_cidr_match(r->allow, porter_client_ip(s)))
+        return PORTER_DECLINED;
+    struct ratelimit_check *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Temporary local problem");
+    c->r = r;
+    c->kind = kind;
+    if (kind == RATELIMIT_MESSAGES || kind == RATELIMIT_RECIPIENTS)
+        ratelimit_subject(s, c->subject, sizeof c->subject);
+    else
+        snprintf(c->subject, sizeof c->subject, "%s", porter_client_ip(s));
+    return ratelimit_count(s, c);
+}
+
+static int ratelimit_connect(porter_session *s, void *state)
+{
+    const struct ratelimit *r = state;
+    return ratelimit_start(s, r, r->limits[RATELIMIT_CONNECTIONS].count > 0
+                                     ? RATELIMIT_CONNECTIONS
+                                     : RATELIMIT_CONCURRENT);
+}
+
+static int ratelimit_mail(porter_session *s, void *state)
+{
+    return ratelimit_start(s, state, RATELIMIT_MESSAGES);
+}
+
+static int ratelimit_rcpt(porter_session *s, void *state)
+{
+    return ratelimit_start(s, state, RATELIMIT_RECIPIENTS);
+}
+
+/* ratelimit_disconnect - give the concurrent count back (in the background) */
+static int ratelimit_disconnect(porter_session *s, void *state)
+{
+    struct ratelimit_connection *connection = porter_data_get(s);
+    if (connection == NULL)
+        return PORTER_DECLINED;
+    porter_store_increment(s, connection->key, -1, ((const struct ratelimit *)state)->concurrent_ttl,
+                           NULL, NULL);
+    porter_data_set(s, NULL);
+    free(connection);
+    return PORTER_DECLINED;
+}
+
+static void *ratelimit_init(porter_args *a)
+{
+    struct ratelimit *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    for (int kind = 0; kind < RATELIMIT_KIND_COUNT; kind++) {
+        const char *value = porter_arg_string(a, ratelimit_names[kind], NULL);
+        bool with_period = kind != RATELIMIT_CONCURRENT;
+        if (value != NULL && ratelimit_parse(value, with_period, &r->limits[kind]) != 0)
+            porter_arg_error(a, "%s: %s is not %s", ratelimit_names[kind], value,
+                             with_period ? "COUNT/PERIOD (30/1m, 100/1h, 1000/1d)" : "a count");
+    }
+    r->concurrent_ttl = porter_arg_seconds(a, "concurrent_ttl", 3600);
+    r->allow = porter_arg_cidr(a, "allow");
+    r->tempfail = porter_arg_choice(a, "on_store_error", "accept|tempfail") == 1;
+    if (r->concurrent_ttl <= 0)
+        porter_arg_error(a, "concurrent_ttl must be longer than 0 seconds");
+    return r;
+}
+
+static void ratelimit_fini(void *state)
+{
+    struct ratelimit *r = state;
+    if (r == NULL)
+        return;
+    porter_cidr_free(r->allow);
+    free(r);
+}
+
+PORTER_PLUGIN(.name = "ratelimit",
+              .description = "Rate limits per client IP address and per authenticated user, on "
+                             "counters in the store (porter.conf store=), shared by the workers "
+                             "and by gateways on one Redis. Connections over a limit get a 421 "
+                             "greeting and are closed; messages and recipients over a limit get 451 "
+                             "4.7.1; each reply names the limit and when to try again. A limit "
+                             "left out is not checked. Put it before rcpt_ok.",
+              .arguments = PORTER_ARGUMENTS(
+                  {"connections", NULL, "New connections per client IP: COUNT/PERIOD (30/1m)."},
+                  {"concurrent", NULL, "Connections open at once per client IP."},
+                  {"messages", NULL, "Messages (MAIL commands) per authenticated user, or per "
+                                     "client IP: COUNT/PERIOD (100/1h)."},
+                  {"recipients", NULL, "Recipients (RCPT commands) per authenticated user, or "
+                                       "per client IP: COUNT/PERIOD (500/1h)."},
+                  {"allow", NULL, "Clients that are never limited: a CIDR list or a file of "
+                                  "them."},
+                  {"concurrent_ttl", "1h", "How long a concurrent count is kept without a "
+                                           "disconnect (a gateway that crashed)."},
+                  {"on_store_error", "accept", "When the store cannot answer: accept (go on, "
+                                               "logged) or tempfail (421/451 4.3.0)."}),
+              .init = ratelimit_init, .fini = ratelimit_fini,
+              .hooks[PORTER_HOOK_CONNECT] = ratelimit_connect,
+              .hooks[PORTER_HOOK_MAIL] = ratelimit_mail,
+              .hooks[PORTER_HOOK_RCPT] = ratelimit_rcpt,
+              .hooks[PORTER_HOOK_DISCONNECT] = ratelimit_disconnect);
