@@ -18,7 +18,10 @@
  * Operations: the master serves the control socket (control.c: status, reload, stop,
  * sessions), writes the pid file, serves the metrics listener (metrics_http.c) from the
  * workers' shared counters (metrics.c; each worker gets a slot at fork, folded into the
- * master's totals when it is reaped), and reopens a log file on SIGUSR1.
+ * master's totals when it is reaped), and reopens a log file on SIGUSR1. Under systemd
+ * (Type=notify) it tells the service manager READY (once the workers serve), RELOADING and
+ * READY around each reload, STOPPING, and a STATUS line (libsystemd's sd_notify: nothing
+ * happens without NOTIFY_SOCKET).
  *
  * Interface: master.h. Fatal: configuration errors at start (exit 1), bind failures (exit 1).
  */
@@ -43,6 +46,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "control.h"
@@ -367,6 +371,20 @@ static void master_log_listeners(const struct porter_config *config)
     }
 }
 
+/* master_close_listeners - close every listening socket and forget them (at exit) */
+static void master_close_listeners(struct master *m)
+{
+    for (size_t i = 0; i < m->listener_count; i++) {
+        close(m->listeners[i].fd);
+        free(m->listener_addresses[i]);
+    }
+    free(m->listeners);
+    free(m->listener_addresses);
+    m->listeners = NULL;
+    m->listener_addresses = NULL;
+    m->listener_count = 0;
+}
+
 /* master_drop_privileges - become the configured user; -1 with a log line */
 static int master_drop_privileges(const struct porter_config *config)
 {
@@ -499,6 +517,9 @@ static void master_spawn(struct master *m, size_t slot)
 {
     int ip_record = ip_board_record_claim(m->ips);
     int metrics_slot = metrics_slot_claim(m->generation);
+    if (metrics_slot < 0)
+        log_message(PORTER_LOG_WARNING, NULL, "event=metrics_error error=\"every metrics slot is "
+                    "taken (old workers still finishing): this worker's counts are not shown\"");
     pid_t pid = fork();
     if (pid < 0) {
         metrics_slot_bind(metrics_slot, 0);
@@ -728,6 +749,7 @@ static char *master_reload_now(struct master *m)
     if (m->stopping)
         return xstrdup("refused: the master is stopping\n");
     log_message(PORTER_LOG_NOTICE, NULL, "event=reload directory=%s", m->config->directory);
+    sd_notify(0, "RELOADING=1\nSTATUS=reloading");
     struct config_error_list errors = {0};
     struct porter_config *config = master_load(m->config->directory, false, &errors);
     char why[1024] = "";
@@ -757,6 +779,8 @@ static char *master_reload_now(struct master *m)
         if (out == NULL)
             abort();
         fprintf(out, "refused: %s\n", why);
+        sd_notifyf(0, "READY=1\nSTATUS=serving: %zu workers, configuration generation %u (the "
+                   "last reload was refused: %s)", m->slot_count, m->generation + 1, why);
         for (size_t i = 0; i < errors.count; i++)
             fprintf(out, "error: %s\n", errors.messages[i]);
         fclose(out);
@@ -783,6 +807,8 @@ static char *master_reload_now(struct master *m)
     master_log_listeners(config);
     log_message(PORTER_LOG_NOTICE, NULL, "event=reloaded generation=%u workers=%zu listeners=%zu",
                 m->generation, m->slot_count, config->listen_count);
+    sd_notifyf(0, "READY=1\nSTATUS=serving: %zu workers, configuration generation %u",
+               m->slot_count, m->generation + 1);
     return xasprintf("reloaded generation=%u workers=%zu\n", m->generation + 1, m->slot_count);
 }
 
@@ -823,6 +849,7 @@ static void master_stop(evutil_socket_t signal_number, short what, void *arg)
         return;
     m->stopping = true;
     log_message(PORTER_LOG_NOTICE, NULL, "event=stopping signal=%d", (int)signal_number);
+    sd_notify(0, "STOPPING=1\nSTATUS=draining: sessions finish, new connections are refused");
     for (size_t i = 0; i < m->slot_count; i++)
         if (m->slots[i].pid != 0)
             kill(m->slots[i].pid, SIGTERM);
@@ -980,6 +1007,8 @@ static void master_listen_when_ready(evutil_socket_t fd, short what, void *arg)
         }
     }
     log_message(PORTER_LOG_INFO, NULL, "event=ready workers_ready=%s", ready ? "yes" : "no");
+    sd_notifyf(0, "READY=1\nMAINPID=%lu\nSTATUS=serving: %zu workers, configuration generation "
+               "%u", (unsigned long)getpid(), m->slot_count, m->generation + 1);
 }
 
 /* master_pid_file_write - the pid file (its path is kept for removal); -1 with a log line */
@@ -1052,12 +1081,7 @@ int master_run(const char *directory, bool foreground)
     log_reopen(m.config->user); /* a log file belongs to the workers' user too */
     if (master_bind(&m, m.config, false) != 0 || master_prepare_spool(m.config) != 0 ||
         metrics_shared_create() != 0) {
-        for (size_t i = 0; i < m.listener_count; i++) {
-            close(m.listeners[i].fd);
-            free(m.listener_addresses[i]);
-        }
-        free(m.listeners);
-        free(m.listener_addresses);
+        master_close_listeners(&m);
         config_free(m.config);
         return 1;
     }
@@ -1112,12 +1136,7 @@ int master_run(const char *directory, bool foreground)
     event_free(m.kill_timer);
     event_free(m.ready_timer);
     event_base_free(m.base);
-    for (size_t i = 0; i < m.listener_count; i++) {
-        close(m.listeners[i].fd);
-        free(m.listener_addresses[i]);
-    }
-    free(m.listeners);
-    free(m.listener_addresses);
+    master_close_listeners(&m);
     ip_board_free(m.ips);
     log_message(PORTER_LOG_NOTICE, NULL, "event=stopped");
     config_free(m.config);
