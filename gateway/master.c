@@ -59,6 +59,7 @@
 #include "metrics_http.h"
 #include "plugin_dir.h"
 #include "plugin_host.h"
+#include "service_manager.h"
 #include "spool.h"
 #include "status.h"
 #include "worker.h"
@@ -270,12 +271,19 @@ static int master_listen_unix(const char *address)
  * workers are forked: a client is never queued before a worker exists); -1 with a log line */
 static int master_listen(const char *address, bool listening)
 {
-    if (strncmp(address, "unix:", 5) == 0)
-        return master_listen_unix(address);
+    if (strncmp(address, "unix:", 5) == 0) {
+        int passed = service_manager_take(address, "", "");
+        return passed >= 0 ? passed : master_listen_unix(address);
+    }
     char host[256], port[16];
     if (master_split_address(address, host, sizeof host, port, sizeof port) != 0) {
         log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"bad address\"", address);
         return -1;
+    }
+    int passed = service_manager_take(address, host, port); /* systemd's, or the old master's */
+    if (passed >= 0) {
+        evutil_make_socket_nonblocking(passed);
+        return passed;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -1053,6 +1061,7 @@ static void master_pid_file_remove(struct master *m)
 int master_run(const char *directory, bool foreground)
 {
     log_open("porter", LOG_TARGET_STDERR, PORTER_LOG_INFO);
+    service_manager_collect(); /* sockets from systemd (porter.socket) or from an upgrade */
     master_raise_file_limit();
     struct master m = {.foreground = foreground, .started = time(NULL)};
     m.config = master_load(directory, true, NULL);
@@ -1079,8 +1088,9 @@ int master_run(const char *directory, bool foreground)
         return 1;
     }
     log_reopen(m.config->user); /* a log file belongs to the workers' user too */
-    if (master_bind(&m, m.config, false) != 0 || master_prepare_spool(m.config) != 0 ||
-        metrics_shared_create() != 0) {
+    int bound = master_bind(&m, m.config, false);
+    service_manager_close_unused();
+    if (bound != 0 || master_prepare_spool(m.config) != 0 || metrics_shared_create() != 0) {
         master_close_listeners(&m);
         config_free(m.config);
         return 1;
