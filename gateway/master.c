@@ -18,7 +18,10 @@
  * Operations: the master serves the control socket (control.c: status, reload, stop,
  * sessions), writes the pid file, serves the metrics listener (metrics_http.c) from the
  * workers' shared counters (metrics.c; each worker gets a slot at fork, folded into the
- * master's totals when it is reaped), and reopens a log file on SIGUSR1.
+ * master's totals when it is reaped), and reopens a log file on SIGUSR1. Under systemd
+ * (Type=notify) it tells the service manager READY (once the workers serve), RELOADING and
+ * READY around each reload, STOPPING, and a STATUS line (libsystemd's sd_notify: nothing
+ * happens without NOTIFY_SOCKET).
  *
  * Interface: master.h. Fatal: configuration errors at start (exit 1), bind failures (exit 1).
  */
@@ -43,6 +46,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "control.h"
@@ -55,6 +59,7 @@
 #include "metrics_http.h"
 #include "plugin_dir.h"
 #include "plugin_host.h"
+#include "service_manager.h"
 #include "spool.h"
 #include "status.h"
 #include "worker.h"
@@ -266,12 +271,19 @@ static int master_listen_unix(const char *address)
  * workers are forked: a client is never queued before a worker exists); -1 with a log line */
 static int master_listen(const char *address, bool listening)
 {
-    if (strncmp(address, "unix:", 5) == 0)
-        return master_listen_unix(address);
+    if (strncmp(address, "unix:", 5) == 0) {
+        int passed = service_manager_take(address, "", "");
+        return passed >= 0 ? passed : master_listen_unix(address);
+    }
     char host[256], port[16];
     if (master_split_address(address, host, sizeof host, port, sizeof port) != 0) {
         log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"bad address\"", address);
         return -1;
+    }
+    int passed = service_manager_take(address, host, port); /* systemd's, or the old master's */
+    if (passed >= 0) {
+        evutil_make_socket_nonblocking(passed);
+        return passed;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -365,6 +377,20 @@ static void master_log_listeners(const struct porter_config *config)
         log_message(PORTER_LOG_NOTICE, NULL, "event=listening address=%s role=%s tls=%s "
                     "proxy_protocol=%s", l->address, l->role, tls, l->proxy_protocol ? "yes" : "no");
     }
+}
+
+/* master_close_listeners - close every listening socket and forget them (at exit) */
+static void master_close_listeners(struct master *m)
+{
+    for (size_t i = 0; i < m->listener_count; i++) {
+        close(m->listeners[i].fd);
+        free(m->listener_addresses[i]);
+    }
+    free(m->listeners);
+    free(m->listener_addresses);
+    m->listeners = NULL;
+    m->listener_addresses = NULL;
+    m->listener_count = 0;
 }
 
 /* master_drop_privileges - become the configured user; -1 with a log line */
@@ -499,6 +525,9 @@ static void master_spawn(struct master *m, size_t slot)
 {
     int ip_record = ip_board_record_claim(m->ips);
     int metrics_slot = metrics_slot_claim(m->generation);
+    if (metrics_slot < 0)
+        log_message(PORTER_LOG_WARNING, NULL, "event=metrics_error error=\"every metrics slot is "
+                    "taken (old workers still finishing): this worker's counts are not shown\"");
     pid_t pid = fork();
     if (pid < 0) {
         metrics_slot_bind(metrics_slot, 0);
@@ -728,6 +757,7 @@ static char *master_reload_now(struct master *m)
     if (m->stopping)
         return xstrdup("refused: the master is stopping\n");
     log_message(PORTER_LOG_NOTICE, NULL, "event=reload directory=%s", m->config->directory);
+    sd_notify(0, "RELOADING=1\nSTATUS=reloading");
     struct config_error_list errors = {0};
     struct porter_config *config = master_load(m->config->directory, false, &errors);
     char why[1024] = "";
@@ -757,6 +787,8 @@ static char *master_reload_now(struct master *m)
         if (out == NULL)
             abort();
         fprintf(out, "refused: %s\n", why);
+        sd_notifyf(0, "READY=1\nSTATUS=serving: %zu workers, configuration generation %u (the "
+                   "last reload was refused: %s)", m->slot_count, m->generation + 1, why);
         for (size_t i = 0; i < errors.count; i++)
             fprintf(out, "error: %s\n", errors.messages[i]);
         fclose(out);
@@ -783,6 +815,8 @@ static char *master_reload_now(struct master *m)
     master_log_listeners(config);
     log_message(PORTER_LOG_NOTICE, NULL, "event=reloaded generation=%u workers=%zu listeners=%zu",
                 m->generation, m->slot_count, config->listen_count);
+    sd_notifyf(0, "READY=1\nSTATUS=serving: %zu workers, configuration generation %u",
+               m->slot_count, m->generation + 1);
     return xasprintf("reloaded generation=%u workers=%zu\n", m->generation + 1, m->slot_count);
 }
 
@@ -823,6 +857,7 @@ static void master_stop(evutil_socket_t signal_number, short what, void *arg)
         return;
     m->stopping = true;
     log_message(PORTER_LOG_NOTICE, NULL, "event=stopping signal=%d", (int)signal_number);
+    sd_notify(0, "STOPPING=1\nSTATUS=draining: sessions finish, new connections are refused");
     for (size_t i = 0; i < m->slot_count; i++)
         if (m->slots[i].pid != 0)
             kill(m->slots[i].pid, SIGTERM);
@@ -980,6 +1015,8 @@ static void master_listen_when_ready(evutil_socket_t fd, short what, void *arg)
         }
     }
     log_message(PORTER_LOG_INFO, NULL, "event=ready workers_ready=%s", ready ? "yes" : "no");
+    sd_notifyf(0, "READY=1\nMAINPID=%lu\nSTATUS=serving: %zu workers, configuration generation "
+               "%u", (unsigned long)getpid(), m->slot_count, m->generation + 1);
 }
 
 /* master_pid_file_write - the pid file (its path is kept for removal); -1 with a log line */
@@ -1024,6 +1061,7 @@ static void master_pid_file_remove(struct master *m)
 int master_run(const char *directory, bool foreground)
 {
     log_open("porter", LOG_TARGET_STDERR, PORTER_LOG_INFO);
+    service_manager_collect(); /* sockets from systemd (porter.socket) or from an upgrade */
     master_raise_file_limit();
     struct master m = {.foreground = foreground, .started = time(NULL)};
     m.config = master_load(directory, true, NULL);
@@ -1050,14 +1088,10 @@ int master_run(const char *directory, bool foreground)
         return 1;
     }
     log_reopen(m.config->user); /* a log file belongs to the workers' user too */
-    if (master_bind(&m, m.config, false) != 0 || master_prepare_spool(m.config) != 0 ||
-        metrics_shared_create() != 0) {
-        for (size_t i = 0; i < m.listener_count; i++) {
-            close(m.listeners[i].fd);
-            free(m.listener_addresses[i]);
-        }
-        free(m.listeners);
-        free(m.listener_addresses);
+    int bound = master_bind(&m, m.config, false);
+    service_manager_close_unused();
+    if (bound != 0 || master_prepare_spool(m.config) != 0 || metrics_shared_create() != 0) {
+        master_close_listeners(&m);
         config_free(m.config);
         return 1;
     }
@@ -1112,12 +1146,7 @@ int master_run(const char *directory, bool foreground)
     event_free(m.kill_timer);
     event_free(m.ready_timer);
     event_base_free(m.base);
-    for (size_t i = 0; i < m.listener_count; i++) {
-        close(m.listeners[i].fd);
-        free(m.listener_addresses[i]);
-    }
-    free(m.listeners);
-    free(m.listener_addresses);
+    master_close_listeners(&m);
     ip_board_free(m.ips);
     log_message(PORTER_LOG_NOTICE, NULL, "event=stopped");
     config_free(m.config);
