@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """scale.py - messages/s through HAProxy (PROXY v2, option smtpchk) with one porter node and
 with two, in the same run, relaying to smtp-sink; the nodes share one redis-server (store =
-redis://...). Also the CPU the porter processes spent per message, which is what a second node
-must not raise: nodes share nothing per message but the Redis calls their plugin chain makes.
+redis://...). Also the CPU the porter processes spent per message and the Redis commands per
+message: nodes share nothing per message but the Redis calls their plugin chain makes, so a
+second node must not raise either.
 
 Usage: bench/scale.py [--messages N] [--sessions N] [--workers N] [--rounds N] [--chain bare|policy]
   --messages  messages per run (default 3000)
@@ -44,8 +45,16 @@ def chain(kind, sink_port):
     return ("greylist black=1s\nratelimit messages=1000000/1h connections=1000000/1m\n" + relay)
 
 
+def redis_commands(redis):
+    """Commands the Redis server has processed so far (INFO stats)."""
+    for line in redis.command("INFO", "stats").splitlines():
+        if line.startswith("total_commands_processed:"):
+            return int(line.split(":", 1)[1])
+    return 0
+
+
 def run(nodes, args, redis, sink_port):
-    """One run: (messages/s, porter CPU ms per message) or (None, None)."""
+    """One run: (messages/s, porter CPU ms per message, Redis commands per message) or Nones."""
     porters = []
     try:
         for n in range(nodes):
@@ -60,7 +69,7 @@ def run(nodes, args, redis, sink_port):
             for name, _ in servers:
                 if not h.wait_state(name, "UP"):
                     sys.stderr.write("scale.py: %s never came up\n" % name)
-                    return None, None
+                    return None, None, None
             pids = [p.process.pid for p in porters] + [pid for p in porters for pid in p.worker_pids()]
             if args.chain == "policy":
                 # whitelist the one triplet smtp-source uses, then wait out the black period
@@ -68,13 +77,15 @@ def run(nodes, args, redis, sink_port):
                 time.sleep(1.5)
                 source(h.port, 1, 1)
             cpu_before = cpu_seconds(pids)
+            commands_before = redis_commands(redis)
             start = time.time()
             ok = source(h.port, args.sessions, args.messages)
             took = time.time() - start
             cpu = cpu_seconds(pids) - cpu_before
+            commands = redis_commands(redis) - commands_before - 1  # our own INFO
         if not ok:
-            return None, None
-        return args.messages / took, 1000.0 * cpu / args.messages
+            return None, None, None
+        return args.messages / took, 1000.0 * cpu / args.messages, commands / args.messages
     finally:
         for p in porters:
             p.__exit__(None, None, None)
@@ -111,13 +122,15 @@ def main():
         with RedisServer() as redis:
             for round_number in range(args.rounds):
                 for nodes in (1, 2):
-                    rate, cpu = run(nodes, args, redis, sink_port)
-                    print("  %d node%s  %5d msgs  %s msg/s  %s porter CPU ms/msg" % (
-                        nodes, "s" if nodes > 1 else " ", args.messages,
-                        "%6.0f" % rate if rate else "FAILED", "%.3f" % cpu if cpu else "-"))
+                    rate, cpu, commands = run(nodes, args, redis, sink_port)
+                    print("  %d node%s  %5d msgs  %s msg/s  %s porter CPU ms/msg  %s Redis "
+                          "commands/msg" % (nodes, "s" if nodes > 1 else " ", args.messages,
+                                            "%6.0f" % rate if rate else "FAILED",
+                                            "%.3f" % cpu if cpu else "-",
+                                            "%.2f" % commands if commands is not None else "-"))
                     sys.stdout.flush()
                     if rate:
-                        figures[nodes].append((rate, cpu))
+                        figures[nodes].append((rate, cpu, commands))
     finally:
         sink.terminate()
         sink.wait(timeout=10)
@@ -127,13 +140,14 @@ def main():
     medians = {}
     for nodes in (1, 2):
         if figures[nodes]:
-            medians[nodes] = (statistics.median(r for r, _ in figures[nodes]),
-                              statistics.median(c for _, c in figures[nodes]))
-            print("%d node%s: %6.0f msg/s, %.3f porter CPU ms/msg" % (
-                nodes, "s" if nodes > 1 else " ", medians[nodes][0], medians[nodes][1]))
+            medians[nodes] = tuple(statistics.median(f[i] for f in figures[nodes]) for i in range(3))
+            print("%d node%s: %6.0f msg/s, %.3f porter CPU ms/msg, %.2f Redis commands/msg" % (
+                nodes, "s" if nodes > 1 else " ", *medians[nodes]))
     if 1 in medians and 2 in medians:
-        print("ratio 2 nodes / 1 node: throughput %.2fx, CPU per message %.2fx" % (
-            medians[2][0] / medians[1][0], medians[2][1] / medians[1][1]))
+        print("ratio 2 nodes / 1 node: throughput %.2fx, CPU per message %.2fx, Redis commands "
+              "per message %s" % (medians[2][0] / medians[1][0], medians[2][1] / medians[1][1],
+                                  "%.2fx" % (medians[2][2] / medians[1][2]) if medians[1][2] else
+                                  "0 and %.2f" % medians[2][2]))
 
 
 if __name__ == "__main__":

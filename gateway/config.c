@@ -357,7 +357,7 @@ static const struct config_setting config_table[] = {
     {.name = "relay_identity", .type = CONFIG_CHOICE, .offset = FIELD(relay_identity),
      .default_value = "auto", .choices = "auto|xforward|xclient|none",
      .description = "pass the original client to relay_host with XFORWARD or XCLIENT when it "
-                    "offers them (auto: XFORWARD, else XCLIENT)"},
+                    "offers them (auto: XFORWARD, else XCLIENT, else the X-Porter-Client header)"},
     {.name = "relay_connect_timeout", .type = CONFIG_SECONDS,
      .offset = FIELD(relay_connect_timeout), .default_value = "30", .minimum = 0.1,
      .maximum = 3600, .description = "delivery: connecting to relay_host and its greeting"},

@@ -24,6 +24,7 @@ struct porter_session *session_facts_begin(struct worker *worker,
     s->transport = transport;
     s->transport_data = data;
     s->state = SESSION_STATE_GREETED; /* no greeting: the MTA has one of its own */
+    s->client_known = true;           /* the MTA names the client: plugins see its disconnect */
     session_bind(s, config, plugins);
     worker_add_session(worker, s);
     return s;

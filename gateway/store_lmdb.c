@@ -4,10 +4,10 @@
  *
  * Records are an 8-byte expiry and the value (store_record_encode); a counter is its decimal
  * text, so a get of a counter reads the same on LMDB and Redis. Requests run on the loop
- * thread and finish at once: a read is a lock-free look into the map, and a write copies a
- * few pages under LMDB's writer lock without fsync (MDB_NOSYNC: a system crash may lose the
- * last writes, never the database's integrity; greylisting and counters can afford that,
- * mail never goes through here). The sweep (expired keys removed in batches, then one sync)
+ * thread and finish at once: a read is a lock-free look into the map, and a write changes a
+ * few pages of the shared map under LMDB's writer lock, without a system call or an fsync
+ * (MDB_WRITEMAP | MDB_NOSYNC: a system crash may lose the last writes; greylisting and
+ * counters can afford that, mail never goes through here). The sweep (expired keys removed in batches, then one sync)
  * runs on the worker's thread pool every store_sweep_interval seconds.
  * Fatal: out of memory. A store that cannot be opened, or is full, fails requests.
  */
@@ -30,6 +30,9 @@
 #include "thread_pool.h"
 
 #define STORE_LMDB_SWEEP_BATCH 1000  /* records looked at per write transaction */
+/* Writes go straight into the shared map and are never synced by a commit (the sweep syncs);
+ * readers are not tied to threads (the loop and the pool both read). */
+#define STORE_LMDB_FLAGS (MDB_NOSYNC | MDB_WRITEMAP | MDB_MAPASYNC | MDB_NOTLS)
 
 struct store_lmdb {
     struct store *store;
@@ -259,16 +262,18 @@ static int lmdb_sweep_batch(struct store_lmdb *l, unsigned char *resume, size_t 
     return mdb_txn_commit(txn);
 }
 
-/* lmdb_sweep_work - on a pool thread: remove expired records, a batch per transaction (the
- * loop's writes wait at most one batch), then write the map to disk (MDB_NOSYNC leaves that
- * to us); 0 or an LMDB error */
+/* lmdb_sweep_work - on a pool thread: free the reader slots of processes that died (a killed
+ * worker's slot would keep old pages from reuse), remove expired records, a batch per
+ * transaction (the loop's writes wait at most one batch), then write the map to disk
+ * (MDB_NOSYNC leaves that to us); 0 or an LMDB error */
 static int lmdb_sweep_work(void *arg)
 {
     struct store_lmdb *l = arg;
     unsigned char resume[STORE_KEY_MAX + 32];
     size_t resume_length = 0;
-    int rc;
+    int rc, dead = 0;
     l->swept = 0;
+    mdb_reader_check(l->env, &dead);
     do
         rc = lmdb_sweep_batch(l, resume, &resume_length);
     while (rc == 0 && resume_length > 0);
@@ -350,7 +355,7 @@ static void *lmdb_open(struct store *store, const struct store_address *address,
     if ((rc = mdb_env_set_mapsize(l->env, (size_t)config->store_size)) != 0)
         goto failed;
     step = "mdb_env_open";
-    if ((rc = mdb_env_open(l->env, directory, MDB_NOSYNC | MDB_NOTLS, 0600)) != 0)
+    if ((rc = mdb_env_open(l->env, directory, STORE_LMDB_FLAGS, 0600)) != 0)
         goto failed;
     step = "mdb_dbi_open";
     if ((rc = mdb_txn_begin(l->env, NULL, 0, &txn)) != 0)

@@ -50,9 +50,10 @@ struct ratelimit_check {
     char subject[300];          /* "192.0.2.1" or "user alice" */
 };
 
-/* Per connection: the concurrent counter to give back at disconnect. */
+/* Per connection: whose concurrent count to give back at disconnect (small: idle sessions
+ * are many). */
 struct ratelimit_connection {
-    char key[320];
+    char ip[48];
 };
 
 /* ratelimit_parse - "N/PERIOD" (PERIOD: seconds, or a number with s, m, h, d or w; "N/m" reads
@@ -173,11 +174,14 @@ static int ratelimit_counted(porter_session *s, void *arg, const struct porter_s
             /* counted: give it back at disconnect, whatever the verdict */
             struct ratelimit_connection *connection = calloc(1, sizeof *connection);
             if (connection != NULL) {
-                snprintf(connection->key, sizeof connection->key, "concurrent:%s", c->subject);
+                snprintf(connection->ip, sizeof connection->ip, "%.47s", c->subject);
                 porter_data_set(s, connection);
             }
-            if (result->count < 1 && connection != NULL) /* below one after an expiry */
-                porter_store_set(s, connection->key, "1", c->r->concurrent_ttl, NULL, NULL);
+            if (result->count < 1) { /* below one after an expiry: start again at one */
+                char key[400];
+                snprintf(key, sizeof key, "concurrent:%s", c->subject);
+                porter_store_set(s, key, "1", c->r->concurrent_ttl, NULL, NULL);
+            }
         }
         if (result->count > c->r->limits[c->kind].count)
             rc = ratelimit_exceeded(s, c, result);
@@ -242,8 +246,10 @@ static int ratelimit_disconnect(porter_session *s, void *state)
     struct ratelimit_connection *connection = porter_data_get(s);
     if (connection == NULL)
         return PORTER_DECLINED;
-    porter_store_increment(s, connection->key, -1, ((const struct ratelimit *)state)->concurrent_ttl,
-                           NULL, NULL);
+    char key[80];
+    snprintf(key, sizeof key, "concurrent:%s", connection->ip);
+    porter_store_increment(s, key, -1, ((const struct ratelimit *)state)->concurrent_ttl, NULL,
+                           NULL);
     porter_data_set(s, NULL);
     free(connection);
     return PORTER_DECLINED;
