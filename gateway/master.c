@@ -23,6 +23,11 @@
  * READY around each reload, STOPPING, and a STATUS line (libsystemd's sd_notify: nothing
  * happens without NOTIFY_SOCKET).
  *
+ * Listening sockets passed by systemd (porter.socket, LISTEN_FDS) are taken by address
+ * (service_manager.c). Upgrade in place: on SIGUSR2 the master runs the binary at its path as a
+ * new master with the listeners passed the same way; when that one serves it sends SIGQUIT,
+ * and the old master retires its workers (as after a reload) and exits when they are done.
+ *
  * Interface: master.h. Fatal: configuration errors at start (exit 1), bind failures (exit 1).
  */
 #include <arpa/inet.h>
@@ -59,6 +64,7 @@
 #include "metrics_http.h"
 #include "plugin_dir.h"
 #include "plugin_host.h"
+#include "service_manager.h"
 #include "spool.h"
 #include "status.h"
 #include "worker.h"
@@ -96,11 +102,14 @@ struct master {
     struct ip_board *ips;           /* connections per client IP across workers (ip_board.h) */
     unsigned generation;
     bool stopping;
+    char *executable;               /* this binary's path at start: what an upgrade runs */
+    pid_t upgrade_pid;              /* the new master of an upgrade in progress, 0: none */
+    pid_t upgrade_from;             /* we are that new master: the old one, until we serve */
     struct event *restart_timer;
     struct event *kill_timer;
     struct event *ready_timer;      /* at start: listen once the workers are ready */
     int ready_polls;
-    struct event *signals[5];
+    struct event *signals[7];
     pid_t delivery_pid;             /* the spool's delivery process, 0 when none runs */
     time_t delivery_started;
     bool delivery_restart;          /* a reload stopped it: start it again when it is gone */
@@ -129,14 +138,12 @@ static bool master_delivery_wanted(const struct porter_config *config)
         return false;
     struct plugin_line_list lines = {0};
     struct config_error_list errors = {0};
-    char *path = config_path(config, config->plugins_file);
     bool found = false;
-    if (plugin_lines_load(path, &lines, &errors) == 0)
+    if (config_plugin_lines(config, &lines, &errors) == 0)
         for (size_t i = 0; i < lines.count && !found; i++)
             found = strcmp(lines.items[i].name, "queue_spool") == 0;
     plugin_lines_clear(&lines);
     config_errors_clear(&errors);
-    free(path);
     return found;
 }
 
@@ -174,7 +181,8 @@ static struct porter_config *master_load(const char *directory, bool print,
 {
     struct config_error_list errors = {0};
     struct porter_config *config = config_load(directory, &errors);
-    if (config != NULL) {
+    /* the chain checked here is the chain the workers load, whatever the file holds later */
+    if (config != NULL && config_plugins_snapshot(config, &errors) == 0) {
         struct plugin_registry *registry = plugin_registry_load(config, &errors);
         if (registry != NULL) {
             master_report_shadowed(config, registry, print);
@@ -270,12 +278,19 @@ static int master_listen_unix(const char *address)
  * workers are forked: a client is never queued before a worker exists); -1 with a log line */
 static int master_listen(const char *address, bool listening)
 {
-    if (strncmp(address, "unix:", 5) == 0)
-        return master_listen_unix(address);
+    if (strncmp(address, "unix:", 5) == 0) {
+        int passed = service_manager_take(address, "", "");
+        return passed >= 0 ? passed : master_listen_unix(address);
+    }
     char host[256], port[16];
     if (master_split_address(address, host, sizeof host, port, sizeof port) != 0) {
         log_message(PORTER_LOG_ERR, NULL, "event=listen_error address=%s error=\"bad address\"", address);
         return -1;
+    }
+    int passed = service_manager_take(address, host, port); /* systemd's, or the old master's */
+    if (passed >= 0) {
+        evutil_make_socket_nonblocking(passed);
+        return passed;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -622,6 +637,8 @@ static bool master_all_gone(const struct master *m)
     return m->retired_count == 0 && m->delivery_pid == 0;
 }
 
+static void master_upgrade_failed(struct master *m, int status);
+
 /* master_child - SIGCHLD: reap, and respawn current-generation workers */
 static void master_child(evutil_socket_t signal_number, short what, void *arg)
 {
@@ -630,6 +647,10 @@ static void master_child(evutil_socket_t signal_number, short what, void *arg)
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         bool found = false;
+        if (pid == m->upgrade_pid) {
+            found = true;
+            master_upgrade_failed(m, status);
+        }
         if (pid == m->delivery_pid) {
             found = true;
             m->delivery_pid = 0;
@@ -1007,8 +1028,140 @@ static void master_listen_when_ready(evutil_socket_t fd, short what, void *arg)
         }
     }
     log_message(PORTER_LOG_INFO, NULL, "event=ready workers_ready=%s", ready ? "yes" : "no");
+    if (m->upgrade_from != 0) {
+        /* we serve: the old master's workers may finish their sessions and go */
+        log_message(PORTER_LOG_NOTICE, NULL, "event=upgrade_took_over old_pid=%ld",
+                    (long)m->upgrade_from);
+        kill(m->upgrade_from, SIGQUIT);
+        m->upgrade_from = 0;
+    }
     sd_notifyf(0, "READY=1\nMAINPID=%lu\nSTATUS=serving: %zu workers, configuration generation "
                "%u", (unsigned long)getpid(), m->slot_count, m->generation + 1);
+}
+
+/* master_upgrade_begin - at start: are we the new master of an upgrade in place (the old
+ * master, our parent, started us with its listeners as LISTEN_FDS)? Also remember our path. */
+static void master_upgrade_begin(struct master *m)
+{
+    char path[4096];
+    ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
+    path[length > 0 ? length : 0] = '\0';
+    m->executable = length > 0 ? xstrdup(path) : NULL;
+    const char *from = getenv("PORTER_UPGRADE_FROM");
+    if (from != NULL && strtol(from, NULL, 10) == (long)getppid())
+        m->upgrade_from = getppid();
+    unsetenv("PORTER_UPGRADE_FROM");
+}
+
+/* master_services_start - the control socket and the metrics listener (again, after an
+ * upgrade that failed); -1 with a log line */
+static int master_services_start(struct master *m)
+{
+    char *path = control_socket_path(m->config->spool_dir);
+    char *error = NULL;
+    m->control = control_server_start(m->base, path, master_control, m, &error);
+    free(path);
+    if (m->control == NULL) {
+        log_message(PORTER_LOG_ERR, NULL, "event=control_error error=\"%s\"", error);
+        free(error);
+        return -1;
+    }
+    char why[1024] = "";
+    int metrics_fd = -1;
+    if (master_metrics_listen(m, m->config, &metrics_fd, why, sizeof why) != 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=metrics_error error=\"%s\"", why);
+        return -1;
+    }
+    master_metrics_switch(m, m->config, metrics_fd);
+    return 0;
+}
+
+/* master_upgrade - SIGUSR2: run the binary installed at our path as a new master that takes
+ * our listening sockets (LISTEN_FDS, as systemd passes them). Our workers keep serving until
+ * the new master serves (it sends SIGQUIT: master_hand_over); connections wait in the
+ * sockets' backlog meanwhile, none is refused. The control socket and the metrics listener
+ * are the new master's: ours close now, and come back if the new master fails. */
+static void master_upgrade(evutil_socket_t signal_number, short what, void *arg)
+{
+    struct master *m = arg;
+    if (m->stopping || m->upgrade_pid != 0 || m->executable == NULL) {
+        log_message(PORTER_LOG_WARNING, NULL, "event=upgrade_refused reason=\"%s\"",
+                    m->stopping ? "stopping" : m->upgrade_pid != 0 ? "an upgrade runs"
+                                                                   : "own path unknown");
+        return;
+    }
+    control_server_free(m->control);
+    m->control = NULL;
+    metrics_http_free(m->metrics_http);
+    m->metrics_http = NULL;
+    free(m->metrics_address);
+    m->metrics_address = NULL;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_message(PORTER_LOG_ERR, NULL, "event=fork_error error=\"%s\"", strerror(errno));
+        master_services_start(m);
+        return;
+    }
+    if (pid == 0) {
+        int *fds = xcalloc(m->listener_count + 1, sizeof *fds);
+        for (size_t i = 0; i < m->listener_count; i++)
+            fds[i] = m->listeners[i].fd;
+        char from[32];
+        snprintf(from, sizeof from, "%ld", (long)parent);
+        setenv("PORTER_UPGRADE_FROM", from, 1);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (service_manager_pass(fds, m->listener_count) == 0) {
+            char *argv[] = {m->executable, "run", "-c", m->config->directory,
+                            m->foreground ? "-f" : NULL, NULL};
+            execv(m->executable, argv);
+        }
+        _exit(127);
+    }
+    m->upgrade_pid = pid;
+    log_message(PORTER_LOG_NOTICE, NULL, "event=upgrade_started pid=%ld executable=%s", (long)pid,
+                m->executable);
+}
+
+/* master_upgrade_failed - the new master of an upgrade is gone: before it took over, we
+ * keep serving (and answer the control socket again); after, nothing to do */
+static void master_upgrade_failed(struct master *m, int status)
+{
+    pid_t pid = m->upgrade_pid;
+    m->upgrade_pid = 0;
+    if (m->stopping)
+        return;
+    log_message(PORTER_LOG_ERR, NULL, "event=upgrade_failed pid=%ld status=%s%d "
+                "warning=\"the running master stays\"", (long)pid,
+                WIFSIGNALED(status) ? "signal " : "exit ",
+                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    master_services_start(m);
+}
+
+/* master_hand_over - SIGQUIT from the new master of an upgrade, which now serves: our
+ * workers stop accepting and finish their sessions (as after a reload), the delivery process
+ * stops, and we exit when they are all gone */
+static void master_hand_over(evutil_socket_t signal_number, short what, void *arg)
+{
+    struct master *m = arg;
+    if (m->upgrade_pid == 0 || m->stopping)
+        return;
+    log_message(PORTER_LOG_NOTICE, NULL, "event=handed_over new_pid=%ld", (long)m->upgrade_pid);
+    m->upgrade_pid = 0; /* it is the master now; when we go, it is its own */
+    master_retire_current(m);
+    m->stopping = true;
+    if (m->delivery_pid != 0)
+        kill(m->delivery_pid, SIGTERM);
+    master_close_listeners(m);
+    if (master_all_gone(m)) {
+        event_base_loopexit(m->base, NULL);
+        return;
+    }
+    struct timeval deadline = {(time_t)(m->config->drain_grace + m->config->shutdown_timeout) +
+                               MASTER_KILL_MARGIN, 0};
+    evtimer_add(m->kill_timer, &deadline);
 }
 
 /* master_pid_file_write - the pid file (its path is kept for removal); -1 with a log line */
@@ -1053,6 +1206,7 @@ static void master_pid_file_remove(struct master *m)
 int master_run(const char *directory, bool foreground)
 {
     log_open("porter", LOG_TARGET_STDERR, PORTER_LOG_INFO);
+    service_manager_collect(); /* sockets from systemd (porter.socket) or from an upgrade */
     master_raise_file_limit();
     struct master m = {.foreground = foreground, .started = time(NULL)};
     m.config = master_load(directory, true, NULL);
@@ -1079,8 +1233,9 @@ int master_run(const char *directory, bool foreground)
         return 1;
     }
     log_reopen(m.config->user); /* a log file belongs to the workers' user too */
-    if (master_bind(&m, m.config, false) != 0 || master_prepare_spool(m.config) != 0 ||
-        metrics_shared_create() != 0) {
+    int bound = master_bind(&m, m.config, false);
+    service_manager_close_unused();
+    if (bound != 0 || master_prepare_spool(m.config) != 0 || metrics_shared_create() != 0) {
         master_close_listeners(&m);
         config_free(m.config);
         return 1;
@@ -1088,7 +1243,8 @@ int master_run(const char *directory, bool foreground)
     if (geteuid() == 0 && (m.config->user == NULL || m.config->user[0] == '\0'))
         log_message(PORTER_LOG_WARNING, NULL, "event=running_as_root warning=\"set user = in "
                     "porter.conf so that workers drop privileges\"");
-    if (!foreground && master_daemonize() != 0)
+    master_upgrade_begin(&m);
+    if (!foreground && m.upgrade_from == 0 && master_daemonize() != 0)
         return 1;
     m.base = event_base_new();
     if (m.base == NULL)
@@ -1110,6 +1266,8 @@ int master_run(const char *directory, bool foreground)
     m.signals[2] = evsignal_new(m.base, SIGTERM, master_stop, &m);
     m.signals[3] = evsignal_new(m.base, SIGINT, master_stop, &m);
     m.signals[4] = evsignal_new(m.base, SIGUSR1, master_reopen_log, &m);
+    m.signals[5] = evsignal_new(m.base, SIGUSR2, master_upgrade, &m);
+    m.signals[6] = evsignal_new(m.base, SIGQUIT, master_hand_over, &m);
     for (size_t i = 0; i < sizeof m.signals / sizeof m.signals[0]; i++)
         evsignal_add(m.signals[i], NULL);
     m.restart_timer = evtimer_new(m.base, master_restart_due, &m);
@@ -1139,6 +1297,7 @@ int master_run(const char *directory, bool foreground)
     master_close_listeners(&m);
     ip_board_free(m.ips);
     log_message(PORTER_LOG_NOTICE, NULL, "event=stopped");
+    free(m.executable);
     config_free(m.config);
     return 0;
 }

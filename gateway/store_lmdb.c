@@ -262,16 +262,18 @@ static int lmdb_sweep_batch(struct store_lmdb *l, unsigned char *resume, size_t 
     return mdb_txn_commit(txn);
 }
 
-/* lmdb_sweep_work - on a pool thread: remove expired records, a batch per transaction (the
- * loop's writes wait at most one batch), then write the map to disk (MDB_NOSYNC leaves that
- * to us); 0 or an LMDB error */
+/* lmdb_sweep_work - on a pool thread: free the reader slots of processes that died (a killed
+ * worker's slot would keep old pages from reuse), remove expired records, a batch per
+ * transaction (the loop's writes wait at most one batch), then write the map to disk
+ * (MDB_NOSYNC leaves that to us); 0 or an LMDB error */
 static int lmdb_sweep_work(void *arg)
 {
     struct store_lmdb *l = arg;
     unsigned char resume[STORE_KEY_MAX + 32];
     size_t resume_length = 0;
-    int rc;
+    int rc, dead = 0;
     l->swept = 0;
+    mdb_reader_check(l->env, &dead);
     do
         rc = lmdb_sweep_batch(l, resume, &resume_length);
     while (rc == 0 && resume_length > 0);

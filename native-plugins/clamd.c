@@ -131,7 +131,7 @@ static int clamd_data_post(porter_session *s, void *state)
     const struct daemon_talk_request request = {
         .address = &c->address, .timeout = c->timeout,
         .head = "zINSTREAM", .head_length = sizeof "zINSTREAM", /* with its NUL */
-        .message = &m, .chunked = true, .answer_max = CLAMD_ANSWER_MAX,
+        .message = &m, .chunked = true, .answer_max = CLAMD_ANSWER_MAX, .owner = c,
     };
     return daemon_talk_hook(s, &request, &job->handle, clamd_done, job);
 }
@@ -162,5 +162,5 @@ PORTER_PLUGIN(.name = "clamd",
                   {"max_size", "25m",
                    "Larger messages are not scanned (logged); keep it equal to clamd's "
                    "StreamMaxLength."}),
-              .init = clamd_init, .fini = free,
+              .init = clamd_init, .fini = daemon_talk_fini,
               .hooks[PORTER_HOOK_DATA_POST] = clamd_data_post);

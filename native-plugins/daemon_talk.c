@@ -42,6 +42,7 @@ struct daemon_talk {
     size_t answer_max;
     bool answer_exact;
     char error[DAEMON_TALK_ERROR_MAX]; /* set: done() gets it when the timer fires */
+    const void *owner;
     struct daemon_talk *next, **link; /* in talks_live */
     char piece[DAEMON_TALK_PIECE];
 };
@@ -213,6 +214,7 @@ void daemon_talk_start(struct event_base *base, const struct daemon_talk_request
     t->arg = arg;
     t->body_fd = -1;
     t->chunked = request->chunked;
+    t->owner = request->owner;
     t->answer_max = request->answer_max;
     t->answer_exact = request->answer_exact;
     t->next = talks_live;
@@ -271,6 +273,16 @@ static void talk_loop_end(void *unused)
 {
     while (talks_live != NULL)
         talk_finish(talks_live, "the worker stopped");
+}
+
+void daemon_talk_fini(void *state)
+{
+    for (struct daemon_talk *t = talks_live, *next; t != NULL; t = next) {
+        next = t->next;
+        if (t->owner == state)
+            talk_finish(t, "the plugin was unloaded");
+    }
+    free(state);
 }
 
 int daemon_talk_hook(porter_session *s, const struct daemon_talk_request *request,

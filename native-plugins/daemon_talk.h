@@ -19,7 +19,8 @@
  * daemon_talk_hook and daemon_talk_address are the plugin-side wrappers the three plugins
  * share (they call the plugin API, so this file is compiled into each plugin).
  * daemon_talk_hook also registers, once per process, a porter_at_loop_end function that ends
- * the talks still running when the worker's loop goes away (done() gets an error then).
+ * the talks still running when the worker's loop goes away, and daemon_talk_fini ends a
+ * plugin instance's talks when it is unloaded first (done() gets an error then).
  *
  * Memory: the talk copies the header block and duplicates the spool file's descriptor, so
  * the transaction may end before the talk does; it owns its socket, buffers and timer and
@@ -53,6 +54,8 @@ struct daemon_talk_request {
     size_t answer_max;                    /* the most answer bytes taken */
     bool answer_exact;                    /* the answer is complete at answer_max bytes
                                              (p0f); otherwise when the daemon closes */
+    const void *owner;                    /* the plugin state the talk belongs to, for
+                                             daemon_talk_fini */
 };
 
 /* done - error is NULL and answer holds length bytes (NUL-terminated), or error says why */
@@ -68,6 +71,10 @@ void daemon_talk_start(struct event_base *base, const struct daemon_talk_request
  * PORTER_PENDING; done() finds the session again with porter_waiting_session(*handle). */
 int daemon_talk_hook(porter_session *s, const struct daemon_talk_request *request,
                      porter_handle *handle, daemon_talk_fn done, void *arg);
+
+/* daemon_talk_fini - a plugin's fini: end its talks still running (done() gets an error;
+ * nobody waits for them any more), then free(state) */
+void daemon_talk_fini(void *state);
 
 /* daemon_talk_address - in init: the socket= argument (fallback when absent) into out;
  * a bad address is reported with porter_arg_error */

@@ -195,7 +195,7 @@ static int p0f_connect(porter_session *s, void *state)
     const struct daemon_talk_request request = {
         .address = &job->plugin->address, .timeout = job->plugin->timeout,
         .head = (const char *)job->query, .head_length = sizeof job->query,
-        .answer_max = P0F_ANSWER_SIZE, .answer_exact = true,
+        .answer_max = P0F_ANSWER_SIZE, .answer_exact = true, .owner = job->plugin,
     };
     return daemon_talk_hook(s, &request, &job->handle, p0f_done, job);
 }
@@ -245,6 +245,6 @@ PORTER_PLUGIN(.name = "p0f",
                    "Comma-separated OS names as p0f gives them (Windows) or with their flavor "
                    "(\"Linux 2.2.x-3.x\"), any case: such clients get a 554 greeting."},
                   {"header", "no", "yes adds \"X-P0f: OS; distance=N\" to each message."}),
-              .init = p0f_init, .fini = free,
+              .init = p0f_init, .fini = daemon_talk_fini,
               .hooks[PORTER_HOOK_CONNECT] = p0f_connect,
               .hooks[PORTER_HOOK_DATA_POST] = p0f_data_post);

@@ -252,7 +252,7 @@ static int spamd_data_post(porter_session *s, void *state)
     job->reject_score = p->reject_score;
     const struct daemon_talk_request request = {
         .address = &p->address, .timeout = p->timeout, .head = head,
-        .head_length = (size_t)length, .message = &m, .answer_max = SPAMD_ANSWER_MAX,
+        .head_length = (size_t)length, .message = &m, .answer_max = SPAMD_ANSWER_MAX, .owner = p,
     };
     return daemon_talk_hook(s, &request, &job->handle, spamd_done, job);
 }
@@ -297,5 +297,5 @@ PORTER_PLUGIN(.name = "spamassassin",
                   {"timeout", "60s", "The longest a check may take, connection included."},
                   {"max_size", "500k", "Larger messages are not checked (logged), as spamc does."},
                   {"user", NULL, "The user whose preferences spamd applies (spamd's User:)."}),
-              .init = spamd_init, .fini = free,
+              .init = spamd_init, .fini = daemon_talk_fini,
               .hooks[PORTER_HOOK_DATA_POST] = spamd_data_post);
