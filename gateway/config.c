@@ -357,7 +357,7 @@ static const struct config_setting config_table[] = {
     {.name = "relay_identity", .type = CONFIG_CHOICE, .offset = FIELD(relay_identity),
      .default_value = "auto", .choices = "auto|xforward|xclient|none",
      .description = "pass the original client to relay_host with XFORWARD or XCLIENT when it "
-                    "offers them (auto: XFORWARD, else XCLIENT)"},
+                    "offers them (auto: XFORWARD, else XCLIENT, else the X-Porter-Client header)"},
     {.name = "relay_connect_timeout", .type = CONFIG_SECONDS,
      .offset = FIELD(relay_connect_timeout), .default_value = "30", .minimum = 0.1,
      .maximum = 3600, .description = "delivery: connecting to relay_host and its greeting"},
@@ -1556,6 +1556,35 @@ struct porter_config *config_load(const char *directory, struct config_error_lis
     return c;
 }
 
+int config_plugins_snapshot(struct porter_config *c, struct config_error_list *errors)
+{
+    char *path = config_path(c, c->plugins_file);
+    char *text = NULL, *error = NULL;
+    size_t length = 0;
+    int rc = config_read_file(path, CONFIG_FILE_MAX, &text, &length, &error);
+    if (rc != 0) {
+        config_error_add(errors, "%s", error);
+        free(error);
+    } else {
+        free(c->plugins_text);
+        c->plugins_text = text;
+        c->plugins_length = length;
+    }
+    free(path);
+    return rc;
+}
+
+int config_plugin_lines(const struct porter_config *c, struct plugin_line_list *out,
+                        struct config_error_list *errors)
+{
+    char *path = config_path(c, c->plugins_file);
+    int rc = c->plugins_text != NULL
+                 ? plugin_lines_parse(path, c->plugins_text, c->plugins_length, out, errors)
+                 : plugin_lines_load(path, out, errors);
+    free(path);
+    return rc;
+}
+
 void config_free(struct porter_config *c)
 {
     if (c == NULL)
@@ -1568,6 +1597,7 @@ void config_free(struct porter_config *c)
         free(c->listen[i].role);
     }
     free(c->listen);
+    free(c->plugins_text);
     free(c->directory);
     cidr_free(c->proxy_sources_list);
     cidr_free(c->xclient_clients_list);

@@ -155,6 +155,10 @@ struct porter_config {
     long auth_max_failures;     /* failed AUTH attempts, then 421 and disconnect */
     double auth_failure_delay;  /* before the first 535; doubles with each further failure */
     bool received_header_auth;  /* the authenticated user in the Received header */
+    char *plugins_text;         /* the plugins file as the master read and checked it (NULL:
+                                   read the file); workers load this, not what the file holds by
+                                   the time they start (config_plugins_snapshot) */
+    size_t plugins_length;
     struct tls_server *tls;     /* built by config_load from the tls_* settings (tls.h); NULL
                                    without TLS; freed by config_free */
 };
@@ -321,6 +325,14 @@ int plugin_lines_parse(const char *file_name, const char *text, size_t length,
 /* plugin_lines_load - plugin_lines_parse on the file at path */
 int plugin_lines_load(const char *path, struct plugin_line_list *out,
                       struct config_error_list *errors);
+/* config_plugins_snapshot - keep the plugins file's text in c (plugins_text); 0, or -1 with
+ * the error appended */
+int config_plugins_snapshot(struct porter_config *c, struct config_error_list *errors);
+/* config_plugin_lines - the plugin lines of c: of its snapshot when it has one, else of the
+ * file (plugin_lines_load); 0 or -1 as plugin_lines_parse */
+int config_plugin_lines(const struct porter_config *c, struct plugin_line_list *out,
+                        struct config_error_list *errors);
+
 /* plugin_lines_clear - free every line; the list is empty afterwards */
 void plugin_lines_clear(struct plugin_line_list *list);
 

@@ -138,14 +138,12 @@ static bool master_delivery_wanted(const struct porter_config *config)
         return false;
     struct plugin_line_list lines = {0};
     struct config_error_list errors = {0};
-    char *path = config_path(config, config->plugins_file);
     bool found = false;
-    if (plugin_lines_load(path, &lines, &errors) == 0)
+    if (config_plugin_lines(config, &lines, &errors) == 0)
         for (size_t i = 0; i < lines.count && !found; i++)
             found = strcmp(lines.items[i].name, "queue_spool") == 0;
     plugin_lines_clear(&lines);
     config_errors_clear(&errors);
-    free(path);
     return found;
 }
 
@@ -183,7 +181,8 @@ static struct porter_config *master_load(const char *directory, bool print,
 {
     struct config_error_list errors = {0};
     struct porter_config *config = config_load(directory, &errors);
-    if (config != NULL) {
+    /* the chain checked here is the chain the workers load, whatever the file holds later */
+    if (config != NULL && config_plugins_snapshot(config, &errors) == 0) {
         struct plugin_registry *registry = plugin_registry_load(config, &errors);
         if (registry != NULL) {
             master_report_shadowed(config, registry, print);

@@ -166,10 +166,8 @@ struct plugin_registry *plugin_registry_load(const struct porter_config *config,
                                              struct config_error_list *errors)
 {
     struct plugin_line_list lines = {0};
-    char *plugins_path = config_path(config, config->plugins_file);
     size_t errors_before = errors->count;
-    plugin_lines_load(plugins_path, &lines, errors);
-    free(plugins_path);
+    config_plugin_lines(config, &lines, errors);
     struct plugin_registry *registry = xcalloc(1, sizeof *registry);
     registry->refcount = 1;
     registry->items = xcalloc(lines.count + 1, sizeof *registry->items);

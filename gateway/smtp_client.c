@@ -186,6 +186,9 @@ struct smtp_client {
     struct smtp_client_envelope pending_envelope; /* begin: what is left to queue */
     char *pending_mail_line;
     bool identity_sent;
+    char *identity_header;        /* SMTP_CLIENT_IDENTITY_HEADER line(s) to prepend, or NULL */
+    size_t identity_header_length;
+    bool identity_header_done;    /* written into this transaction's message */
 
     /* data */
     struct smtp_client_message message;
@@ -937,6 +940,54 @@ static bool client_identity_lines(struct smtp_client *c, const struct smtp_clien
     return queued;
 }
 
+/* client_identity_header - the client's identity for a server that offers neither XFORWARD nor
+ * XCLIENT (identity=auto): one header in XFORWARD's words, values in xtext, folded between
+ * attributes, e.g. "X-Porter-Client: ADDR=192.0.2.1 PORT=4711 NAME=[UNAVAILABLE]\r\n\tHELO=..."
+ * (Exim reads it with ${extract{ADDR}{$h_X-Porter-Client:}}); caller frees */
+static char *client_identity_header(const struct smtp_client_identity_info *id, size_t *length)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", id->port);
+    struct {
+        const char *name;
+        const char *value;
+    } attributes[] = {
+        {"ADDR", id->address},
+        {"PORT", id->port > 0 ? port : NULL},
+        {"NAME", id->name && *id->name ? id->name : "[UNAVAILABLE]"},
+        {"HELO", id->helo && *id->helo ? id->helo : NULL},
+        {"PROTO", id->protocol},
+        {"LOGIN", id->login && *id->login ? id->login : NULL},
+        {"IDENT", id->queue_id},
+    };
+    /* 7 attributes of at most SMTP_CLIENT_XTEXT_MAX bytes each, one per folded line at most */
+    char header[8 * (SMTP_CLIENT_XTEXT_MAX + 16) + 64];
+    size_t used = (size_t)snprintf(header, sizeof header, "%s:", SMTP_CLIENT_IDENTITY_HEADER);
+    size_t line_start = 0;
+    for (size_t i = 0; i < sizeof attributes / sizeof attributes[0]; i++) {
+        char encoded[SMTP_CLIENT_XTEXT_MAX + 1];
+        const char *value = attributes[i].value;
+        if (value == NULL)
+            continue;
+        if (strcmp(value, "[UNAVAILABLE]") == 0)
+            snprintf(encoded, sizeof encoded, "%s", value);
+        else if (smtp_xtext_encode(value, encoded, sizeof encoded) != 0)
+            continue; /* too long to pass on: leave it out, as XFORWARD does */
+        size_t word = strlen(attributes[i].name) + 1 + strlen(encoded);
+        bool fold = used - line_start + 1 + word > 78 && used - line_start > 20;
+        if (fold)
+            line_start = used + 2;
+        int n = snprintf(header + used, sizeof header - used, "%s%s=%s", fold ? "\r\n\t" : " ",
+                         attributes[i].name, encoded);
+        if (n < 0 || (size_t)n >= sizeof header - used)
+            break;
+        used += (size_t)n;
+    }
+    memcpy(header + used, "\r\n", 3);
+    *length = used + 2;
+    return xstrdup(header);
+}
+
 /* client_recipient_add - a new recipient record of the transaction; its index */
 static size_t client_recipient_add(struct smtp_client *c, const char *address)
 {
@@ -992,9 +1043,38 @@ void smtp_client_begin(struct smtp_client *c, const struct smtp_client_envelope 
         return;
     }
     c->pending_envelope = *envelope;
+    /* how the identity goes: XFORWARD or XCLIENT when offered and wanted; with identity=auto
+     * and neither offered, a header prepended to the message (SIZE= counts it) */
+    const struct smtp_client_identity_info *id = envelope->identity;
+    bool xclient = false, xforward = false;
+    if (id != NULL && id->address != NULL) {
+        switch (c->identity) {
+        case SMTP_CLIENT_IDENTITY_AUTO:
+            xforward = (c->capabilities & CAP_XFORWARD) != 0;
+            xclient = !xforward && (c->capabilities & CAP_XCLIENT) != 0;
+            break;
+        case SMTP_CLIENT_IDENTITY_XFORWARD:
+            xforward = (c->capabilities & CAP_XFORWARD) != 0;
+            break;
+        case SMTP_CLIENT_IDENTITY_XCLIENT:
+            xclient = (c->capabilities & CAP_XCLIENT) != 0;
+            break;
+        default:
+            break;
+        }
+    }
+    free(c->identity_header);
+    c->identity_header = NULL;
+    c->identity_header_length = 0;
+    if (id != NULL && id->address != NULL && c->identity == SMTP_CLIENT_IDENTITY_AUTO && !xforward &&
+        !xclient) {
+        c->identity_header = client_identity_header(id, &c->identity_header_length);
+        if (c->pending_envelope.size > 0)
+            c->pending_envelope.size += c->identity_header_length;
+    }
     bool utf8_needed = false;
     free(c->pending_mail_line);
-    c->pending_mail_line = client_mail_line(c, envelope, &utf8_needed);
+    c->pending_mail_line = client_mail_line(c, &c->pending_envelope, &utf8_needed);
     if (utf8_needed && !(c->capabilities & CAP_SMTPUTF8)) {
         bool ascii = client_ascii(envelope->mail_from ? envelope->mail_from : "");
         for (size_t i = 0; i < envelope->recipient_count; i++)
@@ -1015,25 +1095,7 @@ void smtp_client_begin(struct smtp_client *c, const struct smtp_client_envelope 
     client_queue_clear(c);
     if (c->in_transaction)
         client_queue_add(c, CMD_RSET, 0, xstrdup("RSET\r\n"));
-    c->identity_sent = false;
-    const struct smtp_client_identity_info *id = envelope->identity;
-    bool xclient = false, xforward = false;
-    if (id != NULL && id->address != NULL) {
-        switch (c->identity) {
-        case SMTP_CLIENT_IDENTITY_AUTO:
-            xforward = (c->capabilities & CAP_XFORWARD) != 0;
-            xclient = !xforward && (c->capabilities & CAP_XCLIENT) != 0;
-            break;
-        case SMTP_CLIENT_IDENTITY_XFORWARD:
-            xforward = (c->capabilities & CAP_XFORWARD) != 0;
-            break;
-        case SMTP_CLIENT_IDENTITY_XCLIENT:
-            xclient = (c->capabilities & CAP_XCLIENT) != 0;
-            break;
-        default:
-            break;
-        }
-    }
+    c->identity_sent = c->identity_header != NULL;
     if (xforward && client_identity_lines(c, id, false))
         c->identity_sent = true;
     if (xclient && client_identity_lines(c, id, true)) {
@@ -1141,6 +1203,13 @@ size_t smtp_stuff_finish(const struct smtp_stuff_state *state, char *out)
 static void client_data_fill(struct smtp_client *c)
 {
     struct evbuffer *output = bufferevent_get_output(c->bev);
+    if (!c->identity_header_done && c->identity_header != NULL) {
+        /* a header line never starts with a dot; through the stuffer all the same */
+        size_t n = smtp_stuff_chunk(&c->stuff, c->identity_header, c->identity_header_length,
+                                    c->stuff_buffer);
+        evbuffer_add(output, c->stuff_buffer, n);
+    }
+    c->identity_header_done = true;
     while (!c->message_complete && evbuffer_get_length(output) < CLIENT_OUTPUT_HIGH) {
         const char *chunk = NULL;
         size_t length = 0;
@@ -1211,6 +1280,7 @@ void smtp_client_data(struct smtp_client *c, const struct smtp_client_message *m
     c->message_part = 0;
     c->message_done = 0;
     c->message_complete = false;
+    c->identity_header_done = false;
     memset(&c->stuff, 0, sizeof c->stuff);
     c->stuff.line_start = true;
     if (c->read_buffer == NULL) {
@@ -1642,6 +1712,7 @@ static void client_destroy(struct smtp_client *c)
     free(c->recipients);
     reply_clear(&c->result);
     free(c->pending_mail_line);
+    free(c->identity_header);
     free(c->read_buffer);
     free(c->stuff_buffer);
     settings_strings_clear(&c->own);

@@ -68,13 +68,17 @@ const char *smtp_client_tls_name(int tls);
 
 /* How the original client's identity is passed on. */
 enum smtp_client_identity {
-    SMTP_CLIENT_IDENTITY_AUTO = 0, /* XFORWARD when offered, else XCLIENT when offered */
+    SMTP_CLIENT_IDENTITY_AUTO = 0, /* XFORWARD when offered, else XCLIENT when offered, else
+                                      the SMTP_CLIENT_IDENTITY_HEADER header (Exim) */
     SMTP_CLIENT_IDENTITY_XFORWARD, /* only XFORWARD (logs and Received see the client) */
     SMTP_CLIENT_IDENTITY_XCLIENT,  /* only XCLIENT (policies see the client too) */
     SMTP_CLIENT_IDENTITY_NONE,
     SMTP_CLIENT_IDENTITY_COUNT
 };
 const char *smtp_client_identity_name(int identity);
+/* The header identity=auto prepends when the server offers neither XFORWARD nor XCLIENT:
+ * XFORWARD's attributes (ADDR PORT NAME HELO PROTO LOGIN IDENT) as KEY=xtext words. */
+#define SMTP_CLIENT_IDENTITY_HEADER "X-Porter-Client"
 
 /* Operations, for messages and logs. */
 enum smtp_client_operation {

@@ -4,7 +4,7 @@
  *
  * mode=relay (default), hook queue: take a connection (pooled; one retry on a fresh one when
  * the server turns out to have closed a reused connection; none after a timeout), pass the client's identity (XFORWARD or XCLIENT when
- * offered), MAIL and every RCPT (pipelined with XFORWARD and any RSET), and,
+ * offered, else the X-Porter-Client header), MAIL and every RCPT (pipelined with XFORWARD and any RSET), and,
  * only when the downstream accepted every recipient, the message (dot-stuffed on the fly).
  * The client gets 250 only after the downstream's 250. A downstream 4xx/5xx comes back with
  * its code and text, prefixed "downstream:"; a recipient the downstream refuses refuses the
@@ -883,7 +883,8 @@ PORTER_PLUGIN(.name = "queue_smtp",
                              "only after the downstream's 250, its 4xx or 5xx passed on with "
                              "\"downstream:\" in front, 451 4.4.1 when it cannot be reached. "
                              "Connections are pooled per worker; the client's identity goes along "
-                             "with XFORWARD or XCLIENT. Quarantined messages are never relayed. "
+                             "with XFORWARD or XCLIENT, or the X-Porter-Client header when the "
+                             "downstream offers neither (Exim). Quarantined messages are never relayed. "
                              "The whole relay must end within the hook's deadline (hook_timeout= "
                              "or plugin_timeout); see docs/queue.md.",
               .arguments = PORTER_ARGUMENTS(
@@ -908,7 +909,8 @@ PORTER_PLUGIN(.name = "queue_smtp",
                    "A file whose first line is auth_user's password."},
                   {"identity", "auto",
                    "How the client's identity is passed on: auto (XFORWARD when offered, else "
-                   "XCLIENT when offered), xforward, xclient or none."},
+                   "XCLIENT when offered, else the X-Porter-Client header), xforward, xclient or "
+                   "none."},
                   {"helo", NULL, "The name said in EHLO (default: hostname in porter.conf)."},
                   {"pool", "16",
                    "Idle downstream connections kept per worker for the next message."},

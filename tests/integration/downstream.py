@@ -9,6 +9,11 @@
   Scripted(...)      a small SMTP/LMTP server in a thread for what smtp-sink cannot do:
                      per-recipient replies (at RCPT and, with LMTP, after DATA), AUTH PLAIN,
                      chosen extensions, hanging mid-DATA; it records every command and message.
+  Exim(...)          Debian's Exim 4.96 (exim4-daemon-heavy, unpacked by scripts/install-deps
+                     into /opt/porter-test-exim) running the configuration of docs/deploy.md
+                     (read from the guide) plus the test's spool, log and ACL rules, in the
+                     foreground (-bdf) on a loopback port; reconfigure() rewrites it and sends
+                     SIGHUP (Exim re-executes itself with the new file).
   FakeMilter         nothing: tests use tests/milter/test_milter for quarantines.
 
 Everything listens on 127.0.0.1 only; every process is stopped by PID (or postfix -c DIR stop).
@@ -25,10 +30,12 @@ import tempfile
 import threading
 import time
 
-from harness import free_port, wait_port
+from harness import TOP_SRCDIR, free_port, wait_port
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+EXIM = os.environ.get("PORTER_TEST_EXIM", "/opt/porter-test-exim/usr/sbin/exim4")
+DEPLOY_GUIDE = os.path.join(TOP_SRCDIR, "docs", "deploy.md")
 
 
 def unstuff(data):
@@ -440,3 +447,132 @@ class Scripted:
             return
         finally:
             conn.close()
+
+
+def guide_block(marker):
+    """The fenced block that follows the line containing marker in docs/deploy.md."""
+    with open(DEPLOY_GUIDE) as f:
+        text = f.read()
+    start = text.index(marker)
+    start = text.index("```\n", start) + 4
+    return text[start:text.index("```\n", start)]
+
+
+EXIM_GUIDE_MARKER = "<!-- exim.test reads the block below"
+
+
+class Exim:
+    """The guide's Exim configuration on a free loopback port, trusting 127.0.0.1 (Porter).
+
+    rcpt_rules / data_rules: ACL statements put where the guide says "# site recipient
+    checks" / "# site content checks"; replace: [(guide text, new text)] edits that must
+    apply (each old text must be in the guide); extra_main: main options the guide does not
+    set. Mailboxes: MAILBOXES/USER Maildirs (owned by Debian-exim, the guide's user)."""
+
+    EXIM_USER = "Debian-exim"
+
+    def __init__(self, users=("bob", "carol", "dave"), rcpt_rules="", data_rules=""):
+        self.dir = tempfile.mkdtemp(prefix="porter-exim-")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.address = "127.0.0.1:%d" % self.port
+        self.mail = os.path.join(self.dir, "mail")
+        self.spool = os.path.join(self.dir, "spool")
+        self.conf = os.path.join(self.dir, "exim.conf")
+        exim = pwd.getpwnam(self.EXIM_USER)
+        for d in [self.spool, self.mail] + [os.path.join(self.mail, u) for u in users]:
+            os.makedirs(d, exist_ok=True)
+            os.chown(d, exim.pw_uid, exim.pw_gid)
+        self.rcpt_rules = rcpt_rules
+        self.data_rules = data_rules
+        self.process = None
+        self.write()
+
+    def write(self, replace=(), extra_main=""):
+        conf = guide_block(EXIM_GUIDE_MARKER)
+        edits = [("  # site recipient checks\n", self.rcpt_rules),
+                 ("  # site content checks\n", self.data_rules)] + list(replace)
+        for old, new in edits:
+            if old not in conf:
+                raise RuntimeError("docs/deploy.md's Exim configuration lacks %r" % old)
+            conf = conf.replace(old, new)
+        test_main = ("# the test's own paths (docs/deploy.md's configuration follows)\n"
+                     "spool_directory = %s\nlog_file_path = %s/log/%%slog\nexim_path = %s\n"
+                     "keep_environment =\nexim_user = %s\nexim_group = %s\n%s\n"
+                     % (self.spool, self.spool, EXIM, self.EXIM_USER, self.EXIM_USER, extra_main))
+        with open(self.conf, "w") as f:
+            f.write(test_main + conf)
+
+    def start(self):
+        if not os.access(EXIM, os.X_OK):
+            raise RuntimeError("no Exim at %s (scripts/install-deps unpacks it)" % EXIM)
+        self.process = subprocess.Popen(
+            [EXIM, "-C", self.conf, "-DLISTEN=<; 127.0.0.1.%d" % self.port,
+             "-DMAILBOXES=" + self.mail, "-DPORTER_HOSTS=127.0.0.1", "-bdf"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_port(self.port, timeout=20):
+            raise RuntimeError("exim did not start:\n" + self.log() + self.panic_log())
+        return self
+
+    def reconfigure(self, replace=(), extra_main=""):
+        """New configuration, SIGHUP, wait until the new daemon listens (bounded)."""
+        self.write(replace, extra_main)
+        started = self.log().count("daemon started")
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.time() + 20
+        while self.log().count("daemon started") <= started and time.time() < deadline:
+            time.sleep(0.05)
+        if not wait_port(self.port, timeout=20):
+            raise RuntimeError("exim did not restart:\n" + self.log()[-2000:] + self.panic_log())
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if exc[0] is None and os.environ.get("PORTER_KEEP") is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print("# kept exim in %s" % self.dir)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.spool, "log", "mainlog"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def panic_log(self):
+        try:
+            with open(os.path.join(self.spool, "log", "paniclog"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def messages(self, user):
+        """Delivered messages of user@example.com (bytes, LF line ends), oldest first."""
+        new = os.path.join(self.mail, user, "new")
+        names = sorted(glob.glob(os.path.join(new, "*")), key=lambda p: os.stat(p).st_mtime_ns)
+        out = []
+        for name in names:
+            with open(name, "rb") as f:
+                out.append(f.read())
+        return out
+
+    def wait_messages(self, user, count, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.messages(user)
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        return self.messages(user)

@@ -141,6 +141,14 @@ class HAProxy:
                 answer += chunk
         return answer.decode("utf-8", "replace")
 
+    def pin(self, server, servers, version="v2"):
+        """Send the next connections of one frontend to server only (weight 0 for the others,
+        at once; None gives every server its weight back)."""
+        # the chosen one first, so that the backend is never without a server
+        for name in sorted(servers, key=lambda n: n != server):
+            weight = 1 if server is None or name == server else 0
+            self.admin("set weight porters_%s/%s %d" % (version, name, weight))
+
     def states(self, version=None):
         """{server name: "UP"/"DOWN"/...} for one frontend's backend (the first by default)."""
         version = version or next(iter(self.ports))
@@ -151,6 +159,20 @@ class HAProxy:
                     fields[1] not in ("FRONTEND", "BACKEND"):
                 out[fields[1]] = fields[17]
         return out
+
+    def wait_steady(self, timeout=15):
+        """Poll until every server of every frontend is plainly UP (no check on the way down or
+        up: "UP 1/2" is a transition); True if they all were."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                states = [self.states(v) for v in self.ports]
+                if all(states) and all(v == "UP" for st in states for v in st.values()):
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
 
     def wait_state(self, server, state, timeout=15, version=None):
         """Poll until the health check says server is state (its first word); True if it did."""
