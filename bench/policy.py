@@ -13,7 +13,7 @@ there with a long TTL and dnsbl runs with action=log, so every message takes the
 answer. redis-server is a private instance too. Everything stays on 127.0.0.1; every process
 started here is stopped by PID.
 
-Usage: bench/policy.py [--messages 3000] [--size 4096] [--idle 2000] [--rounds 3]
+Usage: bench/policy.py [--messages 3000] [--size 4096] [--idle 2000] [--rounds 3] [--idle-only]
 """
 import argparse
 import os
@@ -131,11 +131,13 @@ def main():
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--idle", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--idle-only", action="store_true", help="only the idle memory figures")
     args = parser.parse_args()
     with Dnsmasq(hosts={"1.0.0.127.bl.example": ["127.0.0.2"]}, ttl=3600) as dns, \
             RedisServer() as redis:
         dns_settings = {"dns_servers": "127.0.0.1:%d" % dns.port}
-        throughput(args, dns_settings, redis)
+        if not args.idle_only:
+            throughput(args, dns_settings, redis)
         idle(args, BARE, {}, "bare")
         idle(args, POLICY, dns_settings, "policy/lmdb")
 
