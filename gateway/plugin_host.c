@@ -597,16 +597,26 @@ static void hook_continuation_run(struct porter_session *s, struct hook_continua
     hook_chain_answer(s, rc);
 }
 
+/* hook_continuation_answered - what c waited for is over (a timer, a blocking job, a lookup, a
+ * store request): run it with result, its session held meanwhile (a blocking job's count given
+ * back first) */
+static void hook_continuation_answered(struct hook_continuation *c, int result, bool blocking)
+{
+    struct porter_session *s = c->session;
+    session_hold(s);
+    if (blocking)
+        session_blocking_done(s);
+    hook_continuation_run(s, c, result);
+    session_unhold(s);
+}
+
 /* hook_chain_timer_fired - a plugin's timer */
 static void hook_chain_timer_fired(evutil_socket_t fd, short what, void *arg)
 {
     struct hook_continuation *c = arg;
-    struct porter_session *s = c->session;
     event_free(c->timer);
     c->timer = NULL;
-    session_hold(s);
-    hook_continuation_run(s, c, 0);
-    session_unhold(s);
+    hook_continuation_answered(c, 0, false);
 }
 
 /* hook_guard - PENDING helpers are allowed only inside a chain's hook call */
@@ -641,12 +651,7 @@ static int hook_chain_job_work(void *arg)
 
 static void hook_chain_job_done(void *arg, int result)
 {
-    struct hook_continuation *c = arg;
-    struct porter_session *s = c->session;
-    session_hold(s);
-    session_blocking_done(s);
-    hook_continuation_run(s, c, result);
-    session_unhold(s);
+    hook_continuation_answered(arg, result, true);
 }
 
 int hook_chain_run_blocking(struct porter_session *s, porter_work_fn work, porter_done_fn done,
@@ -666,12 +671,9 @@ int hook_chain_run_blocking(struct porter_session *s, porter_work_fn work, porte
 static void hook_chain_dns_answered(const struct porter_dns_answer *answer, void *arg)
 {
     struct hook_continuation *c = arg;
-    struct porter_session *s = c->session;
     c->dns = NULL;
     c->answer = answer;
-    session_hold(s);
-    hook_continuation_run(s, c, answer->status);
-    session_unhold(s);
+    hook_continuation_answered(c, answer->status, false);
 }
 
 int hook_chain_dns(struct porter_session *s, int type, const char *name, porter_dns_fn callback,
@@ -695,12 +697,9 @@ int hook_chain_dns(struct porter_session *s, int type, const char *name, porter_
 static void hook_chain_store_answered(const struct porter_store_result *result, void *arg)
 {
     struct hook_continuation *c = arg;
-    struct porter_session *s = c->session;
     c->store = NULL;
     c->store_result = result;
-    session_hold(s);
-    hook_continuation_run(s, c, result->status);
-    session_unhold(s);
+    hook_continuation_answered(c, result->status, false);
 }
 
 int hook_chain_store(struct porter_session *s, enum store_operation operation, const char *key,
@@ -822,10 +821,7 @@ static void hook_chain_serial_start(struct plugin_instance *instance)
                                hook_chain_serial_done, c);
             return;
         }
-        session_hold(s);
-        session_blocking_done(s);
-        hook_continuation_run(s, c, -1); /* not current: done(NULL, arg, -1) and free */
-        session_unhold(s);
+        hook_continuation_answered(c, -1, true); /* not current: done(NULL, arg, -1), free */
         if (last)
             return;
     }

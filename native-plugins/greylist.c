@@ -13,6 +13,12 @@
  * lets the recipient through (logged), tempfail answers 451 4.3.0.
  * Sender addresses are normalised so that a retry matches: BATV tags (prvs=TAG=) are dropped
  * and digit runs in the local part (VERP, SRS counters) read as '#'.
+ * Each worker remembers whitelisted triplets and autowhitelisted networks for white_cache=
+ * (never past their expiry in the store), so that the mail of known correspondents costs no
+ * store round trip; a whitelisting removed from the store takes effect within that time.
+ *
+ * Memory: the settings and the worker's cache (allocated on first use) are the plugin's state,
+ * freed by fini; one check per RCPT waiting for the store, freed by its last callback.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -30,6 +36,14 @@
 #define GREYLIST_REFRESH 3600.0
 /* Triplet keys longer than this use a hash of the two addresses. */
 #define GREYLIST_KEY_MAX 380
+/* Slots of a worker's cache of whitelisted keys (a power of two: 16 bytes each). */
+#define GREYLIST_CACHE_SLOTS 8192
+
+/* One whitelisted key a worker remembers: its 64-bit hash, and until when (monotonic). */
+struct greylist_cache_slot {
+    uint64_t hash;                 /* 0: empty */
+    double until;
+};
 
 struct greylist {
     double black, grey, white;
@@ -38,6 +52,8 @@ struct greylist {
     porter_cidr_list *allow;
     porter_list *allow_from, *allow_rcpt;
     bool tempfail;                 /* on_store_error=tempfail */
+    double white_cache;            /* seconds a worker remembers a whitelisting; 0: never */
+    struct greylist_cache_slot *cache; /* GREYLIST_CACHE_SLOTS, allocated on first use */
 };
 
 enum greylist_action {
@@ -51,7 +67,7 @@ enum greylist_action {
 
 /* One RCPT's check, from the hook to the store's answers. */
 struct greylist_check {
-    const struct greylist *g;
+    struct greylist *g;
     char network[64];
     char key[GREYLIST_KEY_MAX + 64];
     double now;
@@ -63,6 +79,55 @@ static double greylist_now(void)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* greylist_monotonic - seconds on the monotonic clock (for the worker's cache) */
+static double greylist_monotonic(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* greylist_fnv - FNV-1a (64 bits) of text, continuing from hash */
+#define GREYLIST_FNV_START 14695981039346656037ull
+static uint64_t greylist_fnv(uint64_t hash, const char *text)
+{
+    for (const char *p = text; *p != '\0'; p++)
+        hash = (hash ^ (unsigned char)*p) * 1099511628211ull;
+    return hash;
+}
+
+/* greylist_key_hash - a key's hash, never 0 (0 marks an empty cache slot) */
+static uint64_t greylist_key_hash(const char *key)
+{
+    uint64_t hash = greylist_fnv(GREYLIST_FNV_START, key);
+    return hash != 0 ? hash : 1;
+}
+
+/* greylist_cached - is key whitelisted in this worker's cache? */
+static bool greylist_cached(const struct greylist *g, const char *key)
+{
+    if (g->cache == NULL)
+        return false;
+    uint64_t hash = greylist_key_hash(key);
+    const struct greylist_cache_slot *slot = &g->cache[hash & (GREYLIST_CACHE_SLOTS - 1)];
+    return slot->hash == hash && slot->until > greylist_monotonic();
+}
+
+/* greylist_remember - key is whitelisted for ttl more seconds in the store (-1: no expiry):
+ * remember it for white_cache, at most ttl (a slot's older key is replaced) */
+static void greylist_remember(struct greylist *g, const char *key, double ttl)
+{
+    if (g->white_cache <= 0)
+        return;
+    if (g->cache == NULL && (g->cache = calloc(GREYLIST_CACHE_SLOTS, sizeof *g->cache)) == NULL)
+        return; /* no cache: every RCPT asks the store */
+    double keep = ttl >= 0 && ttl < g->white_cache ? ttl : g->white_cache;
+    uint64_t hash = greylist_key_hash(key);
+    struct greylist_cache_slot *slot = &g->cache[hash & (GREYLIST_CACHE_SLOTS - 1)];
+    slot->hash = hash;
+    slot->until = greylist_monotonic() + keep;
 }
 
 /* greylist_network - the client's network ("192.0.2.0/24", "2001:db8::/64"); an IPv4-mapped
@@ -140,12 +205,7 @@ static void greylist_triplet_key(const char *network, const char *sender, const 
     int written = snprintf(out, size, "t:%s,%s,%s", network, from, to);
     if (written > 0 && (size_t)written < size && written <= GREYLIST_KEY_MAX)
         return;
-    uint64_t hash = 14695981039346656037ull;
-    for (const char *p = from; *p != '\0'; p++)
-        hash = (hash ^ (unsigned char)*p) * 1099511628211ull;
-    hash = (hash ^ ',') * 1099511628211ull;
-    for (const char *p = to; *p != '\0'; p++)
-        hash = (hash ^ (unsigned char)*p) * 1099511628211ull;
+    uint64_t hash = greylist_fnv(greylist_fnv(greylist_fnv(GREYLIST_FNV_START, from), ","), to);
     snprintf(out, size, "t:%s,#%016llx", network, (unsigned long long)hash);
 }
 
@@ -200,17 +260,38 @@ static int greylist_store_error(porter_session *s, struct greylist_check *c,
     return PORTER_DECLINED;
 }
 
+/* greylist_answered - the start of every store callback: the check, or NULL when the session
+ * is gone or the store failed (c is then freed and *rc is the verdict) */
+static struct greylist_check *greylist_answered(porter_session *s, void *arg,
+                                                const struct porter_store_result *r, int *rc)
+{
+    struct greylist_check *c = arg;
+    *rc = PORTER_DECLINED;
+    if (s == NULL) {
+        free(c);
+        return NULL;
+    }
+    if (r->status == PORTER_STORE_ERROR) {
+        *rc = greylist_store_error(s, c, r);
+        return NULL;
+    }
+    return c;
+}
+
+/* greylist_client_key - the store key of a network's count of passed triplets */
+static void greylist_client_key(const char *network, char *out, size_t size)
+{
+    snprintf(out, size, "c:%s", network);
+}
+
 /* greylist_recorded - a new triplet was written: defer it */
 static int greylist_recorded(porter_session *s, void *arg, const struct porter_store_result *r)
 {
-    struct greylist_check *c = arg;
-    if (s == NULL) {
-        free(c);
-        return PORTER_DECLINED;
-    }
-    if (r->status == PORTER_STORE_ERROR)
-        return greylist_store_error(s, c, r);
-    int rc = greylist_defer(s, c, c->now);
+    int rc;
+    struct greylist_check *c = greylist_answered(s, arg, r, &rc);
+    if (c == NULL)
+        return rc;
+    rc = greylist_defer(s, c, c->now);
     free(c);
     return rc;
 }
@@ -218,17 +299,13 @@ static int greylist_recorded(porter_session *s, void *arg, const struct porter_s
 /* greylist_triplet - the triplet's record is in: decide */
 static int greylist_triplet(porter_session *s, void *arg, const struct porter_store_result *r)
 {
-    struct greylist_check *c = arg;
-    if (s == NULL) {
-        free(c);
-        return PORTER_DECLINED;
-    }
-    if (r->status == PORTER_STORE_ERROR)
-        return greylist_store_error(s, c, r);
-    const struct greylist *g = c->g;
+    int rc;
+    struct greylist_check *c = greylist_answered(s, arg, r, &rc);
+    if (c == NULL)
+        return rc;
+    struct greylist *g = c->g;
     double first;
     char record[64];
-    int rc = PORTER_DECLINED;
     switch (greylist_decide(g, r->status == PORTER_STORE_OK ? r->value : NULL, r->ttl, c->now,
                             &first)) {
     case GREYLIST_NEW:
@@ -242,14 +319,19 @@ static int greylist_triplet(porter_session *s, void *arg, const struct porter_st
                    c->network, c->now - first);
         snprintf(record, sizeof record, "w %lld", (long long)(first * 1000.0));
         porter_store_set(s, c->key, record, g->white, NULL, NULL);
+        greylist_remember(g, c->key, g->white);
         if (g->autowhitelist > 0) {
             char client[96];
-            snprintf(client, sizeof client, "c:%s", c->network);
+            greylist_client_key(c->network, client, sizeof client);
             porter_store_increment(s, client, 1, g->white, NULL, NULL);
         }
         break;
     case GREYLIST_WHITE_REFRESH:
         porter_store_set(s, c->key, r->value, g->white, NULL, NULL);
+        greylist_remember(g, c->key, g->white);
+        break;
+    case GREYLIST_WHITE:
+        greylist_remember(g, c->key, r->ttl);
         break;
     default:
         break;
@@ -261,14 +343,14 @@ static int greylist_triplet(porter_session *s, void *arg, const struct porter_st
 /* greylist_client - the network's count of passed triplets: enough skips greylisting */
 static int greylist_client(porter_session *s, void *arg, const struct porter_store_result *r)
 {
-    struct greylist_check *c = arg;
-    if (s == NULL) {
-        free(c);
-        return PORTER_DECLINED;
-    }
-    if (r->status == PORTER_STORE_ERROR)
-        return greylist_store_error(s, c, r);
+    int rc;
+    struct greylist_check *c = greylist_answered(s, arg, r, &rc);
+    if (c == NULL)
+        return rc;
     if (r->status == PORTER_STORE_OK && atol(r->value) >= c->g->autowhitelist) {
+        char client[96];
+        greylist_client_key(c->network, client, sizeof client);
+        greylist_remember(c->g, client, r->ttl);
         free(c);
         return PORTER_DECLINED;
     }
@@ -277,7 +359,7 @@ static int greylist_client(porter_session *s, void *arg, const struct porter_sto
 
 static int greylist_rcpt(porter_session *s, void *state)
 {
-    const struct greylist *g = state;
+    struct greylist *g = state;
     const char *recipient = porter_hook_argument(s);
     if (porter_relay_client(s) || porter_auth_user(s) != NULL ||
         porter_cidr_match(g->allow, porter_client_ip(s)) ||
@@ -293,11 +375,14 @@ static int greylist_rcpt(porter_session *s, void *state)
                          sizeof c->network) != 0)
         snprintf(c->network, sizeof c->network, "%s", porter_client_ip(s));
     greylist_triplet_key(c->network, porter_mail_from(s), recipient, c->key, sizeof c->key);
-    if (g->autowhitelist > 0) {
-        char client[96];
-        snprintf(client, sizeof client, "c:%s", c->network);
-        return porter_store_get(s, client, greylist_client, c);
+    char client[96];
+    greylist_client_key(c->network, client, sizeof client);
+    if (greylist_cached(g, c->key) || (g->autowhitelist > 0 && greylist_cached(g, client))) {
+        free(c);
+        return PORTER_DECLINED;
     }
+    if (g->autowhitelist > 0)
+        return porter_store_get(s, client, greylist_client, c);
     return porter_store_get(s, c->key, greylist_triplet, c);
 }
 
@@ -316,6 +401,9 @@ static void *greylist_init(porter_args *a)
     g->allow_from = porter_arg_list(a, "allow_from", NULL);
     g->allow_rcpt = porter_arg_list(a, "allow_rcpt", NULL);
     g->tempfail = porter_arg_choice(a, "on_store_error", "accept|tempfail") == 1;
+    g->white_cache = porter_arg_seconds(a, "white_cache", 300);
+    if (g->white_cache < 0)
+        porter_arg_error(a, "white_cache must be 0 (off) or longer");
     if (g->black <= 0 || g->grey <= 0 || g->white <= 0)
         porter_arg_error(a, "black, grey and white must be longer than 0 seconds");
     return g;
@@ -329,6 +417,7 @@ static void greylist_fini(void *state)
     porter_cidr_free(g->allow);
     porter_list_free(g->allow_from);
     porter_list_free(g->allow_rcpt);
+    free(g->cache);
     free(g);
 }
 
@@ -357,6 +446,9 @@ PORTER_PLUGIN(.name = "greylist",
                   {"ipv6_prefix", "64", "The IPv6 network a client counts as."},
                   {"on_store_error", "accept", "When the store cannot answer: accept (let the "
                                                "recipient through, logged) or tempfail "
-                                               "(451 4.3.0)."}),
+                                               "(451 4.3.0)."},
+                  {"white_cache", "5m", "How long each worker remembers a whitelisted triplet "
+                                        "or network without asking the store again (never past "
+                                        "its expiry there); 0: always ask."}),
               .init = greylist_init, .fini = greylist_fini,
               .hooks[PORTER_HOOK_RCPT] = greylist_rcpt);

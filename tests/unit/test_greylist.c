@@ -5,7 +5,8 @@
  * hook's decisions on an in-memory store answered at once: a new triplet deferred with the
  * retry time, a retry too early, a retry after the black period passes and whitelists, a
  * whitelisted triplet passes, exempt clients, autowhitelisting, store errors by
- * on_store_error. Table-driven; failures print "got X, want Y".
+ * on_store_error, and the worker's cache of whitelistings (white_cache=). Table-driven;
+ * failures print "got X, want Y".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@ static struct greylist plugin;
 
 static int setup(void **unused)
 {
+    free(plugin.cache);
     fake_reset();
     fake.client_ip = "192.0.2.77";
     fake.mail_from = "alice@example.org";
@@ -242,6 +244,69 @@ static void test_store_error(void **unused)
     assert_string_equal(fake.enhanced, "4.3.0");
 }
 
+static void test_white_cache(void **unused)
+{
+    plugin.white_cache = 300;
+    char record[64];
+    snprintf(record, sizeof record, "w %lld", (long long)((greylist_now() - 9000) * 1000));
+    fake_put(triplet, record, 36 * 86400 - 60);
+    assert_int_equal(rcpt(), PORTER_DECLINED);
+    assert_int_equal(fake.store_calls, 1);
+    assert_int_equal(rcpt(), PORTER_DECLINED); /* remembered: no store call */
+    assert_int_equal(fake.store_calls, 1);
+    /* gone from the store: still remembered by this worker for white_cache */
+    fake_expire(triplet);
+    assert_int_equal(rcpt(), PORTER_DECLINED);
+    assert_int_equal(fake.store_calls, 1);
+    /* another recipient is another triplet: asked, and greylisted */
+    fake.recipient = "carol@example.com";
+    assert_int_equal(rcpt(), PORTER_DENYSOFT);
+    assert_int_equal(fake.store_calls, 3); /* get, then set */
+    /* a whitelisting about to expire in the store (too young to refresh) is remembered no
+     * longer than that */
+    plugin.white = GREYLIST_REFRESH + 0.1;
+    fake.recipient = "dave@example.com";
+    fake_put("t:192.0.2.0/24,alice@example.org,dave@example.com", record, 0.2);
+    assert_int_equal(rcpt(), PORTER_DECLINED);
+    fake_expire("t:192.0.2.0/24,alice@example.org,dave@example.com");
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    assert_int_equal(rcpt(), PORTER_DENYSOFT);
+    /* a triplet that passes now is remembered at once */
+    fake.recipient = "erin@example.com";
+    snprintf(record, sizeof record, "g %lld", (long long)((greylist_now() - 400) * 1000));
+    fake_put("t:192.0.2.0/24,alice@example.org,erin@example.com", record, 1000);
+    assert_int_equal(rcpt(), PORTER_DECLINED);
+    int calls = fake.store_calls;
+    assert_int_equal(rcpt(), PORTER_DECLINED);
+    assert_int_equal(fake.store_calls, calls);
+    /* white_cache=0: always asked */
+    plugin.white_cache = 0;
+    free(plugin.cache);
+    plugin.cache = NULL;
+    assert_int_equal(rcpt(), PORTER_DECLINED);
+    assert_int_equal(fake.store_calls, calls + 1);
+}
+
+static void test_white_cache_network(void **unused)
+{
+    plugin.white_cache = 300;
+    plugin.autowhitelist = 2;
+    fake_put("c:192.0.2.0/24", "5", 1000);
+    assert_int_equal(rcpt(), PORTER_DECLINED);
+    assert_int_equal(fake.store_calls, 1);
+    fake.mail_from = "someone@example.net"; /* any triplet of the network */
+    assert_int_equal(rcpt(), PORTER_DECLINED);
+    assert_int_equal(fake.store_calls, 1);
+}
+
+static int teardown(void **unused)
+{
+    free(plugin.cache);
+    plugin.cache = NULL;
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +318,8 @@ int main(void)
         cmocka_unit_test_setup(test_exempt, setup),
         cmocka_unit_test_setup(test_autowhitelist, setup),
         cmocka_unit_test_setup(test_store_error, setup),
+        cmocka_unit_test_setup_teardown(test_white_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_white_cache_network, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
