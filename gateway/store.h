@@ -79,6 +79,7 @@ struct store_request {
     void *arg;
     bool background;               /* submitted without done: log a failure */
     bool finished;                 /* the backend has answered */
+    bool script_body;              /* Redis: sent with the script's body (EVAL), not EVALSHA */
     struct event *deadline;        /* store_timeout, for remote backends */
     struct store_request *next;    /* the ready list */
 };

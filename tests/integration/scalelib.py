@@ -13,14 +13,9 @@ DOWN by the health check instead of sleeping.
 The configuration it writes is the one docs/scale-out.md shows (check intervals scaled down).
 """
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import tempfile
-import time
 
-from harness import free_port, wait_port
+from daemons import ManagedProcess, free_port, port_open, wait_until
 
 HAPROXY = "/usr/sbin/haproxy"
 
@@ -60,15 +55,19 @@ SEND_PROXY = {
 }
 
 
-class HAProxy:
+class HAProxy(ManagedProcess):
     """haproxy with one frontend per kind in proxy ("v1", "v2", "tls"; comma-separated), each
     balancing over the same servers [(name, port)]; "tls" needs certificate (a PEM file with
     the certificate and its key) and ends the clients' TLS at HAProxy."""
 
+    name = "haproxy"
+    output = "haproxy.log"
+    start_timeout = 20
+
     def __init__(self, servers, proxy="v2", inter="300ms", certificate=None):
         if not os.access(HAPROXY, os.X_OK):
             raise RuntimeError("%s missing: run scripts/install-deps" % HAPROXY)
-        self.dir = tempfile.mkdtemp(prefix="porter-haproxy-")
+        super().__init__()
         self.ports = {}
         frontends = []
         for version in proxy.split(","):
@@ -84,48 +83,14 @@ class HAProxy:
         self.config_path = os.path.join(self.dir, "haproxy.cfg")
         with open(self.config_path, "w") as f:
             f.write(CONFIG.format(dir=self.dir, frontends="\n".join(frontends)))
-        self.process = None
 
-    def start(self):
-        self.log = open(os.path.join(self.dir, "haproxy.log"), "ab")
-        self.process = subprocess.Popen([HAPROXY, "-f", self.config_path, "-db"],
-                                        stdout=self.log, stderr=subprocess.STDOUT)
-        admin = os.path.join(self.dir, "admin.sock")
-        deadline = time.time() + 10
-        while not os.path.exists(admin) and time.time() < deadline and self.process.poll() is None:
-            time.sleep(0.02)
-        for port in self.ports.values():
-            if not os.path.exists(admin) or not wait_port(port):
-                self.stop()
-                raise RuntimeError("haproxy did not start:\n" + self.log_text())
-        return self
+    def arguments(self):
+        return [HAPROXY, "-f", self.config_path, "-db"]
 
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-        if getattr(self, "log", None):
-            self.log.close()
-            self.log = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log_text(self):
-        try:
-            with open(os.path.join(self.dir, "haproxy.log"), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+    def ready(self):
+        """The admin socket is there and every frontend accepts connections."""
+        return os.path.exists(os.path.join(self.dir, "admin.sock")) and \
+            all(port_open(port) for port in self.ports.values())
 
     def admin(self, command):
         """One command on the admin socket; its answer."""
@@ -163,25 +128,19 @@ class HAProxy:
     def wait_steady(self, timeout=15):
         """Poll until every server of every frontend is plainly UP (no check on the way down or
         up: "UP 1/2" is a transition); True if they all were."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        def steady():
             try:
                 states = [self.states(v) for v in self.ports]
-                if all(states) and all(v == "UP" for st in states for v in st.values()):
-                    return True
             except OSError:
-                pass
-            time.sleep(0.05)
-        return False
+                return False  # the admin socket is not answering yet
+            return all(states) and all(v == "UP" for st in states for v in st.values())
+        return wait_until(steady, timeout)
 
     def wait_state(self, server, state, timeout=15, version=None):
         """Poll until the health check says server is state (its first word); True if it did."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        def reached():
             try:
-                if self.states(version).get(server, "").split(" ")[0] == state:
-                    return True
+                return self.states(version).get(server, "").split(" ")[0] == state
             except OSError:
-                pass  # the admin socket is not answering yet
-            time.sleep(0.05)
-        return False
+                return False  # the admin socket is not answering yet
+        return wait_until(reached, timeout)
