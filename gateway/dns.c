@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -36,14 +35,6 @@
 
 /* ---------------------------------------------------------------- small helpers */
 
-/* dns_now - a monotonic clock in seconds, for the cache and deadlines */
-static double dns_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* dns_random_id - a 16-bit query id from the kernel's generator */
 static unsigned dns_random_id(void)
 {
@@ -52,7 +43,7 @@ static unsigned dns_random_id(void)
     if (getrandom(&id, sizeof id, GRND_NONBLOCK) == (ssize_t)sizeof id)
         return id;
     /* Never expected on Linux; ids stay unpredictable enough with the random source port. */
-    return (unsigned)(dns_now() * 1e6) ^ (++fallback * 40503u);
+    return (unsigned)(clock_monotonic() * 1e6) ^ (++fallback * 40503u);
 }
 
 static socklen_t dns_address_length(const struct sockaddr_storage *server)
@@ -456,7 +447,7 @@ static void dns_query_finish(struct dns_query *q, struct porter_dns_answer *answ
         q->answer = NULL;
     if (answer->status == PORTER_DNS_OK || answer->status == PORTER_DNS_NXDOMAIN ||
         answer->status == PORTER_DNS_NODATA)
-        dns_cache_put(q->resolver->cache, answer, dns_now());
+        dns_cache_put(q->resolver->cache, answer, clock_monotonic());
     dns_query_release(q);
     callback(answer, arg);
     dns_answer_free(answer);
@@ -665,7 +656,7 @@ struct dns_query *dns_lookup(struct dns_resolver *r, int type, const char *name,
         evtimer_add(q->timer, &now);
         return q;
     }
-    q->answer = dns_cache_get(r->cache, type, q->question.name, dns_now());
+    q->answer = dns_cache_get(r->cache, type, q->question.name, clock_monotonic());
     metrics_add(&metrics_here->dns_queries, 1);
     if (q->answer != NULL)
         metrics_add(&metrics_here->dns_cache_hits, 1);
@@ -687,7 +678,7 @@ void dns_query_cancel(struct dns_query *q)
 static int dns_wait(int fd, short events, double deadline)
 {
     for (;;) {
-        double left = deadline - dns_now();
+        double left = deadline - clock_monotonic();
         if (left <= 0)
             return 0;
         struct pollfd p = {.fd = fd, .events = events};
@@ -709,7 +700,7 @@ static enum dns_try_outcome dns_sync_tcp(const struct dns_resolver *r,
                                          const unsigned char *query, size_t query_length,
                                          struct porter_dns_answer **answer, const char **why)
 {
-    double deadline = dns_now() + r->timeout;
+    double deadline = clock_monotonic() + r->timeout;
     *why = "tcp_error";
     int fd = dns_socket(server, SOCK_STREAM);
     if (fd < 0)
@@ -771,7 +762,7 @@ static enum dns_try_outcome dns_sync_try(const struct dns_resolver *r,
         close(fd);
         return DNS_TRY_NEXT;
     }
-    double deadline = dns_now() + r->timeout;
+    double deadline = clock_monotonic() + r->timeout;
     unsigned char *buffer = xmalloc(DNS_PACKET_MAX);
     enum dns_try_outcome outcome = DNS_TRY_NEXT;
     for (;;) {
@@ -809,7 +800,7 @@ struct porter_dns_answer *dns_query_sync(struct dns_resolver *r, int type, const
                     "porter_run_blocking)\"", dns_type_name(type), q.name);
         return dns_answer_new(PORTER_DNS_ERROR, type, q.name, NULL, 0, 0, NULL, 0);
     }
-    struct porter_dns_answer *answer = dns_cache_get(r->cache, type, q.name, dns_now());
+    struct porter_dns_answer *answer = dns_cache_get(r->cache, type, q.name, clock_monotonic());
     metrics_add(&metrics_here->dns_queries, 1);
     if (answer != NULL) {
         metrics_add(&metrics_here->dns_cache_hits, 1);
@@ -823,7 +814,7 @@ struct porter_dns_answer *dns_query_sync(struct dns_resolver *r, int type, const
             dns_sync_try(r, &r->servers[try_index % r->server_count], &q, &answer, &why);
         if (outcome == DNS_TRY_DONE) {
             dns_answer_free(failure);
-            dns_cache_put(r->cache, answer, dns_now());
+            dns_cache_put(r->cache, answer, clock_monotonic());
             return answer;
         }
         if (answer != NULL) {

@@ -908,6 +908,21 @@ static int api_store_delete(porter_session *s, const char *key, porter_store_fn 
     return api_store(s, STORE_DELETE, key, NULL, 0, 0, done, arg);
 }
 
+/* api_store_increments - several counters at once, keys as api_store puts them */
+static int api_store_increments(porter_session *s, struct porter_store_count *counts,
+                                size_t count, porter_store_fn done, void *arg)
+{
+    const char *plugin = s->run.plugin != NULL ? s->run.plugin->name : "core";
+    char **keys = xcalloc(count > 0 ? count : 1, sizeof *keys);
+    for (size_t i = 0; i < count; i++)
+        keys[i] = xasprintf("%s:%s", plugin, counts[i].key != NULL ? counts[i].key : "");
+    int rc = hook_chain_store_increments(s, counts, (const char *const *)keys, count, done, arg);
+    for (size_t i = 0; i < count; i++)
+        free(keys[i]);
+    free(keys);
+    return rc;
+}
+
 const struct porter_api plugin_api_table = {
     .abi = PORTER_PLUGIN_ABI,
     .reply = api_reply,
@@ -1010,4 +1025,5 @@ const struct porter_api plugin_api_table = {
     .domain_within = smtp_domain_within,
     .waiting_session = hook_chain_waiting,
     .log_fact = api_log_fact,
+    .store_increments = api_store_increments,
 };

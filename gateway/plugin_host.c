@@ -50,10 +50,41 @@ struct hook_continuation {
     porter_store_fn store_done;
     struct store_request *store;                /* NULL once answered */
     const struct porter_store_result *store_result; /* during store_done only */
+    /* porter_store_increments (store_done set): the plugin's counters and their requests */
+    struct porter_store_count *counts;
+    struct hook_count_request *count_requests;  /* one per counter */
+    size_t count_total, counts_waiting;
+    char count_error[200];                      /* the first failure's text */
     /* a serial job (porter_deliver): its instance's queue */
     struct plugin_instance *serial;
     struct hook_continuation *serial_next;
 };
+
+/* One counter's request of a porter_store_increments call. */
+struct hook_count_request {
+    struct hook_continuation *continuation;
+    struct store_request *request;      /* NULL once answered */
+};
+
+/* hook_continuation_free - c and what it owns */
+static void hook_continuation_free(struct hook_continuation *c)
+{
+    free(c->count_requests);
+    free(c);
+}
+
+/* hook_continuation_cancel_counts - the counters' requests still out: their answers are
+ * dropped */
+static void hook_continuation_cancel_counts(struct hook_continuation *c)
+{
+    for (size_t i = 0; i < c->count_total && c->counts_waiting > 0; i++) {
+        if (c->count_requests[i].request != NULL) {
+            store_request_cancel(c->count_requests[i].request);
+            c->count_requests[i].request = NULL;
+            c->counts_waiting--;
+        }
+    }
+}
 
 /* hook_continuation_call - the plugin's continuation (s NULL: nobody waits any more) */
 static int hook_continuation_call(struct hook_continuation *c, struct porter_session *s,
@@ -233,15 +264,16 @@ static void hook_continuation_drop(struct porter_session *s)
     if (c == NULL)
         return;
     s->run.continuation = NULL;
-    if (c->timer != NULL || c->dns != NULL || c->store != NULL) {
-        /* A timer, a DNS lookup or a store request can be stopped: its callback learns now
+    if (c->timer != NULL || c->dns != NULL || c->store != NULL || c->counts_waiting > 0) {
+        /* A timer, a DNS lookup or store requests can be stopped: its callback learns now
          * that nobody waits. */
         if (c->timer != NULL)
             event_free(c->timer);
         dns_query_cancel(c->dns);
         store_request_cancel(c->store);
+        hook_continuation_cancel_counts(c);
         hook_continuation_call(c, NULL, 0);
-        free(c);
+        hook_continuation_free(c);
     } else {
         /* A blocking job runs on: its completion sees the stale generation. */
         c->session = s;
@@ -580,7 +612,7 @@ static void hook_continuation_run(struct porter_session *s, struct hook_continua
                    s->run.generation == c->generation && !s->closed;
     if (!current) {
         hook_continuation_call(c, NULL, result);
-        free(c);
+        hook_continuation_free(c);
         return;
     }
     s->run.continuation = NULL;
@@ -588,7 +620,7 @@ static void hook_continuation_run(struct porter_session *s, struct hook_continua
     s->run.in_call = true;
     int rc = hook_continuation_call(c, s, result);
     s->run.in_call = false;
-    free(c);
+    hook_continuation_free(c);
     if (rc == PORTER_PENDING && s->run.continuation == NULL && !s->run.resumed) {
         log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error plugin=%s hook=%s "
                     "error=\"PENDING without a timer, job or handle\"", s->run.plugin->name,
@@ -722,6 +754,68 @@ int hook_chain_store(struct porter_session *s, enum store_operation operation, c
     struct hook_continuation *c = hook_continuation_new(s, NULL, arg);
     c->store_done = callback;
     c->store = store_submit(store, operation, key, value, by, ttl, hook_chain_store_answered, c);
+    return PORTER_PENDING;
+}
+
+/* hook_chain_count_answered - one counter of a porter_store_increments call is in; the last
+ * one runs the continuation */
+static void hook_chain_count_answered(const struct porter_store_result *result, void *arg)
+{
+    struct hook_count_request *item = arg;
+    struct hook_continuation *c = item->continuation;
+    struct porter_store_count *count = &c->counts[item - c->count_requests];
+    item->request = NULL;
+    count->status = result->status == PORTER_STORE_OK ? PORTER_STORE_OK : PORTER_STORE_ERROR;
+    count->count = result->count;
+    count->ttl_left = result->ttl;
+    if (count->status == PORTER_STORE_ERROR && c->count_error[0] == '\0')
+        snprintf(c->count_error, sizeof c->count_error, "%s",
+                 result->error != NULL ? result->error : "unknown error");
+    if (--c->counts_waiting > 0)
+        return;
+    struct porter_store_result all = {.status = PORTER_STORE_OK, .ttl = -1,
+                                      .count = (long long)c->count_total};
+    for (size_t i = 0; i < c->count_total; i++) {
+        if (c->counts[i].status == PORTER_STORE_ERROR) {
+            c->counts[i].error = c->count_error;
+            all.status = PORTER_STORE_ERROR;
+            all.error = c->count_error;
+        }
+    }
+    c->store_result = &all;
+    hook_continuation_answered(c, all.status, false);
+}
+
+int hook_chain_store_increments(struct porter_session *s, struct porter_store_count *counts,
+                                const char *const *keys, size_t count, porter_store_fn callback,
+                                void *arg)
+{
+    if (!hook_guard(s, "porter_store_increments"))
+        return PORTER_DENYSOFT;
+    struct store *store = worker_store(s->worker);
+    if (store == NULL || callback == NULL || count == 0 || counts == NULL) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error error=\"porter_store_"
+                    "increments %s\"", store == NULL ? "without a worker store"
+                                                     : "without counters or a callback");
+        return PORTER_DENYSOFT;
+    }
+    struct hook_continuation *c = hook_continuation_new(s, NULL, arg);
+    c->store_done = callback;
+    c->counts = counts;
+    c->count_total = c->counts_waiting = count;
+    c->count_requests = xcalloc(count, sizeof *c->count_requests);
+    for (size_t i = 0; i < count; i++) {
+        c->count_requests[i].continuation = c;
+        counts[i].status = PORTER_STORE_ERROR;
+        counts[i].error = NULL;
+    }
+    /* Submitted together: a remote store gets them in one write. An answer never comes
+     * inside store_submit, so the continuation is whole before the first one runs. */
+    for (size_t i = 0; i < count; i++)
+        c->count_requests[i].request = store_submit(store, STORE_INCREMENT, keys[i], NULL,
+                                                    counts[i].by, counts[i].ttl,
+                                                    hook_chain_count_answered,
+                                                    &c->count_requests[i]);
     return PORTER_PENDING;
 }
 

@@ -77,6 +77,11 @@ int hook_chain_dns(struct porter_session *s, int type, const char *name, porter_
 int hook_chain_store(struct porter_session *s, enum store_operation operation, const char *key,
                      const char *value, long long by, double ttl, porter_store_fn callback,
                      void *arg);
+/* hook_chain_store_increments - porter_store_increments: counts[i] on keys[i] (keys as
+ * stored, copied), all submitted at once; callback once when every one is in */
+int hook_chain_store_increments(struct porter_session *s, struct porter_store_count *counts,
+                                const char *const *keys, size_t count, porter_store_fn callback,
+                                void *arg);
 /* hook_chain_dns_background - porter_dns_background: a lookup outside the chain, cancelled
  * (its callback never runs) by hook_chain_cancel */
 int hook_chain_dns_background(struct porter_session *s, int type, const char *name,

@@ -3,9 +3,9 @@
  * worker's event loop (hiredis's libevent adapter), to the Redis server the store setting
  * names; every gateway that names the same server and database shares the keys.
  *
- * A get and an increment are one EVAL each (the value or count with its time to live, the
- * expiry set only when the counter is new: atomic on the server); a set is SET [PX], a delete
- * DEL. The connection is made on the first request. A connection that fails, is lost, or
+ * A get and an increment are one script each (the value or count with its time to live, the
+ * expiry set only when the counter is new: atomic on the server), sent by its SHA1 (EVALSHA;
+ * EVAL when the server has forgotten it); a set is SET [PX], a delete DEL. The connection is made on the first request. A connection that fails, is lost, or
  * leaves a request without an answer past store_timeout is logged and made again after a
  * backoff (0.1 s doubling to 30 s); meanwhile requests fail at once with PORTER_STORE_ERROR,
  * so that plugins decide by their on_store_error= instead of waiting.
@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 
 #include "clock.h"
 #include "config.h"
@@ -30,18 +30,46 @@
  * a worker hoard memory). */
 #define STORE_REDIS_PENDING_MAX 10000
 
-/* KEYS[1]: the value and its time to live in milliseconds (-1: none), or nil. */
-static const char store_redis_get_script[] =
-    "local v = redis.call('GET', KEYS[1]) "
-    "if not v then return false end "
-    "return {v, redis.call('PTTL', KEYS[1])}";
-/* KEYS[1] += ARGV[1]; a key without expiry gets ARGV[2] milliseconds (0: none). */
-static const char store_redis_increment_script[] =
-    "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) "
-    "local t = redis.call('PTTL', KEYS[1]) "
-    "if t < 0 and tonumber(ARGV[2]) > 0 then "
-    "redis.call('PEXPIRE', KEYS[1], ARGV[2]) t = tonumber(ARGV[2]) end "
-    "return {v, t}";
+/* The scripts, sent by their SHA1 (EVALSHA): the server keeps scripts it has seen (SCRIPT
+ * LOAD on every connection) until it restarts or is told SCRIPT FLUSH; a request that meets
+ * NOSCRIPT is sent again with the script's body (EVAL, which the server keeps again). */
+struct redis_script {
+    const char *body;
+    size_t length;
+    char sha1[41];                  /* hex, filled once (redis_scripts_hash) */
+};
+enum { REDIS_SCRIPT_GET = 0, REDIS_SCRIPT_INCREMENT, REDIS_SCRIPT_COUNT };
+#define REDIS_SCRIPT(text) {text, sizeof text - 1, ""}
+static struct redis_script redis_scripts[REDIS_SCRIPT_COUNT] = {
+    /* KEYS[1]: the value and its time to live in milliseconds (-1: none), or nil. */
+    [REDIS_SCRIPT_GET] = REDIS_SCRIPT("local v = redis.call('GET', KEYS[1]) "
+                                      "if not v then return false end "
+                                      "return {v, redis.call('PTTL', KEYS[1])}"),
+    /* KEYS[1] += ARGV[1]; a key without expiry gets ARGV[2] milliseconds (0: none). */
+    [REDIS_SCRIPT_INCREMENT] = REDIS_SCRIPT("local v = redis.call('INCRBY', KEYS[1], ARGV[1]) "
+                                            "local t = redis.call('PTTL', KEYS[1]) "
+                                            "if t < 0 and tonumber(ARGV[2]) > 0 then "
+                                            "redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
+                                            "t = tonumber(ARGV[2]) end "
+                                            "return {v, t}"),
+};
+
+/* redis_scripts_hash - each script's SHA1 in hex, as Redis names it (once per process) */
+static void redis_scripts_hash(void)
+{
+    for (int i = 0; i < REDIS_SCRIPT_COUNT; i++) {
+        struct redis_script *script = &redis_scripts[i];
+        if (script->sha1[0] != '\0')
+            continue;
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int length = 0;
+        if (EVP_Digest(script->body, script->length, digest, &length, EVP_sha1(), NULL) != 1 ||
+            length != 20)
+            abort();
+        for (unsigned j = 0; j < length; j++)
+            snprintf(script->sha1 + 2 * j, 3, "%02x", digest[j]);
+    }
+}
 
 struct store_redis {
     struct store *store;
@@ -57,6 +85,130 @@ struct store_redis {
 };
 
 static void redis_connect(struct store_redis *r);
+static bool redis_send(struct store_redis *r, struct store_request *q);
+
+/* ---------------------------------------------------------------- the connection's events */
+
+/*
+ * hiredis's own libevent adapter (hiredis/adapters/libevent.h) re-adds a one-shot read event
+ * after every reply and waits for the socket to be writable before every command: four
+ * epoll_ctl calls and one more loop turn per request, most of a request's cost on a
+ * loopback Redis. These events do the same job with fewer system calls: the read event stays
+ * added (persistent); a command on an established connection is written at the end of the
+ * current loop pass (the flush event, activated without a system call, so that the commands
+ * of one pass go out in one write); only a write that could not finish, or a connection still
+ * being made, waits for writability.
+ */
+struct redis_events {
+    redisAsyncContext *context;
+    struct event *read;             /* persistent, added while hiredis reads */
+    struct event *write;            /* persistent, added while a write waits for the socket */
+    struct event *flush;            /* no descriptor: activated to write this loop pass */
+    bool reading, writing, flushing;
+    bool in_write;                  /* inside redisAsyncHandleWrite (from write or flush) */
+    bool freed;                     /* hiredis let go of us inside redisAsyncHandleWrite */
+};
+
+static void redis_events_free(struct redis_events *e)
+{
+    event_free(e->read);
+    event_free(e->write);
+    event_free(e->flush);
+    free(e);
+}
+
+static void redis_events_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis_events *e = arg;
+    redisAsyncHandleRead(e->context); /* may free e (the cleanup below) */
+}
+
+/* redis_events_write - the socket is writable, or the flush event runs: write what hiredis
+ * holds (hiredis asks for writability again through add_write when it could not finish) */
+static void redis_events_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis_events *e = arg;
+    e->flushing = false;
+    e->in_write = true;
+    redisAsyncHandleWrite(e->context);
+    if (e->freed)
+        redis_events_free(e);
+    else
+        e->in_write = false;
+}
+
+static void redis_events_add_read(void *arg)
+{
+    struct redis_events *e = arg;
+    if (!e->reading && event_add(e->read, NULL) == 0)
+        e->reading = true;
+}
+
+static void redis_events_del_read(void *arg)
+{
+    struct redis_events *e = arg;
+    if (e->reading && event_del(e->read) == 0)
+        e->reading = false;
+}
+
+/* redis_events_add_write - hiredis has bytes to write: a new command on an established
+ * connection is written this loop pass; otherwise wait for writability (a write that could
+ * not finish, a connection being made) */
+static void redis_events_add_write(void *arg)
+{
+    struct redis_events *e = arg;
+    if (!e->in_write && (e->context->c.flags & REDIS_CONNECTED) && !e->writing) {
+        if (!e->flushing) {
+            e->flushing = true;
+            event_active(e->flush, EV_WRITE, 0);
+        }
+        return;
+    }
+    if (!e->writing && event_add(e->write, NULL) == 0)
+        e->writing = true;
+}
+
+static void redis_events_del_write(void *arg)
+{
+    struct redis_events *e = arg;
+    if (e->writing && event_del(e->write) == 0)
+        e->writing = false;
+}
+
+/* redis_events_cleanup - hiredis frees the context: free the events (after the write
+ * callback we may be inside has returned) */
+static void redis_events_cleanup(void *arg)
+{
+    struct redis_events *e = arg;
+    event_del(e->read);
+    event_del(e->write);
+    event_del(e->flush);
+    if (e->in_write)
+        e->freed = true;
+    else
+        redis_events_free(e);
+}
+
+/* redis_events_attach - put a new (connecting) context on the loop */
+static void redis_events_attach(redisAsyncContext *context, struct event_base *base)
+{
+    struct redis_events *e = xcalloc(1, sizeof *e);
+    e->context = context;
+    e->read = event_new(base, context->c.fd, EV_READ | EV_PERSIST, redis_events_read, e);
+    e->write = event_new(base, context->c.fd, EV_WRITE | EV_PERSIST, redis_events_write, e);
+    e->flush = event_new(base, -1, 0, redis_events_write, e);
+    if (e->read == NULL || e->write == NULL || e->flush == NULL)
+        abort();
+    context->ev.data = e;
+    context->ev.addRead = redis_events_add_read;
+    context->ev.delRead = redis_events_del_read;
+    context->ev.addWrite = redis_events_add_write;
+    context->ev.delWrite = redis_events_del_write;
+    context->ev.cleanup = redis_events_cleanup;
+    redis_events_add_read(e);
+    redis_events_add_write(e); /* the connection's completion shows as writability */
+}
+
 
 /* redis_retry_fired - the backoff is over: connect again */
 static void redis_retry_fired(evutil_socket_t fd, short what, void *arg)
@@ -109,8 +261,9 @@ static void redis_on_disconnect(const redisAsyncContext *context, int status)
                status == REDIS_OK ? "closed" : context->errstr[0] ? context->errstr : "lost");
 }
 
-/* redis_setup_reply - the answer to AUTH or SELECT: a refusal is logged (the requests that
- * follow fail with the server's NOAUTH or similar) */
+/* redis_setup_reply - the answer to AUTH, SELECT or SCRIPT LOAD: a refusal is logged (the
+ * requests that follow fail with the server's NOAUTH or similar; without SCRIPT LOAD they
+ * meet NOSCRIPT and are sent again with the script's body) */
 static void redis_setup_reply(redisAsyncContext *context, void *reply_pointer, void *privdata)
 {
     redisReply *reply = reply_pointer;
@@ -139,7 +292,7 @@ static void redis_connect(struct store_redis *r)
     context->data = r;
     r->context = context;
     r->connected = false;
-    redisLibeventAttach(context, r->base);
+    redis_events_attach(context, r->base);
     redisAsyncSetConnectCallback(context, redis_on_connect);
     redisAsyncSetDisconnectCallback(context, redis_on_disconnect);
     /* Commands given before the connection is up go out as soon as it is. */
@@ -157,6 +310,11 @@ static void redis_connect(struct store_redis *r)
         snprintf(number, sizeof number, "%d", r->address.database);
         const char *argv[2] = {"SELECT", number};
         redisAsyncCommandArgv(context, redis_setup_reply, "select", 2, argv, NULL);
+    }
+    for (int i = 0; i < REDIS_SCRIPT_COUNT; i++) {
+        const char *argv[3] = {"SCRIPT", "LOAD", redis_scripts[i].body};
+        size_t lengths[3] = {6, 4, redis_scripts[i].length};
+        redisAsyncCommandArgv(context, redis_setup_reply, "script_load", 3, argv, lengths);
     }
 }
 
@@ -186,6 +344,14 @@ static void redis_reply(redisAsyncContext *context, void *reply_pointer, void *p
         r->pending--;
     if (reply == NULL) {
         store_request_fail(q, "connection lost: %s", context->errstr[0] ? context->errstr : "closed");
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && !q->script_body && r != NULL &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        /* The server forgot the script (restarted, SCRIPT FLUSH): once more with its body. */
+        q->script_body = true;
+        if (!redis_send(r, q))
+            store_request_fail(q, "Redis connection is closing");
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -235,6 +401,53 @@ static void redis_reply(redisAsyncContext *context, void *reply_pointer, void *p
     store_request_finish(q);
 }
 
+/* redis_send - one request to the server: EVALSHA (EVAL once the server said NOSCRIPT), SET
+ * or DEL; false when hiredis refuses it (the connection is going away) */
+static bool redis_send(struct store_redis *r, struct store_request *q)
+{
+    char milliseconds[32], by[32];
+    snprintf(milliseconds, sizeof milliseconds, "%llu",
+             (unsigned long long)(q->ttl > 0 ? q->ttl * 1000.0 + 0.5 : 0));
+    snprintf(by, sizeof by, "%lld", q->by);
+    const char *argv[6];
+    size_t lengths[6];
+    int argc = 0;
+#define ARG(text, length) (argv[argc] = (text), lengths[argc++] = (length))
+    if (q->operation == STORE_GET || q->operation == STORE_INCREMENT) {
+        const struct redis_script *script =
+            &redis_scripts[q->operation == STORE_GET ? REDIS_SCRIPT_GET : REDIS_SCRIPT_INCREMENT];
+        if (q->script_body) {
+            ARG("EVAL", 4);
+            ARG(script->body, script->length);
+        } else {
+            ARG("EVALSHA", 7);
+            ARG(script->sha1, 40);
+        }
+        ARG("1", 1);
+        ARG(q->key, q->key_length);
+        if (q->operation == STORE_INCREMENT) {
+            ARG(by, strlen(by));
+            ARG(milliseconds, strlen(milliseconds));
+        }
+    } else if (q->operation == STORE_SET) {
+        ARG("SET", 3);
+        ARG(q->key, q->key_length);
+        ARG(q->value, q->value_length);
+        if (q->ttl > 0) {
+            ARG("PX", 2);
+            ARG(milliseconds, strlen(milliseconds));
+        }
+    } else {
+        ARG("DEL", 3);
+        ARG(q->key, q->key_length);
+    }
+#undef ARG
+    if (redisAsyncCommandArgv(r->context, redis_reply, q, argc, argv, lengths) != REDIS_OK)
+        return false;
+    r->pending++;
+    return true;
+}
+
 static void redis_submit(void *backend, struct store_request *q)
 {
     struct store_redis *r = backend;
@@ -248,52 +461,12 @@ static void redis_submit(void *backend, struct store_request *q)
         store_request_fail(q, "%d requests already wait for Redis", STORE_REDIS_PENDING_MAX);
         return;
     }
-    char milliseconds[32], by[32];
-    snprintf(milliseconds, sizeof milliseconds, "%llu",
-             (unsigned long long)(q->ttl > 0 ? q->ttl * 1000.0 + 0.5 : 0));
-    snprintf(by, sizeof by, "%lld", q->by);
-    const char *argv[6];
-    size_t lengths[6];
-    int argc = 0;
-#define ARG(text, length) (argv[argc] = (text), lengths[argc++] = (length))
-    switch (q->operation) {
-    case STORE_GET:
-        ARG("EVAL", 4);
-        ARG(store_redis_get_script, sizeof store_redis_get_script - 1);
-        ARG("1", 1);
-        ARG(q->key, q->key_length);
-        break;
-    case STORE_INCREMENT:
-        ARG("EVAL", 4);
-        ARG(store_redis_increment_script, sizeof store_redis_increment_script - 1);
-        ARG("1", 1);
-        ARG(q->key, q->key_length);
-        ARG(by, strlen(by));
-        ARG(milliseconds, strlen(milliseconds));
-        break;
-    case STORE_SET:
-        ARG("SET", 3);
-        ARG(q->key, q->key_length);
-        ARG(q->value, q->value_length);
-        if (q->ttl > 0) {
-            ARG("PX", 2);
-            ARG(milliseconds, strlen(milliseconds));
-        }
-        break;
-    case STORE_DELETE:
-        ARG("DEL", 3);
-        ARG(q->key, q->key_length);
-        break;
-    default:
+    if (q->operation >= STORE_OPERATION_COUNT) {
         store_request_fail(q, "unknown operation");
         return;
     }
-#undef ARG
-    if (redisAsyncCommandArgv(r->context, redis_reply, q, argc, argv, lengths) != REDIS_OK) {
+    if (!redis_send(r, q))
         store_request_fail(q, "Redis connection is closing");
-        return;
-    }
-    r->pending++;
 }
 
 /* redis_timed_out - a request got no answer in time: the server hangs or the network lost
@@ -332,6 +505,7 @@ static void *redis_open(struct store *store, const struct store_address *address
                         struct thread_pool *pool)
 {
     struct store_redis *r = xcalloc(1, sizeof *r);
+    redis_scripts_hash();
     r->store = store;
     r->address = *address;
     r->base = base;

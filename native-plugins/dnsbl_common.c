@@ -320,8 +320,16 @@ static const char *dnsbl_label(const char *what)
 
 static void dnsbl_set_free(struct dnsbl_set *set)
 {
-    free(set->name);
+    for (size_t i = 0; i < set->count; i++)
+        free(set->checks[i].txt);
     free(set);
+}
+
+/* dnsbl_check_name - the name k asks (built again when needed, never kept); 0 or -1 */
+static int dnsbl_check_name(const struct dnsbl_check *k, char *out, size_t size)
+{
+    return k->set->ip ? dnsbl_ip_name(k->set->name, k->zone->name, out, size)
+                      : dnsbl_domain_name(k->set->name, k->zone->name, out, size);
 }
 
 /* dnsbl_unlink - take set off its connection's list */
@@ -356,8 +364,8 @@ static int dnsbl_verdict(const struct dnsbl_connection *c, char *text, size_t si
             if (k->status != DNSBL_LISTED)
                 continue;
             snprintf(text, size, "Service unavailable; %s [%s] blocked using %s%s%s",
-                     dnsbl_label(set->what), set->name, k->zone->name, k->txt[0] ? "; " : "",
-                     k->txt);
+                     dnsbl_label(set->what), set->name, k->zone->name, k->txt ? "; " : "",
+                     k->txt ? k->txt : "");
             return settings->action;
         }
     }
@@ -381,10 +389,14 @@ static void dnsbl_wake(struct dnsbl_connection *c)
 /* dnsbl_log - one line per listing, failure or misbehaving answer */
 static void dnsbl_log(porter_session *s, const struct dnsbl_check *k, int level, const char *why)
 {
-    porter_log(s, level, "event=dnsbl what=%s name=%s zone=%s result=%s%s%s%s%s%s%s",
-               k->set->what, k->set->name, k->zone->name, dnsbl_status_names[k->status],
-               k->answer[0] ? " answer=" : "", k->answer, k->txt[0] ? " txt=\"" : "", k->txt,
-               k->txt[0] ? "\"" : "", why ? why : "");
+    char answer[32] = "";
+    if (k->answer != 0)
+        snprintf(answer, sizeof answer, " answer=%u.%u.%u.%u", k->answer >> 24,
+                 (k->answer >> 16) & 255, (k->answer >> 8) & 255, k->answer & 255);
+    porter_log(s, level, "event=dnsbl what=%s name=%s zone=%s result=%s%s%s%s%s%s",
+               k->set->what, k->set->name, k->zone->name, dnsbl_status_names[k->status], answer,
+               k->txt ? " txt=\"" : "", k->txt ? k->txt : "", k->txt ? "\"" : "",
+               why ? why : "");
 }
 
 static void dnsbl_answered(porter_session *s, void *arg, const struct porter_dns_answer *answer);
@@ -405,22 +417,27 @@ static void dnsbl_read_a(porter_session *s, struct dnsbl_check *k,
         return;
     }
     k->status = DNSBL_NOT_LISTED;
+    char query[256];
     for (size_t i = 0; i < answer->count; i++) {
         const char *address = answer->records[i].text;
         enum dnsbl_answer_kind kind = dnsbl_answer_kind(k->zone, address);
         if (kind == DNSBL_ANSWER_LISTED && k->status != DNSBL_LISTED) {
             k->status = DNSBL_LISTED;
-            snprintf(k->answer, sizeof k->answer, "%s", address);
+            dnsbl_ipv4(address, &k->answer);
         } else if (kind == DNSBL_ANSWER_INVALID) {
+            if (dnsbl_check_name(k, query, sizeof query) != 0)
+                query[0] = '\0';
             porter_log(s, PORTER_LOG_WARNING, "event=dnsbl_invalid_answer zone=%s name=%s "
                        "answer=%s error=\"not in 127.0.0.0/8: the zone misbehaves (expired "
-                       "or wildcard domain?); ignored\"", k->zone->name, k->query, address);
+                       "or wildcard domain?); ignored\"", k->zone->name, query, address);
         }
     }
     if (k->status != DNSBL_LISTED)
         return;
+    /* porter_dns_background copies the name: query may go when this returns */
     if (k->set->connection->settings->txt && !k->set->retired &&
-        porter_dns_background(s, PORTER_DNS_TXT, k->query, dnsbl_answered, k) == 0) {
+        dnsbl_check_name(k, query, sizeof query) == 0 &&
+        porter_dns_background(s, PORTER_DNS_TXT, query, dnsbl_answered, k) == 0) {
         k->set->pending++;
         return;
     }
@@ -434,9 +451,12 @@ static void dnsbl_answered(porter_session *s, void *arg, const struct porter_dns
     struct dnsbl_set *set = k->set;
     set->pending--;
     if (answer->type == PORTER_DNS_TXT) {
-        if (answer->status == PORTER_DNS_OK && answer->count > 0)
-            dnsbl_txt_clean(answer->records[0].text, answer->records[0].length, k->txt,
-                            sizeof k->txt);
+        if (answer->status == PORTER_DNS_OK && answer->count > 0) {
+            char txt[DNSBL_TXT_MAX + 1];
+            dnsbl_txt_clean(answer->records[0].text, answer->records[0].length, txt, sizeof txt);
+            if (txt[0] != '\0')
+                k->txt = strdup(txt); /* out of memory: the reply goes without it */
+        }
         dnsbl_log(s, k, PORTER_LOG_NOTICE, NULL);
     } else {
         dnsbl_read_a(s, k, answer);
@@ -488,25 +508,26 @@ void dnsbl_start(porter_session *s, const struct dnsbl_settings *settings, const
     if (porter_cidr_match(settings->allow, porter_client_ip(s)))
         return;
     struct dnsbl_connection *c = dnsbl_connection_get(s, settings);
-    struct dnsbl_set *set = c ? calloc(1, sizeof *set) : NULL;
-    char *copy = set ? strdup(name) : NULL;
-    if (copy == NULL) {
-        free(set);
+    size_t count = settings->zones.count, name_size = strlen(name) + 1;
+    struct dnsbl_set *set =
+        c ? calloc(1, sizeof *set + count * sizeof set->checks[0] + name_size) : NULL;
+    if (set == NULL) {
         porter_log(s, PORTER_LOG_ERR, "event=dnsbl what=%s error=\"out of memory\"", what);
         return;
     }
     set->what = what;
-    set->name = copy;
+    set->name = memcpy(&set->checks[count], name, name_size);
+    set->ip = ip;
     set->connection = c;
     set->next = c->sets;
     c->sets = set;
-    for (size_t i = 0; i < settings->zones.count; i++) {
+    for (size_t i = 0; i < count; i++) {
         struct dnsbl_check *k = &set->checks[set->count++];
         k->set = set;
         k->zone = &settings->zones.items[i];
-        int built = ip ? dnsbl_ip_name(name, k->zone->name, k->query, sizeof k->query)
-                       : dnsbl_domain_name(name, k->zone->name, k->query, sizeof k->query);
-        if (built == 0 && porter_dns_background(s, PORTER_DNS_A, k->query, dnsbl_answered, k) == 0) {
+        char query[256]; /* porter_dns_background copies it */
+        if (dnsbl_check_name(k, query, sizeof query) == 0 &&
+            porter_dns_background(s, PORTER_DNS_A, query, dnsbl_answered, k) == 0) {
             set->pending++;
         } else {
             k->status = DNSBL_FAILED;

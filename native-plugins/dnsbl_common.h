@@ -22,8 +22,10 @@
  * before the disconnect hook, so no callback comes after).
  *
  * Memory: zone lists are the plugin's state (dnsbl_zones_free); sets are per connection
- * (dnsbl_sets_free in the disconnect hook). Fatal: nothing; out of memory makes a lookup
- * fail (logged), never a listing.
+ * (freed by dnsbl_disconnect) and kept small, since every idle session holds one: a set is
+ * sized to the zones, keeps no query name, and a TXT record takes memory only once it
+ * arrived for a listed name. Fatal: nothing; out of memory makes a lookup fail (logged),
+ * never a listing.
  */
 #ifndef PORTER_DNSBL_COMMON_H
 #define PORTER_DNSBL_COMMON_H
@@ -130,26 +132,29 @@ enum dnsbl_status {
 
 struct dnsbl_set;
 
-/* One name in one zone. */
+/* One name in one zone. The name asked is not kept: dnsbl_check_name builds it again (on the
+ * stack) for the TXT lookup and the rare log line that shows it. */
 struct dnsbl_check {
     struct dnsbl_set *set;
     const struct dnsbl_zone *zone;
-    char query[256];
+    char *txt;                  /* the listed name's TXT record (dnsbl_txt_clean), NULL until
+                                   one arrives; owned by the check */
+    uint32_t answer;            /* the A record that listed it, host order; 0 before */
     enum dnsbl_status status;
-    char answer[16];            /* the A record that listed it */
-    char txt[DNSBL_TXT_MAX + 1];
 };
 
-/* One name asked in every zone. */
+/* One name asked in every zone: one allocation holding the set, one check per zone and a
+ * copy of the name (dnsbl_start; freed by dnsbl_set_free). */
 struct dnsbl_set {
     struct dnsbl_set *next;
     struct dnsbl_connection *connection;
     const char *what;           /* "client", "helo", "sender" (static): logs and replies */
-    char *name;                 /* the IP address or domain asked */
-    struct dnsbl_check checks[DNSBL_ZONES_MAX];
+    const char *name;           /* the IP address or domain asked, after checks[count] */
     size_t count;
     size_t pending;             /* lookups out */
+    bool ip;                    /* name is an IP address (else a domain) */
     bool retired;               /* replaced: freed when the last answer is in */
+    struct dnsbl_check checks[]; /* count of them: one per zone, in zone order */
 };
 
 /* A connection's sets, and the RCPT waiting for them: the plugin's porter_data. */

@@ -43,11 +43,15 @@ struct ratelimit {
     bool tempfail;              /* on_store_error=tempfail */
 };
 
-/* One count in flight: what it was for, from the hook to the store's answer. */
+/* The counts of one hook in flight (connect counts connections and concurrent together, in
+ * one round trip), from the hook to the store's answer. */
 struct ratelimit_check {
     const struct ratelimit *r;
-    enum ratelimit_kind kind;
     char subject[300];          /* "192.0.2.1" or "user alice" */
+    size_t count;               /* limits counted */
+    enum ratelimit_kind kinds[2];
+    char keys[2][400];
+    struct porter_store_count counts[2];
 };
 
 /* Per connection: whose concurrent count to give back at disconnect (small: idle sessions
@@ -118,47 +122,59 @@ static void ratelimit_subject(porter_session *s, char *out, size_t size)
 
 /* ratelimit_exceeded - the refusal of a limit passed: 421 and close at connect, else 451 */
 static int ratelimit_exceeded(porter_session *s, const struct ratelimit_check *c,
-                              const struct porter_store_result *result)
+                              enum ratelimit_kind kind, const struct porter_store_count *counted)
 {
-    const struct ratelimit_limit *limit = &c->r->limits[c->kind];
+    const struct ratelimit_limit *limit = &c->r->limits[kind];
     porter_log(s, PORTER_LOG_NOTICE, "event=ratelimit limit=%s subject=\"%s\" count=%lld max=%lld",
-               ratelimit_names[c->kind], c->subject, result->count, limit->count);
-    if (c->kind == RATELIMIT_CONCURRENT)
+               ratelimit_names[kind], c->subject, counted->count, limit->count);
+    if (kind == RATELIMIT_CONCURRENT)
         return porter_reply(s, PORTER_DENYSOFT_DISCONNECT, 421, "4.7.0", "Too many concurrent "
                             "connections from %s (at most %lld); try again later", c->subject,
                             limit->count);
     char period[32];
     ratelimit_period_text(limit->period, period, sizeof period);
-    double wait = result->ttl > 0 ? result->ttl : limit->period;
-    if (c->kind == RATELIMIT_CONNECTIONS)
+    double wait = counted->ttl_left > 0 ? counted->ttl_left : limit->period;
+    if (kind == RATELIMIT_CONNECTIONS)
         return porter_reply(s, PORTER_DENYSOFT_DISCONNECT, 421, "4.7.0", "Too many connections "
                             "from %s (at most %lld per %s); try again in %.0f seconds",
                             c->subject, limit->count, period, wait + 0.5);
     return porter_reply(s, PORTER_DENYSOFT, 451, "4.7.1", "Too many %s from %s (at most %lld per "
-                        "%s); try again in %.0f seconds", ratelimit_names[c->kind], c->subject,
+                        "%s); try again in %.0f seconds", ratelimit_names[kind], c->subject,
                         limit->count, period, wait + 0.5);
 }
 
 /* ratelimit_store_error - the store did not answer: on_store_error decides */
 static int ratelimit_store_error(porter_session *s, const struct ratelimit_check *c,
-                                 const struct porter_store_result *result)
+                                 enum ratelimit_kind kind, const char *error)
 {
     porter_log(s, PORTER_LOG_WARNING, "event=store_error limit=%s action=%s error=\"%s\"",
-               ratelimit_names[c->kind], c->r->tempfail ? "tempfail" : "accept",
-               result->error != NULL ? result->error : "unknown");
+               ratelimit_names[kind], c->r->tempfail ? "tempfail" : "accept",
+               error != NULL ? error : "unknown");
     if (!c->r->tempfail)
         return PORTER_DECLINED;
-    if (c->kind == RATELIMIT_CONNECTIONS || c->kind == RATELIMIT_CONCURRENT)
+    if (kind == RATELIMIT_CONNECTIONS || kind == RATELIMIT_CONCURRENT)
         return porter_reply(s, PORTER_DENYSOFT_DISCONNECT, 421, "4.3.0", "Temporary local "
                             "problem, please try again later");
     return porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Temporary local problem, please try "
                         "again later");
 }
 
-static int ratelimit_count(porter_session *s, struct ratelimit_check *c);
+/* ratelimit_hold - the concurrent count went up: give it back at disconnect, whatever the
+ * verdict (below one after an expiry: start again at one) */
+static void ratelimit_hold(porter_session *s, const struct ratelimit_check *c,
+                           const struct porter_store_count *counted)
+{
+    struct ratelimit_connection *connection = calloc(1, sizeof *connection);
+    if (connection != NULL) {
+        snprintf(connection->ip, sizeof connection->ip, "%.47s", c->subject);
+        porter_data_set(s, connection);
+    }
+    if (counted->count < 1)
+        porter_store_set(s, counted->key, "1", c->r->concurrent_ttl, NULL, NULL);
+}
 
-/* ratelimit_counted - a counter's new value: over the limit refuses; connections go on to
- * concurrent */
+/* ratelimit_counted - the counters' new values: the first limit passed (in the order
+ * counted) refuses */
 static int ratelimit_counted(porter_session *s, void *arg, const struct porter_store_result *result)
 {
     struct ratelimit_check *c = arg;
@@ -166,78 +182,71 @@ static int ratelimit_counted(porter_session *s, void *arg, const struct porter_s
         free(c);
         return PORTER_DECLINED;
     }
+    for (size_t i = 0; i < c->count; i++)
+        if (c->kinds[i] == RATELIMIT_CONCURRENT && c->counts[i].status == PORTER_STORE_OK)
+            ratelimit_hold(s, c, &c->counts[i]);
     int rc = PORTER_DECLINED;
-    if (result->status != PORTER_STORE_OK) {
-        rc = ratelimit_store_error(s, c, result);
-    } else {
-        if (c->kind == RATELIMIT_CONCURRENT) {
-            /* counted: give it back at disconnect, whatever the verdict */
-            struct ratelimit_connection *connection = calloc(1, sizeof *connection);
-            if (connection != NULL) {
-                snprintf(connection->ip, sizeof connection->ip, "%.47s", c->subject);
-                porter_data_set(s, connection);
-            }
-            if (result->count < 1) { /* below one after an expiry: start again at one */
-                char key[400];
-                snprintf(key, sizeof key, "concurrent:%s", c->subject);
-                porter_store_set(s, key, "1", c->r->concurrent_ttl, NULL, NULL);
-            }
-        }
-        if (result->count > c->r->limits[c->kind].count)
-            rc = ratelimit_exceeded(s, c, result);
-    }
-    if (rc == PORTER_DECLINED && c->kind == RATELIMIT_CONNECTIONS &&
-        c->r->limits[RATELIMIT_CONCURRENT].count > 0) {
-        c->kind = RATELIMIT_CONCURRENT;
-        return ratelimit_count(s, c);
+    for (size_t i = 0; i < c->count && rc == PORTER_DECLINED; i++) {
+        const struct porter_store_count *counted = &c->counts[i];
+        if (counted->status != PORTER_STORE_OK)
+            rc = ratelimit_store_error(s, c, c->kinds[i], counted->error);
+        else if (counted->count > c->r->limits[c->kinds[i]].count)
+            rc = ratelimit_exceeded(s, c, c->kinds[i], counted);
     }
     free(c);
     return rc;
 }
 
-/* ratelimit_count - count one more for c's limit and subject (the store answers later) */
-static int ratelimit_count(porter_session *s, struct ratelimit_check *c)
+/* ratelimit_start - count one more for each of a hook's limits (those on) in one round trip,
+ * unless the client is allowed; the store answers later */
+static int ratelimit_start(porter_session *s, const struct ratelimit *r,
+                           const enum ratelimit_kind *kinds, size_t kind_count)
 {
-    char key[400];
-    snprintf(key, sizeof key, "%s:%s", ratelimit_names[c->kind], c->subject);
-    double ttl = c->kind == RATELIMIT_CONCURRENT ? c->r->concurrent_ttl
-                                                 : c->r->limits[c->kind].period;
-    return porter_store_increment(s, key, 1, ttl, ratelimit_counted, c);
-}
-
-/* ratelimit_start - the first limit a hook checks, unless it is off or the client is allowed */
-static int ratelimit_start(porter_session *s, const struct ratelimit *r, enum ratelimit_kind kind)
-{
-    if (r->limits[kind].count == 0 || porter_cidr_match(r->allow, porter_client_ip(s)))
-        return PORTER_DECLINED;
-    struct ratelimit_check *c = calloc(1, sizeof *c);
+    struct ratelimit_check *c = NULL;
+    for (size_t i = 0; i < kind_count; i++) {
+        enum ratelimit_kind kind = kinds[i];
+        if (r->limits[kind].count == 0)
+            continue;
+        if (c == NULL) {
+            if (porter_cidr_match(r->allow, porter_client_ip(s)))
+                return PORTER_DECLINED;
+            if ((c = calloc(1, sizeof *c)) == NULL)
+                return porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Temporary local problem");
+            c->r = r;
+            if (kind == RATELIMIT_MESSAGES || kind == RATELIMIT_RECIPIENTS)
+                ratelimit_subject(s, c->subject, sizeof c->subject);
+            else
+                snprintf(c->subject, sizeof c->subject, "%s", porter_client_ip(s));
+        }
+        struct porter_store_count *counted = &c->counts[c->count];
+        snprintf(c->keys[c->count], sizeof c->keys[c->count], "%s:%s", ratelimit_names[kind],
+                 c->subject);
+        counted->key = c->keys[c->count];
+        counted->by = 1;
+        counted->ttl = kind == RATELIMIT_CONCURRENT ? r->concurrent_ttl : r->limits[kind].period;
+        c->kinds[c->count++] = kind;
+    }
     if (c == NULL)
-        return porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Temporary local problem");
-    c->r = r;
-    c->kind = kind;
-    if (kind == RATELIMIT_MESSAGES || kind == RATELIMIT_RECIPIENTS)
-        ratelimit_subject(s, c->subject, sizeof c->subject);
-    else
-        snprintf(c->subject, sizeof c->subject, "%s", porter_client_ip(s));
-    return ratelimit_count(s, c);
+        return PORTER_DECLINED;
+    return porter_store_increments(s, c->counts, c->count, ratelimit_counted, c);
 }
 
 static int ratelimit_connect(porter_session *s, void *state)
 {
-    const struct ratelimit *r = state;
-    return ratelimit_start(s, r, r->limits[RATELIMIT_CONNECTIONS].count > 0
-                                     ? RATELIMIT_CONNECTIONS
-                                     : RATELIMIT_CONCURRENT);
+    static const enum ratelimit_kind kinds[] = {RATELIMIT_CONNECTIONS, RATELIMIT_CONCURRENT};
+    return ratelimit_start(s, state, kinds, 2);
 }
 
 static int ratelimit_mail(porter_session *s, void *state)
 {
-    return ratelimit_start(s, state, RATELIMIT_MESSAGES);
+    static const enum ratelimit_kind kinds[] = {RATELIMIT_MESSAGES};
+    return ratelimit_start(s, state, kinds, 1);
 }
 
 static int ratelimit_rcpt(porter_session *s, void *state)
 {
-    return ratelimit_start(s, state, RATELIMIT_RECIPIENTS);
+    static const enum ratelimit_kind kinds[] = {RATELIMIT_RECIPIENTS};
+    return ratelimit_start(s, state, kinds, 1);
 }
 
 /* ratelimit_disconnect - give the concurrent count back (in the background) */

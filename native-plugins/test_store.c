@@ -6,8 +6,10 @@
  *   XSTORE GET KEY                 XSTORE SET KEY VALUE [TTL]
  *   XSTORE INCR KEY BY [TTL]       XSTORE DEL KEY
  *   XSTORE BGSET KEY VALUE [TTL]   (in the background: answered at once)
+ *   XSTORE INCRS KEY1 [KEY2 [KEY3 [KEY4]]]   (each by 1, ttl 60, in one porter_store_increments)
  * Reply: "250 status=ok|not_found|error value=V count=N ttl=T error=..." (TTL: seconds, -1
- * none). Other commands are declined.
+ * none); INCRS adds "counts=N1,N2,..." (-1 for a counter that failed). Other commands are
+ * declined.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,29 @@ static int test_store_answer(porter_session *s, void *arg, const struct porter_s
     return porter_reply(s, PORTER_DONE, 250, "2.0.0", "status=%s value=%s count=%lld ttl=%.3f "
                         "error=%s", porter_store_status_name(r->status),
                         r->value != NULL ? r->value : "-", r->count, r->ttl,
+                        r->error != NULL ? r->error : "-");
+}
+
+/* XSTORE INCRS in flight: its counters and their keys (freed by the callback) */
+struct test_store_counts {
+    struct porter_store_count counts[4];
+    char keys[4][128];
+    size_t count;
+};
+
+static int test_store_counted(porter_session *s, void *arg, const struct porter_store_result *r)
+{
+    struct test_store_counts *t = arg;
+    char counts[128] = "";
+    size_t used = 0;
+    for (size_t i = 0; s != NULL && i < t->count; i++)
+        used += (size_t)snprintf(counts + used, sizeof counts - used, "%s%lld", i ? "," : "",
+                                 t->counts[i].status == PORTER_STORE_OK ? t->counts[i].count : -1);
+    free(t);
+    if (s == NULL)
+        return PORTER_DECLINED;
+    return porter_reply(s, PORTER_DONE, 250, "2.0.0", "status=%s count=%lld counts=%s error=%s",
+                        porter_store_status_name(r->status), r->count, counts,
                         r->error != NULL ? r->error : "-");
 }
 
@@ -50,11 +75,22 @@ static int test_store_command(porter_session *s, void *state)
     if (strcasecmp(op, "INCR") == 0 && count >= 4)
         return porter_store_increment(s, key, atoll(words[3]), count > 4 ? atof(words[4]) : 0,
                                       test_store_answer, NULL);
+    if (strcasecmp(op, "INCRS") == 0) {
+        struct test_store_counts *t = calloc(1, sizeof *t);
+        if (t == NULL)
+            return porter_reply(s, PORTER_DONE, 451, "4.3.0", "out of memory");
+        for (size_t i = 2; i < count && t->count < 4; i++, t->count++) {
+            snprintf(t->keys[t->count], sizeof t->keys[t->count], "%s", words[i]);
+            t->counts[t->count] = (struct porter_store_count){.key = t->keys[t->count], .by = 1,
+                                                             .ttl = 60};
+        }
+        return porter_store_increments(s, t->counts, t->count, test_store_counted, t);
+    }
     if (strcasecmp(op, "BGSET") == 0 && count >= 4) {
         porter_store_set(s, key, words[3], count > 4 ? atof(words[4]) : 0, NULL, NULL);
         return porter_reply(s, PORTER_DONE, 250, "2.0.0", "queued");
     }
-    return porter_reply(s, PORTER_DONE, 501, "5.5.4", "XSTORE GET|SET|INCR|DEL|BGSET KEY ...");
+    return porter_reply(s, PORTER_DONE, 501, "5.5.4", "XSTORE GET|SET|INCR|INCRS|DEL|BGSET KEY ...");
 }
 
 PORTER_PLUGIN(.name = "test_store",

@@ -265,6 +265,21 @@ struct porter_store_result {
  */
 typedef int (*porter_store_fn)(porter_session *s, void *arg, const struct porter_store_result *result);
 
+/*
+ * One counter of a porter_store_increments call: key, by and ttl go in (as for
+ * porter_store_increment); status, count, ttl_left and error are filled before the callback
+ * runs. The array is the plugin's and must live until the callback.
+ */
+struct porter_store_count {
+    const char *key;            /* in: copied by the call */
+    long long by;               /* in */
+    double ttl;                 /* in: the expiry a new counter gets */
+    int status;                 /* out: enum porter_store_status (OK or ERROR) */
+    long long count;            /* out: the counter after it */
+    double ttl_left;            /* out: seconds before the counter expires; -1: never */
+    const char *error;          /* out: ERROR: why (valid during the callback only) */
+};
+
 /* The table of calls the core gives a plugin. Use the porter_* macros below, not this. */
 struct porter_api {
     unsigned abi;
@@ -397,6 +412,9 @@ struct porter_api {
     porter_session *(*waiting_session)(porter_handle handle);
     /* facts a plugin adds to the connection's transaction log lines (p0f) */
     int (*log_fact)(porter_session *s, const char *key, const char *value);
+    /* several counters at once, one round trip (ratelimit: connections and concurrent) */
+    int (*store_increments)(porter_session *s, struct porter_store_count *counts, size_t count,
+                            porter_store_fn done, void *arg);
 };
 
 /*
@@ -787,6 +805,19 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
     (porter_api->store_increment((s), (key), (by), (ttl), (done), (arg)))
 #define porter_store_delete(s, key, done, arg) (porter_api->store_delete((s), (key), (done), (arg)))
 #define porter_store_status_name(status) (porter_api->store_status_name(status)) /* "ok", ... */
+
+/*
+ * porter_store_increments - several counters at once, in one round trip to the store: each
+ * counts[i] as porter_store_increment would (inside a hook, with done; PORTER_PENDING). When
+ * all are in, each counts[i] has its status, count and ttl_left, and done(s, arg, result)
+ * runs once: result->status is PORTER_STORE_ERROR if any counter failed (result->error says
+ * why), else PORTER_STORE_OK; result->count is the number of counters. counts must live until
+ * done (keep it in arg's memory).
+ *   struct porter_store_count *counts = check->counts;   (key, by, ttl set)
+ *   return porter_store_increments(s, counts, 2, counted, check);
+ */
+#define porter_store_increments(s, counts, count, done, arg) \
+    (porter_api->store_increments((s), (counts), (count), (done), (arg)))
 
 /*
  * porter_dns_background - start a DNS lookup that does not hold up the chain: the hook goes

@@ -30,7 +30,8 @@ static struct {
     bool relay;
     int code;
     char enhanced[16], text[512], log[512];
-    int store_calls;
+    int store_calls;              /* counters count one each */
+    int store_round_trips;        /* porter_store_increments counts one in all */
     bool store_fails;
     char keys[FAKE_KEYS][512], values[FAKE_KEYS][128];
     double ttls[FAKE_KEYS];
@@ -146,6 +147,32 @@ static int fake_store_increment(porter_session *s, const char *key, long long by
     return fake_store(s, 2, key, NULL, by, ttl, done, arg);
 }
 
+/* fake_store_increments - each counter as fake_store_increment, then done once (a real store
+ * makes one round trip of them) */
+static int fake_store_increments(porter_session *s, struct porter_store_count *counts, size_t n,
+                                 porter_store_fn done, void *arg)
+{
+    struct porter_store_result all = {.status = PORTER_STORE_OK, .ttl = -1, .count = (long long)n};
+    fake.store_round_trips++;
+    for (size_t c = 0; c < n; c++) {
+        fake.store_calls++;
+        if (fake.store_fails) {
+            counts[c].status = all.status = PORTER_STORE_ERROR;
+            counts[c].error = all.error = "no answer within store_timeout";
+            continue;
+        }
+        int i = fake_find(counts[c].key);
+        long long count = (i < 0 ? 0 : atoll(fake.values[i])) + counts[c].by;
+        char text[32];
+        snprintf(text, sizeof text, "%lld", count);
+        fake_put(counts[c].key, text, i < 0 ? counts[c].ttl : fake.ttls[i]);
+        counts[c].status = PORTER_STORE_OK;
+        counts[c].count = count;
+        counts[c].ttl_left = fake.ttls[fake_find(counts[c].key)];
+    }
+    return done(s, arg, &all);
+}
+
 static const struct porter_api fake_api = {
     .reply = fake_reply,
     .log = fake_log,
@@ -161,6 +188,7 @@ static const struct porter_api fake_api = {
     .store_get = fake_store_get,
     .store_set = fake_store_set,
     .store_increment = fake_store_increment,
+    .store_increments = fake_store_increments,
 };
 
 /* fake_reset - a fresh session and an empty store; the plugin's porter_api is the fake */

@@ -4,7 +4,7 @@
  * the hooks' decisions on an in-memory store: connections and concurrent per client IP (421,
  * closed), messages and recipients per client IP or per authenticated user (451), the window
  * ending (the counter expires), concurrent given back at disconnect, allow= clients, limits
- * left out, store errors by on_store_error. Table-driven; failures print "got X, want Y".
+ * left out, store errors by on_store_error; connect's two counters in one round trip. Table-driven; failures print "got X, want Y".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,6 +105,8 @@ static void test_concurrent(void **unused)
     limit(RATELIMIT_CONNECTIONS, "100/1m");
     limit(RATELIMIT_CONCURRENT, "1");
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DECLINED);
+    assert_int_equal(fake.store_calls, 2); /* connections and concurrent, */
+    assert_int_equal(fake.store_round_trips, 1); /* in one round trip */
     void *first = fake.data;
     assert_non_null(first);
     fake.data = NULL; /* a second session of the same client */
