@@ -26,6 +26,7 @@ Also: send() runs one SMTP transaction against a Porter, and EICAR / GTUBE are t
 test strings."""
 import atexit
 import os
+import re
 import shutil
 import signal
 import socket
@@ -225,6 +226,11 @@ class ManagedProcess:
     def log_text(self):
         """The daemon's log so far ("" when there is none)."""
         return read(self.log_path) if self.log_path else ""
+
+    def wait_log(self, pattern, timeout=10):
+        """The first match of the regular expression pattern in the log, waiting for it
+        (bounded: a reply can come before its log line is written); None if it never came."""
+        return wait_until(lambda: re.search(pattern, self.log_text()), timeout) or None
 
 
 class Daemon(ManagedProcess):
