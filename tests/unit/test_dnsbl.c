@@ -1,9 +1,10 @@
 /*
  * test_dnsbl.c - unit tests of native-plugins/dnsbl_common.c, what the dnsbl and rhsbl plugins
  * share: the names asked (IPv4 reversed, IPv6 nibbles, IPv4-mapped, domains), the per-zone
- * match syntax, how an answer reads, TXT cleaning, allow_rcpt, and the decisions at RCPT on a
- * fake plugin API (lookups answered by the test: listed, not listed, timeout, an answer outside
- * 127/8, a RCPT that waits and is resumed, relay clients, a retired sender set, action=log).
+ * match syntax, how an answer reads, TXT cleaning, allow_rcpt, and the decisions at RCPT on
+ * the fake plugin API of fake_api.h (lookups answered by the test: listed, not listed,
+ * timeout, an answer outside 127/8, a RCPT that waits and is resumed, relay clients, a
+ * retired sender set, action=log).
  * Table-driven; failures print "got X, want Y".
  */
 #include <setjmp.h>
@@ -18,13 +19,9 @@
 
 #include "dnsbl_common.h"
 
-/* From the core (libporter.a), used as the real API would. */
-porter_cidr_list *cidr_parse(const char *text, char **error);
-bool cidr_match(const porter_cidr_list *list, const char *ip);
-void cidr_free(porter_cidr_list *list);
-const char *dns_status_name(int status);
-
 const struct porter_api *porter_api;
+
+#include "fake_api.h"
 
 /* ---------------------------------------------------------------- pure functions */
 
@@ -226,112 +223,12 @@ static void test_txt_and_allow_rcpt(void **unused)
 
 /* ---------------------------------------------------------------- decisions on a fake API */
 
-/* The fake session: what the plugin reads, and what it asked. */
-static struct fake {
-    const char *client_ip, *argument, *auth_user;
-    bool relay;
-    void *data;
-    struct {
-        int type;
-        char name[256];
-        porter_dns_background_fn callback;
-        void *arg;
-        bool answered;
-    } lookups[64];
-    size_t lookup_count;
-    int resumes, resumed_rc, resumed_code, replied_code;
-    char resumed_text[600], replied_text[600], log[8192];
-    double extended;
-} fake;
-
-static porter_session *const session = (porter_session *)&fake;
-
-static void fake_log(porter_session *s, int level, const char *format, va_list ap)
-{
-    (void)s, (void)level;
-    size_t used = strlen(fake.log);
-    vsnprintf(fake.log + used, sizeof fake.log - used, format, ap);
-    used = strlen(fake.log);
-    snprintf(fake.log + used, sizeof fake.log - used, "\n");
-}
-static const char *fake_client_ip(porter_session *s) { (void)s; return fake.client_ip; }
-static const char *fake_argument(porter_session *s) { (void)s; return fake.argument; }
-static const char *fake_auth_user(porter_session *s) { (void)s; return fake.auth_user; }
-static bool fake_relay(porter_session *s) { (void)s; return fake.relay; }
-static void *fake_data_get(porter_session *s) { (void)s; return fake.data; }
-static void fake_data_set(porter_session *s, void *data) { (void)s; fake.data = data; }
-static porter_handle fake_suspend(porter_session *s)
-{
-    (void)s;
-    porter_handle h = {7, 1};
-    return h;
-}
-static int fake_wait_extend(porter_handle h, double seconds)
-{
-    (void)h;
-    fake.extended = seconds;
-    return 0;
-}
-static int fake_resume(porter_handle h, int rc, int code, const char *enhanced,
-                       const char *format, va_list ap)
-{
-    (void)h, (void)enhanced;
-    fake.resumes++;
-    fake.resumed_rc = rc;
-    fake.resumed_code = code;
-    vsnprintf(fake.resumed_text, sizeof fake.resumed_text, format, ap);
-    return 0;
-}
-static int fake_reply(porter_session *s, int rc, int code, const char *enhanced,
-                      const char *format, va_list ap)
-{
-    (void)s, (void)enhanced;
-    fake.replied_code = code;
-    vsnprintf(fake.replied_text, sizeof fake.replied_text, format, ap);
-    return rc;
-}
-static int fake_background(porter_session *s, int type, const char *name,
-                           porter_dns_background_fn callback, void *arg)
-{
-    (void)s;
-    assert_true(fake.lookup_count < 64);
-    size_t i = fake.lookup_count++;
-    fake.lookups[i].type = type;
-    snprintf(fake.lookups[i].name, sizeof fake.lookups[i].name, "%s", name);
-    fake.lookups[i].callback = callback;
-    fake.lookups[i].arg = arg;
-    fake.lookups[i].answered = false;
-    return 0;
-}
-
-static const struct porter_api fake_api = {
-    .log = fake_log, .client_ip = fake_client_ip, .hook_argument = fake_argument,
-    .auth_user = fake_auth_user, .relay_client = fake_relay, .data_get = fake_data_get,
-    .data_set = fake_data_set, .suspend = fake_suspend, .wait_extend = fake_wait_extend,
-    .resume = fake_resume, .reply = fake_reply, .dns_background = fake_background,
-    .cidr_match = cidr_match, .cidr_free = cidr_free, .dns_status_name = dns_status_name,
-};
-
-/* answer - the test's answer to lookup index: status, and A or TXT record texts */
-static void answer(size_t index, int status, const char *record)
-{
-    assert_true(index < fake.lookup_count);
-    assert_false(fake.lookups[index].answered);
-    fake.lookups[index].answered = true;
-    struct porter_dns_record r = {.text = record, .length = record ? strlen(record) : 0};
-    struct porter_dns_answer a = {.status = status, .type = fake.lookups[index].type,
-                                  .name = fake.lookups[index].name,
-                                  .count = status == PORTER_DNS_OK ? 1 : 0, .records = &r};
-    fake.lookups[index].callback(session, fake.lookups[index].arg, &a);
-}
-
 static struct dnsbl_settings settings;
 
 static int setup(void **unused)
 {
     (void)unused;
-    memset(&fake, 0, sizeof fake);
-    porter_api = &fake_api;
+    fake_api_install();
     fake.client_ip = "192.0.2.1";
     char error[300];
     memset(&settings, 0, sizeof settings);
@@ -350,7 +247,7 @@ static int setup(void **unused)
 static int teardown(void **unused)
 {
     (void)unused;
-    dnsbl_disconnect(session, NULL);
+    dnsbl_disconnect(fake_session, NULL);
     dnsbl_settings_free(&settings);
     return 0;
 }
@@ -359,14 +256,14 @@ static int teardown(void **unused)
 static int rcpt(const char *recipient)
 {
     fake.argument = recipient;
-    fake.replied_text[0] = '\0';
-    return dnsbl_rcpt(session, &settings);
+    fake.text[0] = '\0';
+    return dnsbl_rcpt(fake_session, &settings);
 }
 
 static void test_listed_waiting_rcpt(void **unused)
 {
     (void)unused;
-    dnsbl_start(session, &settings, "client", "192.0.2.1", true);
+    dnsbl_start(fake_session, &settings, "client", "192.0.2.1", true);
     assert_int_equal(fake.lookup_count, 2);
     assert_string_equal(fake.lookups[0].name, "1.2.0.192.a.example");
     assert_string_equal(fake.lookups[1].name, "1.2.0.192.b.example");
@@ -375,23 +272,25 @@ static void test_listed_waiting_rcpt(void **unused)
     assert_int_equal(rcpt("postmaster@example.org"), PORTER_DECLINED);
     assert_int_equal(rcpt("bob@example.org"), PORTER_PENDING);
     assert_true(fake.extended == 23);
-    answer(0, PORTER_DNS_NXDOMAIN, NULL);
-    assert_int_equal(fake.resumes, 0);
-    answer(1, PORTER_DNS_OK, "127.0.0.3");
+    fake_dns_answer(0, PORTER_DNS_NXDOMAIN, NULL);
+    assert_int_equal(fake.resumed, 0);
+    fake_dns_answer(1, PORTER_DNS_OK, "127.0.0.3");
     assert_int_equal(fake.lookup_count, 3); /* the TXT record of the listed name */
     assert_int_equal(fake.lookups[2].type, PORTER_DNS_TXT);
     assert_string_equal(fake.lookups[2].name, "1.2.0.192.b.example");
-    assert_int_equal(fake.resumes, 0);
-    answer(2, PORTER_DNS_OK, "Listed\r\nsee http://b.example/");
-    assert_int_equal(fake.resumes, 1);
-    assert_int_equal(fake.resumed_rc, PORTER_DENY);
-    assert_int_equal(fake.resumed_code, 554);
-    assert_string_equal(fake.resumed_text, "Service unavailable; Client host [192.0.2.1] "
-                                           "blocked using b.example; Listed??see "
-                                           "http://b.example/");
+    assert_int_equal(fake.resumed, 0);
+    fake_dns_answer(2, PORTER_DNS_OK, "Listed\r\nsee http://b.example/");
+    assert_int_equal(fake.resumed, 1);
+    assert_int_equal(fake.rc, PORTER_DENY);
+    assert_int_equal(fake.code, 554);
+    assert_string_equal(fake.enhanced, "5.7.1");
+    static const char refused[] = "Service unavailable; Client host [192.0.2.1] blocked using "
+                                  "b.example; Listed??see http://b.example/";
+    assert_string_equal(fake.text, refused);
     /* the next recipient: at once */
     assert_int_equal(rcpt("carol@example.org"), PORTER_DENY);
-    assert_string_equal(fake.replied_text, fake.resumed_text);
+    assert_int_equal(fake.resumed, 1);
+    assert_string_equal(fake.text, refused);
     assert_non_null(strstr(fake.log, "event=dnsbl what=client name=192.0.2.1 zone=b.example "
                                      "result=listed answer=127.0.0.3 txt=\"Listed??see"));
     /* relay clients and authenticated users pass */
@@ -405,18 +304,18 @@ static void test_listed_waiting_rcpt(void **unused)
 static void test_not_listed_timeout_invalid(void **unused)
 {
     (void)unused;
-    dnsbl_start(session, &settings, "client", "2001:db8::1", true);
+    dnsbl_start(fake_session, &settings, "client", "2001:db8::1", true);
     assert_int_equal(fake.lookup_count, 2);
-    answer(0, PORTER_DNS_TEMPFAIL, NULL);           /* a timeout never refuses */
-    answer(1, PORTER_DNS_OK, "127.0.0.4");          /* outside b.example's match */
-    assert_int_equal(fake.lookup_count, 2);         /* no TXT */
+    fake_dns_answer(0, PORTER_DNS_TEMPFAIL, NULL);      /* a timeout never refuses */
+    fake_dns_answer(1, PORTER_DNS_OK, "127.0.0.4");     /* outside b.example's match */
+    assert_int_equal(fake.lookup_count, 2);             /* no TXT */
     assert_int_equal(rcpt("bob@example.org"), PORTER_DECLINED);
     assert_non_null(strstr(fake.log, "zone=a.example result=tempfail dns=tempfail action=accept"));
     teardown(NULL);
     setup(NULL);
-    dnsbl_start(session, &settings, "client", "192.0.2.1", true);
-    answer(0, PORTER_DNS_OK, "198.51.100.1");       /* a wildcard: the zone misbehaves */
-    answer(1, PORTER_DNS_NODATA, NULL);
+    dnsbl_start(fake_session, &settings, "client", "192.0.2.1", true);
+    fake_dns_answer(0, PORTER_DNS_OK, "198.51.100.1");  /* a wildcard: the zone misbehaves */
+    fake_dns_answer(1, PORTER_DNS_NODATA, NULL);
     assert_int_equal(rcpt("bob@example.org"), PORTER_DECLINED);
     assert_non_null(strstr(fake.log, "event=dnsbl_invalid_answer zone=a.example"));
     /* no lookups at all (allow=, or a plugin that never started): nothing to say */
@@ -425,7 +324,7 @@ static void test_not_listed_timeout_invalid(void **unused)
     assert_int_equal(rcpt("bob@example.org"), PORTER_DECLINED);
     char *error = NULL;
     settings.allow = cidr_parse("192.0.2.0/24", &error);
-    dnsbl_start(session, &settings, "client", "192.0.2.1", true);
+    dnsbl_start(fake_session, &settings, "client", "192.0.2.1", true);
     assert_int_equal(fake.lookup_count, 0);
 }
 
@@ -434,9 +333,9 @@ static void test_action_log_and_no_txt(void **unused)
     (void)unused;
     settings.action = PORTER_DECLINED;
     settings.txt = false;
-    dnsbl_start(session, &settings, "client", "192.0.2.1", true);
-    answer(0, PORTER_DNS_OK, "127.0.0.2");
-    answer(1, PORTER_DNS_OK, "127.0.0.2");
+    dnsbl_start(fake_session, &settings, "client", "192.0.2.1", true);
+    fake_dns_answer(0, PORTER_DNS_OK, "127.0.0.2");
+    fake_dns_answer(1, PORTER_DNS_OK, "127.0.0.2");
     assert_int_equal(fake.lookup_count, 2);
     assert_int_equal(rcpt("bob@example.org"), PORTER_DECLINED);
     assert_non_null(strstr(fake.log, "zone=a.example result=listed answer=127.0.0.2"));
@@ -446,32 +345,32 @@ static void test_retired_sender_set(void **unused)
 {
     (void)unused;
     /* rhsbl: the HELO name, then a sender whose lookups are still out when a new MAIL comes */
-    dnsbl_start(session, &settings, "helo", "[192.0.2.1]", false); /* a literal: not asked */
+    dnsbl_start(fake_session, &settings, "helo", "[192.0.2.1]", false); /* a literal: not asked */
     assert_int_equal(fake.lookup_count, 0);
-    dnsbl_start(session, &settings, "helo", "mx.example.org", false);
+    dnsbl_start(fake_session, &settings, "helo", "mx.example.org", false);
     assert_string_equal(fake.lookups[0].name, "mx.example.org.a.example");
-    answer(0, PORTER_DNS_NXDOMAIN, NULL);
-    answer(1, PORTER_DNS_NXDOMAIN, NULL);
-    dnsbl_start(session, &settings, "sender", "spam.example", false);
+    fake_dns_answer(0, PORTER_DNS_NXDOMAIN, NULL);
+    fake_dns_answer(1, PORTER_DNS_NXDOMAIN, NULL);
+    dnsbl_start(fake_session, &settings, "sender", "spam.example", false);
     assert_int_equal(fake.lookup_count, 4);
-    dnsbl_forget(session, "sender"); /* MAIL FROM:<> */
+    dnsbl_forget(fake_session, "sender"); /* MAIL FROM:<> */
     assert_int_equal(rcpt("bob@example.org"), PORTER_DECLINED); /* nothing waits */
-    answer(2, PORTER_DNS_OK, "127.0.0.2");  /* the retired set is listed: moot, no TXT */
+    fake_dns_answer(2, PORTER_DNS_OK, "127.0.0.2");  /* the retired set is listed: moot, no TXT */
     assert_int_equal(fake.lookup_count, 4);
-    answer(3, PORTER_DNS_NXDOMAIN, NULL);
+    fake_dns_answer(3, PORTER_DNS_NXDOMAIN, NULL);
     assert_int_equal(rcpt("bob@example.org"), PORTER_DECLINED);
     /* a new sender, listed: the refusal names it */
-    dnsbl_start(session, &settings, "sender", "Spam.Example", false);
-    answer(4, PORTER_DNS_OK, "127.0.0.2");
-    answer(6, PORTER_DNS_NXDOMAIN, NULL); /* its TXT */
-    answer(5, PORTER_DNS_NXDOMAIN, NULL);
+    dnsbl_start(fake_session, &settings, "sender", "Spam.Example", false);
+    fake_dns_answer(4, PORTER_DNS_OK, "127.0.0.2");
+    fake_dns_answer(6, PORTER_DNS_NXDOMAIN, NULL); /* its TXT */
+    fake_dns_answer(5, PORTER_DNS_NXDOMAIN, NULL);
     assert_int_equal(rcpt("bob@example.org"), PORTER_DENY);
-    assert_string_equal(fake.replied_text, "Service unavailable; Sender domain [Spam.Example] "
+    assert_string_equal(fake.text, "Service unavailable; Sender domain [Spam.Example] "
                                            "blocked using a.example");
     /* a new sender replaces it while its lookups run (freed at disconnect: teardown) */
-    dnsbl_start(session, &settings, "sender", "other.example", false);
+    dnsbl_start(fake_session, &settings, "sender", "other.example", false);
     assert_int_equal(rcpt("bob@example.org"), PORTER_PENDING);
-    dnsbl_start(session, &settings, "sender", "third.example", false);
+    dnsbl_start(fake_session, &settings, "sender", "third.example", false);
 }
 
 int main(void)
