@@ -3,10 +3,14 @@
  * first request), each request's deadline, and the delivery of outcomes on the loop.
  *
  * Outcomes never reach done inside store_submit: a finished request goes on the ready list and
- * one event per store delivers the list on the next loop turn (the LMDB backend answers at
- * once; a plugin's hook must have returned PENDING first). A remote backend's request that
- * passes store_timeout is answered with PORTER_STORE_ERROR; the backend still finishes it
- * later, and only then is it freed. See store.h for the interface.
+ * one event per store delivers the list on the loop (the LMDB backend answers at once; a
+ * plugin's hook must have returned PENDING first). libevent runs an event activated from a
+ * callback in the same pass over the active events, so a Redis reply costs no extra loop turn.
+ * A remote backend's request that passes store_timeout is answered with PORTER_STORE_ERROR;
+ * the backend still finishes it later, and only then is it freed. Every remote request has the
+ * same timeout, so the order of submission is the order of deadlines: the unanswered requests
+ * wait on one list in that order, under one timer set for the oldest (no timer per request).
+ * See store.h for the interface.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -35,6 +39,9 @@ struct store {
     struct thread_pool *pool;
     struct event *ready_event;
     struct store_request *ready_head, *ready_tail;
+    struct event *deadline_timer;  /* set for the oldest waiting request, or not at all */
+    bool deadline_armed;
+    struct store_request *waiting_head, *waiting_tail; /* remote, unanswered, oldest first */
 };
 
 static const char *const store_operation_names[STORE_OPERATION_COUNT] = {"get", "set",
@@ -214,12 +221,37 @@ void store_address_text(const struct store_address *a, char *out, size_t size)
 
 static void store_request_free(struct store_request *r)
 {
-    if (r->deadline != NULL)
-        event_free(r->deadline);
-    free(r->key);
-    free(r->value);
     free(r->result_value);
     free(r);
+}
+
+/* store_waiting_remove - off the deadline list (answered, or past its deadline) */
+static void store_waiting_remove(struct store_request *r)
+{
+    struct store *store = r->store;
+    if (!r->waiting)
+        return;
+    r->waiting = false;
+    if (r->waiting_previous != NULL)
+        r->waiting_previous->waiting_next = r->waiting_next;
+    else
+        store->waiting_head = r->waiting_next;
+    if (r->waiting_next != NULL)
+        r->waiting_next->waiting_previous = r->waiting_previous;
+    else
+        store->waiting_tail = r->waiting_previous;
+    r->waiting_previous = r->waiting_next = NULL;
+}
+
+/* store_deadline_arm - the timer for the oldest waiting request, unless it is set already
+ * (then for an earlier or the same deadline: it sets itself again when it fires early) */
+static void store_deadline_arm(struct store *store, double now)
+{
+    if (store->deadline_armed || store->waiting_head == NULL)
+        return;
+    struct timeval tv = clock_timeval(store->waiting_head->deadline - now);
+    evtimer_add(store->deadline_timer, &tv);
+    store->deadline_armed = true;
 }
 
 /* store_deliver - one finished request: its done (unless cancelled or answered by the
@@ -256,10 +288,13 @@ static void store_ready(evutil_socket_t fd, short what, void *arg)
 void store_request_set_value(struct store_request *r, const char *value, size_t length)
 {
     free(r->result_value);
-    r->result_value = xmalloc(length + 1);
-    memcpy(r->result_value, value, length);
-    r->result_value[length] = '\0';
-    r->result.value = r->result_value;
+    r->result_value = NULL;
+    char *copy = r->result_inline;
+    if (length >= sizeof r->result_inline)
+        copy = r->result_value = xmalloc(length + 1);
+    memcpy(copy, value, length);
+    copy[length] = '\0';
+    r->result.value = copy;
     r->result.length = length;
 }
 
@@ -272,8 +307,7 @@ void store_request_finish(struct store_request *r)
         abort();
     }
     r->finished = true;
-    if (r->deadline != NULL)
-        event_del(r->deadline);
+    store_waiting_remove(r);
     r->next = NULL;
     if (store->ready_tail != NULL)
         store->ready_tail->next = r;
@@ -303,14 +337,10 @@ const char *store_log_text(const struct store *store)
     return store->log_text;
 }
 
-/* store_deadline - a remote request got no answer in time: answer it with an error now; the
+/* store_expire - a remote request got no answer in time: answer it with an error now; the
  * backend still finishes it (then it is freed) */
-static void store_deadline(evutil_socket_t fd, short what, void *arg)
+static void store_expire(struct store *store, struct store_request *r)
 {
-    struct store_request *r = arg;
-    struct store *store = r->store;
-    if (r->finished)
-        return;
     struct porter_store_result result = {.status = PORTER_STORE_ERROR, .ttl = -1};
     char error[128];
     snprintf(error, sizeof error, "no answer within store_timeout (%.3gs)", store->timeout);
@@ -326,6 +356,23 @@ static void store_deadline(evutil_socket_t fd, short what, void *arg)
     r->background = false; /* logged now */
     if (store->backend->timed_out != NULL && store->state != NULL)
         store->backend->timed_out(store->state, r);
+}
+
+/* store_deadline - the timer: expire the requests past their deadline, oldest first (an
+ * expiry may finish others, and a done may submit new ones: the list is read again each
+ * time), then set the timer for the oldest left */
+static void store_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct store *store = arg;
+    store->deadline_armed = false;
+    double now = clock_monotonic();
+    struct store_request *r;
+    /* A millisecond of slack: libevent may fire a hair before our clock says so. */
+    while ((r = store->waiting_head) != NULL && r->deadline <= now + 0.001) {
+        store_waiting_remove(r);
+        store_expire(store, r);
+    }
+    store_deadline_arm(store, clock_monotonic());
 }
 
 /* ---------------------------------------------------------------- the store */
@@ -347,7 +394,8 @@ struct store *store_new(const struct porter_config *config, struct event_base *b
     store->base = base;
     store->pool = pool;
     store->ready_event = event_new(base, -1, 0, store_ready, store);
-    if (store->ready_event == NULL)
+    store->deadline_timer = evtimer_new(base, store_deadline, store);
+    if (store->ready_event == NULL || store->deadline_timer == NULL)
         abort();
     return store;
 }
@@ -360,6 +408,7 @@ void store_free(struct store *store)
         store->backend->close(store->state);
     store_ready(-1, 0, store); /* what close finished */
     event_free(store->ready_event);
+    event_free(store->deadline_timer);
     memset(store->address.password, 0, sizeof store->address.password);
     free(store);
 }
@@ -368,7 +417,11 @@ struct store_request *store_submit(struct store *store, enum store_operation ope
                                    const char *key, const char *value, long long by, double ttl,
                                    store_done_fn done, void *arg)
 {
-    struct store_request *r = xcalloc(1, sizeof *r);
+    size_t key_length = key != NULL ? strlen(key) : 0;
+    size_t value_length = value != NULL ? strlen(value) : 0;
+    struct store_request *r = xmalloc(sizeof *r + key_length + 1 +
+                                      (value != NULL ? value_length + 1 : 0));
+    memset(r, 0, sizeof *r);
     r->operation = operation;
     r->store = store;
     r->done = done;
@@ -377,11 +430,13 @@ struct store_request *store_submit(struct store *store, enum store_operation ope
     r->by = by;
     r->ttl = ttl > 0 ? ttl : 0;
     r->result.ttl = -1;
-    r->key_length = key != NULL ? strlen(key) : 0;
-    r->key = xstrndup(key != NULL ? key : "", r->key_length);
+    r->key = r->text;
+    r->key_length = key_length;
+    memcpy(r->key, key != NULL ? key : "", key_length + 1);
     if (value != NULL) {
-        r->value_length = strlen(value);
-        r->value = xstrndup(value, r->value_length);
+        r->value = r->key + key_length + 1;
+        r->value_length = value_length;
+        memcpy(r->value, value, value_length + 1);
     }
     if (key == NULL || r->key_length == 0 || r->key_length > STORE_KEY_MAX) {
         store_request_fail(r, "the key is empty or longer than %d bytes", STORE_KEY_MAX);
@@ -402,11 +457,16 @@ struct store_request *store_submit(struct store *store, enum store_operation ope
         return r;
     }
     if (store->backend->remote && store->timeout > 0) {
-        r->deadline = evtimer_new(store->base, store_deadline, r);
-        if (r->deadline == NULL)
-            abort();
-        struct timeval tv = clock_timeval(store->timeout);
-        evtimer_add(r->deadline, &tv);
+        double now = clock_monotonic();
+        r->deadline = now + store->timeout;
+        r->waiting = true;
+        r->waiting_previous = store->waiting_tail;
+        if (store->waiting_tail != NULL)
+            store->waiting_tail->waiting_next = r;
+        else
+            store->waiting_head = r;
+        store->waiting_tail = r;
+        store_deadline_arm(store, now);
     }
     store->backend->submit(store->state, r);
     return r;

@@ -12,7 +12,7 @@
  * it; done(result, arg) then runs exactly once on the loop, unless store_request_cancel was
  * called first. Requests without done run in the background (failures are logged).
  * Ownership: the store owns every request from store_submit until its done has run (or it
- * was cancelled and the backend let go of it); key and value are copied.
+ * was cancelled and the backend let go of it); key and value are copied into it.
  * Fatal: out of memory. A store that fails (Redis unreachable, LMDB full) gives results with
  * PORTER_STORE_ERROR and a log line, never a fatal error.
  */
@@ -61,17 +61,22 @@ void store_address_text(const struct store_address *address, char *out, size_t s
 
 typedef void (*store_done_fn)(const struct porter_store_result *result, void *arg);
 
-/* One request and, once a backend has answered it, its outcome. */
+/* Bytes of a result value kept inside the request (longer ones are allocated). */
+#define STORE_RESULT_INLINE 64
+
+/* One request and, once a backend has answered it, its outcome: one allocation with the copies
+ * of its key and value behind it. */
 struct store_request {
     enum store_operation operation;
-    char *key;
+    char *key;                     /* NUL-terminated copy (in text) */
     size_t key_length;
-    char *value;                   /* SET: NUL-terminated copy */
+    char *value;                   /* SET: NUL-terminated copy (in text); NULL otherwise */
     size_t value_length;
     long long by;                  /* INCREMENT */
     double ttl;                    /* SET, INCREMENT: seconds; 0 none */
     struct porter_store_result result;
-    char *result_value;            /* owned copy behind result.value */
+    char *result_value;            /* allocated copy behind result.value, when not inline */
+    char result_inline[STORE_RESULT_INLINE];
     char error[256];               /* behind result.error */
     /* dispatch (store.c) */
     struct store *store;
@@ -80,10 +85,12 @@ struct store_request {
     bool background;               /* submitted without done: log a failure */
     bool finished;                 /* the backend has answered */
     bool script_body;              /* Redis: sent with the script's body (EVAL), not EVALSHA */
-    struct event *deadline;        /* store_timeout, for remote backends */
+    bool waiting;                  /* on the store's deadline list (remote, unanswered) */
+    double deadline;               /* clock_monotonic() past which it is answered with an error */
+    struct store_request *waiting_previous, *waiting_next; /* the deadline list */
     struct store_request *next;    /* the ready list */
+    char text[];                   /* key, NUL, value, NUL */
 };
-
 /* A backend: open on the first request, submit requests, close. */
 struct store_backend {
     const char *name;

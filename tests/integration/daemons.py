@@ -103,6 +103,21 @@ def read(path):
         return ""
 
 
+def maildir_messages(maildir):
+    """The messages delivered into a Maildir's new/ (bytes), oldest first; [] when there is
+    none."""
+    new = os.path.join(maildir, "new")
+    if not os.path.isdir(new):
+        return []
+    paths = sorted((os.path.join(new, name) for name in os.listdir(new)),
+                   key=lambda path: os.stat(path).st_mtime_ns)
+    out = []
+    for path in paths:
+        with open(path, "rb") as f:
+            out.append(f.read())
+    return out
+
+
 def stop_process(process, timeout=15):
     """Stop one process we started, by its PID: SIGTERM, then SIGKILL after timeout seconds;
     reaps it. Nothing happens to a process that already ended (or None)."""

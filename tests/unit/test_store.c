@@ -4,8 +4,12 @@
  * its log form without the password, LMDB records, counters, time left, the reconnection
  * backoff; and the dispatch on a real event loop with the LMDB backend in a temporary
  * directory: outcomes arrive on a later loop turn, never inside store_submit, and a cancelled
- * request's callback never runs.
+ * request's callback never runs; and the deadlines of the Redis backend's requests (one timer
+ * per store) against a fake Redis on a loopback socket that answers only what the test says.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -146,7 +152,7 @@ static void test_ttl_and_backoff(void **unused)
 struct outcome {
     int calls;
     int status;
-    char value[64];
+    char value[256];
     long long count;
     double ttl;
     bool inside_submit;
@@ -202,6 +208,14 @@ static void test_lmdb_dispatch(void **unused)
     assert_int_equal(o.status, PORTER_STORE_OK);
     assert_string_equal(o.value, "v1");
     assert_true(o.ttl > 29 && o.ttl <= 30);
+    /* a value longer than the request's inline room comes back whole */
+    char long_value[200];
+    memset(long_value, 'v', sizeof long_value - 1);
+    long_value[sizeof long_value - 1] = '\0';
+    run(base, store, STORE_SET, "t:long", long_value, 0, 30, &o);
+    run(base, store, STORE_GET, "t:long", NULL, 0, 0, &o);
+    assert_int_equal(o.status, PORTER_STORE_OK);
+    assert_string_equal(o.value, long_value);
     run(base, store, STORE_INCREMENT, "t:n", NULL, 3, 10, &o);
     assert_true(o.status == PORTER_STORE_OK && o.count == 3);
     run(base, store, STORE_INCREMENT, "t:n", NULL, -1, 10, &o);
@@ -233,6 +247,95 @@ static void test_lmdb_dispatch(void **unused)
     free(command);
 }
 
+
+/* seconds_now - the monotonic clock */
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* fake_read_until - turn the loop and read what the store sent to fd until text shows up in
+ * it (bounded: 5 s) */
+static void fake_read_until(struct event_base *base, int fd, char *seen, size_t size,
+                            const char *text)
+{
+    size_t used = strlen(seen);
+    double give_up = seconds_now() + 5;
+    while (strstr(seen, text) == NULL && seconds_now() < give_up) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        ssize_t n = read(fd, seen + used, size - 1 - used);
+        if (n > 0)
+            seen[used += (size_t)n] = '\0';
+        else
+            usleep(2000);
+    }
+    assert_non_null(strstr(seen, text));
+}
+
+static void test_redis_deadline(void **unused)
+{
+    /* The fake Redis: a loopback listener; the test accepts and answers by hand. */
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(listener >= 0);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t length = sizeof address;
+    assert_int_equal(bind(listener, (struct sockaddr *)&address, sizeof address), 0);
+    assert_int_equal(listen(listener, 8), 0);
+    assert_int_equal(getsockname(listener, (struct sockaddr *)&address, &length), 0);
+    char setting[64];
+    snprintf(setting, sizeof setting, "redis://127.0.0.1:%d/0", ntohs(address.sin_port));
+    struct porter_config config = {0};
+    config.store = setting;
+    config.store_timeout = 0.3;
+    struct event_base *base = event_base_new();
+    struct store *store = store_new(&config, base, NULL);
+    assert_non_null(store);
+
+    /* A: answered in time. */
+    struct outcome a = {0}, b = {0};
+    double started = seconds_now();
+    store_submit(store, STORE_DELETE, "t:a", NULL, 0, 0, record_outcome, &a);
+    int fd = -1;
+    for (double give_up = seconds_now() + 5; fd < 0 && seconds_now() < give_up; usleep(2000)) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
+    }
+    assert_true(fd >= 0);
+    char seen[4096] = "";
+    fake_read_until(base, fd, seen, sizeof seen, "t:a");
+    /* the connection's two SCRIPT LOADs, then A's DEL */
+    static const char replies[] = "$40\r\n0000000000000000000000000000000000000000\r\n"
+                                  "$40\r\n0000000000000000000000000000000000000000\r\n:1\r\n";
+    assert_int_equal(write(fd, replies, sizeof replies - 1), (ssize_t)(sizeof replies - 1));
+    for (double give_up = seconds_now() + 5; a.calls == 0 && seconds_now() < give_up;)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.status, PORTER_STORE_OK);
+    assert_int_equal(a.count, 1);
+
+    /* B: submitted later, never answered. The timer was set for A's deadline; B's own comes
+     * store_timeout after B, not at A's. */
+    while (seconds_now() < started + 0.2)
+        usleep(5000);
+    double submitted = seconds_now();
+    store_submit(store, STORE_GET, "t:b", NULL, 0, 0, record_outcome, &b);
+    fake_read_until(base, fd, seen, sizeof seen, "t:b");
+    for (double give_up = seconds_now() + 5; b.calls == 0 && seconds_now() < give_up;)
+        event_base_loop(base, EVLOOP_ONCE);
+    double waited = seconds_now() - submitted;
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(b.status, PORTER_STORE_ERROR);
+    printf("deadline after %.3f s, want 0.3 s after its own submission\n", waited);
+    assert_true(waited >= 0.29 && waited < 5);
+
+    store_free(store);
+    event_base_free(base);
+    close(fd);
+    close(listener);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_counter_parse),
         cmocka_unit_test(test_ttl_and_backoff),
         cmocka_unit_test(test_lmdb_dispatch),
+        cmocka_unit_test(test_redis_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
