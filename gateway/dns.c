@@ -370,6 +370,11 @@ static int dns_socket(const struct sockaddr_storage *server, int socket_type)
 
 /* ---------------------------------------------------------------- asynchronous queries */
 
+/* What a query costs while it waits matters: a flood of connections can have one per session
+ * in flight at once. So the buffers of a try are allocated only when a try starts, and a
+ * cached answer is read when it is delivered, not held meanwhile. */
+#define DNS_QUERY_SIZE (DNS_QUERY_MAX + 2)
+
 struct dns_query {
     struct dns_resolver *resolver;  /* NULL once the resolver is gone */
     struct dns_query *prev, *next;
@@ -383,7 +388,8 @@ struct dns_query {
     bool started;                   /* the first try was sent (else the timer starts it) */
     struct event *io;
     struct event *timer;
-    unsigned char packet[DNS_QUERY_MAX + 2]; /* 2 bytes of TCP length, then the query */
+    unsigned char *packet;          /* DNS_QUERY_SIZE bytes from the first try on (a cached
+                                       answer never needs it): TCP length, then the query */
     size_t packet_length;
     size_t tcp_sent;                /* bytes of length + query written */
     unsigned char *tcp_reply;       /* 2 bytes of length, then the reply */
@@ -435,6 +441,7 @@ static void dns_query_release(struct dns_query *q)
         event_free(q->timer);
     dns_answer_free(q->answer);
     dns_answer_free(q->failure);
+    free(q->packet);
     free(q);
 }
 
@@ -592,7 +599,8 @@ static void dns_query_udp_readable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* dns_query_timer - a try's deadline, or the delivery of an answer known at once */
+/* dns_query_timer - a try's deadline, or the first loop turn of a query: the answer known
+ * at once (a bad name), the cached one, or the first try */
 static void dns_query_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct dns_query *q = arg;
@@ -600,7 +608,14 @@ static void dns_query_timer(evutil_socket_t fd, short what, void *arg)
         dns_query_finish(q, q->answer);
     } else if (!q->started) {
         q->started = true;
-        dns_query_try(q);
+        q->answer = dns_cache_get(q->resolver->cache, q->question.type, q->question.name,
+                                  clock_monotonic());
+        if (q->answer != NULL) {
+            metrics_add(&metrics_here->dns_cache_hits, 1);
+            dns_query_finish(q, q->answer);
+        } else {
+            dns_query_try(q);
+        }
     } else {
         dns_query_failed(q, q->tcp ? "tcp_timeout" : "timeout");
     }
@@ -613,8 +628,10 @@ static void dns_query_try(struct dns_query *q)
     while (q->try_index < r->tries) {
         const struct sockaddr_storage *server = &r->servers[q->try_index % r->server_count];
         q->id = dns_random_id();
+        if (q->packet == NULL)
+            q->packet = xmalloc(DNS_QUERY_SIZE);
         ssize_t length = dns_query_encode(q->id, q->question.type, q->question.name, true,
-                                          q->packet + 2, sizeof q->packet - 2);
+                                          q->packet + 2, DNS_QUERY_SIZE - 2);
         if (length < 0)
             abort(); /* the question was validated: an internal inconsistency */
         q->packet_length = (size_t)length;
@@ -656,12 +673,9 @@ struct dns_query *dns_lookup(struct dns_resolver *r, int type, const char *name,
         evtimer_add(q->timer, &now);
         return q;
     }
-    q->answer = dns_cache_get(r->cache, type, q->question.name, clock_monotonic());
     metrics_add(&metrics_here->dns_queries, 1);
-    if (q->answer != NULL)
-        metrics_add(&metrics_here->dns_cache_hits, 1);
-    /* Even the first try starts from the loop: it may fail at once, and the callback must
-     * never run inside dns_lookup. */
+    /* The cache is read and the first try starts from the loop: the callback must never run
+     * inside dns_lookup. */
     evtimer_add(q->timer, &now);
     return q;
 }

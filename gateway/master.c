@@ -174,6 +174,72 @@ static void master_report_shadowed(const struct porter_config *config,
     }
 }
 
+/* master_user_ids - the workers' user (and group: group=, else the user's own), when there
+ * is one to become (running as root, user= set): 1 with *pw and *gid set; 0 when there is
+ * none; -1 with a log line when the user or group does not exist */
+static int master_user_ids(const struct porter_config *config, struct passwd **pw, gid_t *gid)
+{
+    if (config->user == NULL || config->user[0] == '\0' || geteuid() != 0)
+        return 0;
+    *pw = getpwnam(config->user);
+    if (*pw == NULL) {
+        log_message(PORTER_LOG_ERR, NULL, "event=privilege_error user=%s error=\"no such user\"",
+                    config->user);
+        return -1;
+    }
+    *gid = (*pw)->pw_gid;
+    if (config->group != NULL && config->group[0] != '\0') {
+        struct group *gr = getgrnam(config->group);
+        if (gr == NULL) {
+            log_message(PORTER_LOG_ERR, NULL, "event=privilege_error group=%s error=\"no such group\"",
+                        config->group);
+            return -1;
+        }
+        *gid = gr->gr_gid;
+    }
+    return 1;
+}
+
+/* The master's own identity while it acts as the workers' user (master_act_as_user). */
+struct master_identity {
+    bool switched;
+    int group_count;
+    gid_t groups[256];
+};
+
+/* master_act_as_user - take the workers' user as effective identity (root stays the real
+ * one), so that what the trial load of the plugins creates (a Maildir, a database) belongs to
+ * them and what it reads is what they can read; master_act_as_root goes back */
+static void master_act_as_user(const struct porter_config *config, struct master_identity *saved)
+{
+    struct passwd *pw = NULL;
+    gid_t gid = 0;
+    saved->switched = false;
+    if (master_user_ids(config, &pw, &gid) <= 0)
+        return;
+    saved->group_count = getgroups(sizeof saved->groups / sizeof saved->groups[0], saved->groups);
+    if (saved->group_count < 0)
+        return;
+    if (initgroups(pw->pw_name, gid) != 0 || setegid(gid) != 0 || seteuid(pw->pw_uid) != 0) {
+        log_message(PORTER_LOG_WARNING, NULL, "event=privilege_warning user=%s error=\"%s\" "
+                    "note=\"plugins checked as root\"", config->user, strerror(errno));
+        if (seteuid(0) != 0 || setegid(0) != 0 ||
+            setgroups((size_t)saved->group_count, saved->groups) != 0)
+            abort(); /* root cannot become root again: nothing sane is left */
+        return;
+    }
+    saved->switched = true;
+}
+
+static void master_act_as_root(const struct master_identity *saved)
+{
+    if (!saved->switched)
+        return;
+    if (seteuid(0) != 0 || setegid(0) != 0 ||
+        setgroups((size_t)saved->group_count, saved->groups) != 0)
+        abort(); /* the saved set-user-ID is root: this cannot fail but for a broken kernel */
+}
+
 /* master_load - configuration plus a trial load of the plugins; NULL on any error, each
  * printed (print), else logged, and copied to report when it is not NULL */
 static struct porter_config *master_load(const char *directory, bool print,
@@ -183,11 +249,14 @@ static struct porter_config *master_load(const char *directory, bool print,
     struct porter_config *config = config_load(directory, &errors);
     /* the chain checked here is the chain the workers load, whatever the file holds later */
     if (config != NULL && config_plugins_snapshot(config, &errors) == 0) {
+        struct master_identity identity;
+        master_act_as_user(config, &identity);
         struct plugin_registry *registry = plugin_registry_load(config, &errors);
         if (registry != NULL) {
             master_report_shadowed(config, registry, print);
             plugin_registry_release(registry);
         }
+        master_act_as_root(&identity);
     }
     for (size_t i = 0; report != NULL && i < errors.count; i++)
         config_error_add(report, "%s", errors.messages[i]);
@@ -403,24 +472,11 @@ static void master_close_listeners(struct master *m)
 /* master_drop_privileges - become the configured user; -1 with a log line */
 static int master_drop_privileges(const struct porter_config *config)
 {
-    if (config->user == NULL || config->user[0] == '\0' || geteuid() != 0)
-        return 0;
-    struct passwd *pw = getpwnam(config->user);
-    if (pw == NULL) {
-        log_message(PORTER_LOG_ERR, NULL, "event=privilege_error user=%s error=\"no such user\"",
-                    config->user);
-        return -1;
-    }
-    gid_t gid = pw->pw_gid;
-    if (config->group != NULL && config->group[0] != '\0') {
-        struct group *gr = getgrnam(config->group);
-        if (gr == NULL) {
-            log_message(PORTER_LOG_ERR, NULL, "event=privilege_error group=%s error=\"no such group\"",
-                        config->group);
-            return -1;
-        }
-        gid = gr->gr_gid;
-    }
+    struct passwd *pw = NULL;
+    gid_t gid = 0;
+    int found = master_user_ids(config, &pw, &gid);
+    if (found <= 0)
+        return found;
     if (initgroups(pw->pw_name, gid) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
         log_message(PORTER_LOG_ERR, NULL, "event=privilege_error user=%s error=\"%s\"",
                     config->user, strerror(errno));

@@ -8,7 +8,8 @@ Use:
     dns.start() ... dns.stop()
     with StdioSession(porter, "192.0.2.10") as s:
         s.command("EHLO client.example") ...
-Every process started here is stopped by its PID; everything listens on 127.0.0.1 only.
+Every process started here is stopped by its PID (Dnsmasq is a daemons.ManagedProcess);
+everything listens on 127.0.0.1 only.
 """
 import base64
 import os
@@ -22,6 +23,7 @@ import subprocess
 import threading
 import time
 
+from daemons import ManagedProcess, keep_wanted
 from harness import PORTER, read_reply, sanitizer_check
 
 DNSMASQ = "/usr/sbin/dnsmasq"
@@ -67,11 +69,17 @@ def txt_pieces(text):
     return [text[i:i + 250] for i in range(0, len(text), 250)] or [""]
 
 
-class Dnsmasq:
-    """dnsmasq answering only from the records given, authoritative (NXDOMAIN) for domains."""
+class Dnsmasq(ManagedProcess):
+    """dnsmasq answering only from the records given, authoritative (NXDOMAIN) for domains; its
+    own log (stderr) in dnsmasq.log of its directory."""
+
+    name = "dnsmasq"
+    output = "dnsmasq.log"
+    stop_timeout = 5
 
     def __init__(self, txt=None, hosts=None, mx=None, domains=("example", "test"), ttl=0, ptr=None,
                  servers=None, query_log=None):
+        super().__init__()
         self.servers = servers or []  # [(domain, port)]: forwarded to 127.0.0.1#port
         self.query_log = query_log    # a file that gets one line per query (--log-queries)
         self.txt = txt or {}
@@ -81,7 +89,6 @@ class Dnsmasq:
         self.domains = domains
         self.ttl = ttl
         self.port = free_udp_tcp_port()
-        self.process = None
 
     def arguments(self):
         args = [DNSMASQ, "--no-daemon", "--port=%d" % self.port, "--listen-address=127.0.0.1",
@@ -105,36 +112,8 @@ class Dnsmasq:
             args.append("--ptr-record=%s,%s" % (name, target))
         return args
 
-    def start(self):
-        self.process = subprocess.Popen(self.arguments(), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("dnsmasq exited: %s" % self.process.stderr.read().decode())
-            if dns_query(self.port, "probe.%s" % self.domains[0], 16, 0.2) is not None:
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("dnsmasq did not answer")
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if self.process is not None and self.process.stderr is not None:
-            self.process.stderr.close()
-        self.process = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+    def ready(self):
+        return dns_query(self.port, "probe.%s" % self.domains[0], 16, 0.2) is not None
 
 
 class StdioSession:
@@ -295,5 +274,5 @@ def have_tools():
 
 def keep_dir(path):
     """Remove a temporary directory unless PORTER_KEEP is set."""
-    if os.environ.get("PORTER_KEEP") is None:
+    if not keep_wanted():
         shutil.rmtree(path, ignore_errors=True)

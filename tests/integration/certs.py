@@ -12,18 +12,18 @@ make(directory) writes, and returns the paths of (a dict):
     garbage               a file that is no PEM at all
 fingerprint(path) is the SHA-256 fingerprint of a PEM certificate as "AB:CD:...";
 der_fingerprint(der) the same for DER bytes (what ssl.SSLSocket.getpeercert(True) gives).
-client_context(...) makes a client ssl.SSLContext; SmtpClient is a raw SMTP client over
-loopback that can switch to TLS (STARTTLS) or start with it (implicit TLS), and crypt_hash()
-makes crypt(3) password hashes with the system's libcrypt (yescrypt, sha512-crypt, bcrypt).
+client_context(...) makes a client ssl.SSLContext; SmtpClient is harness.Client (a raw SMTP
+client over loopback) that can switch to TLS (STARTTLS) or start with it (implicit TLS), and
+crypt_hash() makes crypt(3) password hashes with the system's libcrypt (yescrypt, sha512-crypt,
+bcrypt).
 """
 import ctypes
 import hashlib
 import os
-import socket
 import ssl
 import subprocess
 
-from harness import read_reply  # noqa: E402
+from harness import Client, read_reply  # noqa: E402
 
 OPENSSL = "openssl"
 DAYS = "30"
@@ -129,24 +129,16 @@ def client_context(ca=None, cert=None, key=None, check_hostname=True, maximum=No
     return context
 
 
-class SmtpClient:
-    """SMTP over a loopback socket: send bytes, read whole replies, STARTTLS or implicit TLS."""
+class SmtpClient(Client):
+    """harness.Client over loopback (IPv4 or IPv6) that can switch to TLS (STARTTLS) or start
+    with it (implicit TLS); a connection broken under it reads as the end (code 0)."""
 
     def __init__(self, port, host="127.0.0.1", timeout=10, context=None, server_hostname=None,
                  session=None):
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
-        self.buffer = b""
+        super().__init__(port, timeout, host)
         if context is not None:
             self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname,
                                             session=session)
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
 
     def reply(self):
         """One complete reply: (code, [lines]); code 0 on EOF."""
@@ -158,10 +150,6 @@ class SmtpClient:
         code, lines, self.buffer = read_reply(self.buffer, more)
         return (code, lines)
 
-    def command(self, line):
-        self.send(line + "\r\n")
-        return self.reply()
-
     def starttls(self, context, server_hostname=None, session=None):
         """Switch to TLS after a 220 (bytes buffered from the plaintext phase are an error)."""
         if self.buffer:
@@ -171,20 +159,6 @@ class SmtpClient:
 
     def peer_fingerprint(self):
         return der_fingerprint(self.sock.getpeercert(True))
-
-    def closed(self, timeout=5):
-        """True when the server closed the connection within timeout."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    return True
-                self.buffer += data
-        except (socket.timeout, TimeoutError):
-            return False
-        except (OSError, ssl.SSLError):
-            return True
 
     def close(self):
         try:

@@ -26,6 +26,7 @@ Also: send() runs one SMTP transaction against a Porter, and EICAR / GTUBE are t
 test strings."""
 import atexit
 import os
+import re
 import shutil
 import signal
 import socket
@@ -101,6 +102,21 @@ def read(path):
             return f.read().decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+def maildir_messages(maildir):
+    """The messages delivered into a Maildir's new/ (bytes), oldest first; [] when there is
+    none."""
+    new = os.path.join(maildir, "new")
+    if not os.path.isdir(new):
+        return []
+    paths = sorted((os.path.join(new, name) for name in os.listdir(new)),
+                   key=lambda path: os.stat(path).st_mtime_ns)
+    out = []
+    for path in paths:
+        with open(path, "rb") as f:
+            out.append(f.read())
+    return out
 
 
 def stop_process(process, timeout=15):
@@ -210,6 +226,11 @@ class ManagedProcess:
     def log_text(self):
         """The daemon's log so far ("" when there is none)."""
         return read(self.log_path) if self.log_path else ""
+
+    def wait_log(self, pattern, timeout=10):
+        """The first match of the regular expression pattern in the log, waiting for it
+        (bounded: a reply can come before its log line is written); None if it never came."""
+        return wait_until(lambda: re.search(pattern, self.log_text()), timeout) or None
 
 
 class Daemon(ManagedProcess):

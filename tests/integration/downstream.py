@@ -17,6 +17,8 @@
   FakeMilter         nothing: tests use tests/milter/test_milter for quarantines.
 
 Everything listens on 127.0.0.1 only; every process is stopped by PID (or postfix -c DIR stop).
+Postfix, SmtpSink and Exim are daemons.ManagedProcess: started, waited for, stopped and cleaned
+up the one way every test daemon is; log_text() is what they logged.
 """
 import base64
 import glob
@@ -26,11 +28,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
-import time
 
-from harness import TOP_SRCDIR, free_port, wait_port
+from daemons import (ManagedProcess, free_port, maildir_messages, port_open, read, unix_open,
+                     wait_until)
+from harness import TOP_SRCDIR
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
@@ -49,11 +51,29 @@ def unstuff(data):
     return b"\r\n".join(out) + b"\r\n"
 
 
-class Postfix:
+class Mailboxes(ManagedProcess):
+    """A downstream MTA delivering user@example.com into Maildirs under self.mail."""
+
+    def messages(self, user):
+        """Delivered messages of user@example.com (bytes), oldest first."""
+        return maildir_messages(os.path.join(self.mail, user))
+
+    def wait_messages(self, user, count, timeout=15):
+        """The messages of user once there are count of them (or whatever came by timeout)."""
+        wait_until(lambda: len(self.messages(user)) >= count, timeout)
+        return self.messages(user)
+
+
+class Postfix(Mailboxes):
     """A private Postfix instance: python -c 'with Postfix() as pf: ...'."""
 
+    name = "postfix"
+    start_timeout = 20
+
     def __init__(self, users=("bob", "carol", "dave"), tls=False, settings=None):
-        self.dir = tempfile.mkdtemp(prefix="porter-postfix-")
+        super().__init__()
+        self.log_path = os.path.join(self.dir, "maillog")
+        self.running = False
         os.chmod(self.dir, 0o755)
         self.port = free_port()
         self.etc = os.path.join(self.dir, "etc")
@@ -119,64 +139,36 @@ class Postfix:
             for user in users:
                 f.write("%s@example.com %s/\n" % (user, user))
 
-    def start(self):
+    def launch(self):
+        """postfix -c DIR start: Postfix's master runs in the background on its own."""
         subprocess.run([POSTFIX, "-c", self.etc, "start"], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-        if not wait_port(self.port, timeout=20):
-            raise RuntimeError("postfix did not start:\n" + self.log())
-        return self
+        self.running = True
+
+    def ready(self):
+        return port_open(self.port)
 
     def stop(self):
+        """postfix -c DIR stop (it signals its master by the PID in the master's pid file)."""
+        if not self.running:
+            return
+        self.running = False
         subprocess.run([POSTFIX, "-c", self.etc, "stop"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         # postfix stop returns before every daemon is gone: wait for its master's pid file
         pid_file = os.path.join(self.dir, "queue", "pid", "master.pid")
-        deadline = time.time() + 10
-        while os.path.exists(pid_file) and time.time() < deadline:
-            time.sleep(0.1)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        if os.environ.get("PORTER_KEEP") is None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        else:
-            print("# kept postfix in %s" % self.dir)
-
-    def log(self):
-        try:
-            with open(os.path.join(self.dir, "maillog"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def messages(self, user):
-        """Delivered messages of user@example.com (bytes), oldest first."""
-        new = os.path.join(self.mail, user, "new")
-        names = sorted(glob.glob(os.path.join(new, "*")), key=lambda p: os.stat(p).st_mtime_ns)
-        out = []
-        for name in names:
-            with open(name, "rb") as f:
-                out.append(f.read())
-        return out
-
-    def wait_messages(self, user, count, timeout=15):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            got = self.messages(user)
-            if len(got) >= count:
-                return got
-            time.sleep(0.1)
-        return self.messages(user)
+        wait_until(lambda: not os.path.exists(pid_file), 10, step=0.1)
 
 
-class SmtpSink:
-    """smtp-sink on a free port; options like ["-r", "RCPT"]; dumps one file per message."""
+class SmtpSink(ManagedProcess):
+    """smtp-sink on a free port; options like ["-r", "RCPT"]; dumps one file per message
+    (into self.dir: its output is discarded, not logged there)."""
+
+    name = "smtp-sink"
+    prefix = "porter-sink-"
 
     def __init__(self, options=(), lmtp=False, port=None, unix_path=None, ipv6=False):
-        self.dir = tempfile.mkdtemp(prefix="porter-sink-")
+        super().__init__()
         nobody = pwd.getpwnam("nobody")
         os.chmod(self.dir, 0o777)
         os.chown(self.dir, nobody.pw_uid, nobody.pw_gid)
@@ -191,33 +183,12 @@ class SmtpSink:
             args.append("-L")
         args += [listen, "256"]
         self.args = args
-        self.process = None
 
-    def start(self):
-        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if self.unix_path:
-            deadline = time.time() + 10
-            while not os.path.exists(self.unix_path) and time.time() < deadline:
-                time.sleep(0.05)
-        elif not wait_port(self.port, host=self.host):
-            raise RuntimeError("smtp-sink did not start")
-        return self
+    def arguments(self):
+        return self.args
 
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def ready(self):
+        return unix_open(self.unix_path) if self.unix_path else port_open(self.port, self.host)
 
     def messages(self):
         """Dumped messages as bytes (smtp-sink's X- headers first), by file name."""
@@ -228,9 +199,8 @@ class SmtpSink:
         return out
 
     def wait_count(self, count, timeout=15):
-        deadline = time.time() + timeout
-        while time.time() < deadline and len(self.messages()) < count:
-            time.sleep(0.1)
+        """How many messages there are once there are count (or by timeout)."""
+        wait_until(lambda: len(self.messages()) >= count, timeout, step=0.1)
         return len(self.messages())
 
 
@@ -461,7 +431,7 @@ def guide_block(marker):
 EXIM_GUIDE_MARKER = "<!-- exim.test reads the block below"
 
 
-class Exim:
+class Exim(Mailboxes):
     """The guide's Exim configuration on a free loopback port, trusting 127.0.0.1 (Porter).
 
     rcpt_rules / data_rules: ACL statements put where the guide says "# site recipient
@@ -470,9 +440,13 @@ class Exim:
     set. Mailboxes: MAILBOXES/USER Maildirs (owned by Debian-exim, the guide's user)."""
 
     EXIM_USER = "Debian-exim"
+    name = "exim"
+    output = "exim.out"
+    start_timeout = 20
+    keep_failed = True
 
     def __init__(self, users=("bob", "carol", "dave"), rcpt_rules="", data_rules=""):
-        self.dir = tempfile.mkdtemp(prefix="porter-exim-")
+        super().__init__()
         os.chmod(self.dir, 0o755)
         self.port = free_port()
         self.address = "127.0.0.1:%d" % self.port
@@ -483,9 +457,9 @@ class Exim:
         for d in [self.spool, self.mail] + [os.path.join(self.mail, u) for u in users]:
             os.makedirs(d, exist_ok=True)
             os.chown(d, exim.pw_uid, exim.pw_gid)
+        self.log_path = os.path.join(self.spool, "log", "mainlog")
         self.rcpt_rules = rcpt_rules
         self.data_rules = data_rules
-        self.process = None
         self.write()
 
     def write(self, replace=(), extra_main=""):
@@ -503,76 +477,29 @@ class Exim:
         with open(self.conf, "w") as f:
             f.write(test_main + conf)
 
+    def arguments(self):
+        return [EXIM, "-C", self.conf, "-DLISTEN=<; 127.0.0.1.%d" % self.port,
+                "-DMAILBOXES=" + self.mail, "-DPORTER_HOSTS=127.0.0.1", "-bdf"]
+
+    def ready(self):
+        return port_open(self.port)
+
     def start(self):
         if not os.access(EXIM, os.X_OK):
             raise RuntimeError("no Exim at %s (scripts/install-deps unpacks it)" % EXIM)
-        self.process = subprocess.Popen(
-            [EXIM, "-C", self.conf, "-DLISTEN=<; 127.0.0.1.%d" % self.port,
-             "-DMAILBOXES=" + self.mail, "-DPORTER_HOSTS=127.0.0.1", "-bdf"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_port(self.port, timeout=20):
-            raise RuntimeError("exim did not start:\n" + self.log() + self.panic_log())
-        return self
+        return super().start()
+
+    def startup_text(self):
+        return self.log_text()[-2000:] + self.panic_log() + read(self.output_path)[-1000:]
 
     def reconfigure(self, replace=(), extra_main=""):
         """New configuration, SIGHUP, wait until the new daemon listens (bounded)."""
         self.write(replace, extra_main)
-        started = self.log().count("daemon started")
+        started = self.log_text().count("daemon started")
         self.process.send_signal(signal.SIGHUP)
-        deadline = time.time() + 20
-        while self.log().count("daemon started") <= started and time.time() < deadline:
-            time.sleep(0.05)
-        if not wait_port(self.port, timeout=20):
-            raise RuntimeError("exim did not restart:\n" + self.log()[-2000:] + self.panic_log())
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        if exc[0] is None and os.environ.get("PORTER_KEEP") is None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        else:
-            print("# kept exim in %s" % self.dir)
-
-    def log(self):
-        try:
-            with open(os.path.join(self.spool, "log", "mainlog"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        wait_until(lambda: self.log_text().count("daemon started") > started, 20)
+        if not wait_until(self.ready, 20):
+            raise RuntimeError("exim did not restart:\n" + self.startup_text())
 
     def panic_log(self):
-        try:
-            with open(os.path.join(self.spool, "log", "paniclog"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def messages(self, user):
-        """Delivered messages of user@example.com (bytes, LF line ends), oldest first."""
-        new = os.path.join(self.mail, user, "new")
-        names = sorted(glob.glob(os.path.join(new, "*")), key=lambda p: os.stat(p).st_mtime_ns)
-        out = []
-        for name in names:
-            with open(name, "rb") as f:
-                out.append(f.read())
-        return out
-
-    def wait_messages(self, user, count, timeout=15):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            got = self.messages(user)
-            if len(got) >= count:
-                return got
-            time.sleep(0.05)
-        return self.messages(user)
+        return read(os.path.join(self.spool, "log", "paniclog"))

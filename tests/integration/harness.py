@@ -2,22 +2,19 @@
 
 Every test builds a configuration directory of its own (a temporary directory), starts
 `porter run -f` on a free loopback port, drives it with real clients (smtplib, raw sockets,
-swaks), and stops it by PID. Nothing here talks to anything but 127.0.0.1 / ::1.
+swaks), and stops it by PID (Porter is a daemons.ManagedProcess, like every test daemon).
+Nothing here talks to anything but 127.0.0.1 / ::1.
 
 Use:
     with Porter(plugins="rcpt_ok rcpthosts=rcpthosts\nqueue_maildir path=maildir") as p:
         p.smtp()...
     check(condition, "what", got, want)  -> records a result; finish() prints the summary line.
 """
-import atexit
 import os
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
-import time
+
+from daemons import ManagedProcess, free_port, maildir_messages, port_open, wait_port, wait_until  # noqa: F401 (free_port, wait_port: for the tests)
 
 TOP_BUILDDIR = os.environ.get("top_builddir", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 TOP_SRCDIR = os.environ.get("top_srcdir", TOP_BUILDDIR)
@@ -95,32 +92,21 @@ def cpu_seconds(pids):
     return total
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, host="127.0.0.1", timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 DEFAULT_PLUGINS = "rcpt_ok rcpthosts=rcpthosts\nqueue_maildir path=maildir\n"
 
 
-class Porter:
+class Porter(ManagedProcess):
     """A porter daemon with its own configuration directory, on a free loopback port."""
+
+    name = "porter"
+    prefix = "porter-test-"
+    output = "porter.log"
+    stop_timeout = 20
+    keep_failed = True
 
     def __init__(self, plugins=DEFAULT_PLUGINS, settings=None, rcpthosts="localhost\nexample.com\n",
                  relayclients="", workers=1):
-        self.dir = tempfile.mkdtemp(prefix="porter-test-")
+        super().__init__()
         self.port = free_port()
         self.workers = workers
         self.settings = {
@@ -136,10 +122,6 @@ class Porter:
         if settings:
             self.settings.update(settings)
         self.write_config(plugins, rcpthosts, relayclients)
-        self.process = None
-        self.log_path = os.path.join(self.dir, "porter.log")
-        self.kept = False
-        atexit.register(self.cleanup)  # also for tests that use a Porter without "with"
 
     def write_config(self, plugins, rcpthosts="localhost\nexample.com\n", relayclients=""):
         with open(os.path.join(self.dir, "porter.conf"), "w") as f:
@@ -153,65 +135,27 @@ class Porter:
         with open(os.path.join(self.dir, "relayclients"), "w") as f:
             f.write(relayclients)
 
-    def start(self):
-        self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([PORTER, "run", "-f", "-c", self.dir], stdout=self.log,
-                                        stderr=subprocess.STDOUT)
-        if not wait_port(self.port):
-            self.stop()
-            raise RuntimeError("porter did not start:\n" + self.log_text())
-        return self
+    def arguments(self):
+        return [PORTER, "run", "-f", "-c", self.dir]
+
+    def ready(self):
+        return port_open(self.port)
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if getattr(self, "log", None):
-            self.log.close()
-            self.log = None
+        """Stop by PID; then any sanitizer report (or crash) in the log fails the test."""
+        was_open = self.log is not None
+        super().stop()
+        if was_open:
             sanitizer_check(self.log_text(), "porter daemon log")
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        if exc[0] is None and os.environ.get("PORTER_KEEP") is None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        else:
-            self.kept = True
-            print("# kept %s" % self.dir)
-            print(self.log_text()[-4000:])
-
-    def cleanup(self):
-        """At exit: stop the daemon if a test left it running, and remove the directory
-        unless it was kept to look at (a failure, or PORTER_KEEP set)."""
-        self.stop()
-        if not self.kept and os.environ.get("PORTER_KEEP") is None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
 
     def maildir_messages(self, folder="maildir"):
         """The delivered messages (bytes), oldest first."""
-        new = os.path.join(self.dir, folder, "new")
-        if not os.path.isdir(new):
-            return []
-        names = sorted(os.listdir(new), key=lambda n: os.stat(os.path.join(new, n)).st_mtime_ns)
-        out = []
-        for name in names:
-            with open(os.path.join(new, name), "rb") as f:
-                out.append(f.read())
-        return out
+        return maildir_messages(os.path.join(self.dir, folder))
+
+    def wait_messages(self, count, timeout=10, folder="maildir"):
+        """The delivered messages once there are count of them (or whatever came by timeout)."""
+        wait_until(lambda: len(self.maildir_messages(folder)) >= count, timeout)
+        return self.maildir_messages(folder)
 
     def connect(self, timeout=10):
         return Client(self.port, timeout)
