@@ -130,12 +130,13 @@ def client_context(ca=None, cert=None, key=None, check_hostname=True, maximum=No
 
 
 class SmtpClient(Client):
-    """harness.Client over loopback (IPv4 or IPv6) that can switch to TLS (STARTTLS) or start
-    with it (implicit TLS); a connection broken under it reads as the end (code 0)."""
+    """harness.Client over loopback (IPv4 or IPv6, from source when given) that can switch to
+    TLS (STARTTLS) or start with it (implicit TLS); a connection broken (or timed out) under
+    it reads as the end (code 0)."""
 
     def __init__(self, port, host="127.0.0.1", timeout=10, context=None, server_hostname=None,
-                 session=None):
-        super().__init__(port, timeout, host)
+                 session=None, source=None):
+        super().__init__(port, timeout, host, source)
         if context is not None:
             self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname,
                                             session=session)
@@ -145,7 +146,7 @@ class SmtpClient(Client):
         def more():
             try:
                 return self.sock.recv(65536)
-            except (ConnectionError, ssl.SSLError):
+            except OSError:  # ssl.SSLError and socket.timeout are OSErrors
                 return b""
         code, lines, self.buffer = read_reply(self.buffer, more)
         return (code, lines)

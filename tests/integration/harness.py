@@ -11,6 +11,7 @@ Use:
     check(condition, "what", got, want)  -> records a result; finish() prints the summary line.
 """
 import os
+import smtplib
 import socket
 import sys
 
@@ -34,6 +35,20 @@ def check(condition, what, got=None, want=None):
         print("not ok - %s: got %r, want %r" % (what, got, want))
     sys.stdout.flush()
     return condition
+
+
+def run_tests(tests, *arguments):
+    """Run each test function, named in a comment line first, with arguments (or a tuple
+    (function, its own arguments...)); one that raises is a failed check, never the end of the
+    run: one broken scenario must not hide the others."""
+    for test in tests:
+        function, args = (test[0], test[1:]) if isinstance(test, tuple) else (test, arguments)
+        print("# %s" % function.__name__)
+        sys.stdout.flush()
+        try:
+            function(*args)
+        except Exception as e:
+            check(False, "%s ran to the end" % function.__name__, repr(e), "no exception")
 
 
 def finish():
@@ -176,11 +191,73 @@ class Porter(ManagedProcess):
         return sorted(pids)
 
 
-class Client:
-    """A raw SMTP client over a socket: send bytes, read whole replies."""
+def dot_stuff(message):
+    """A message (CRLF lines) as DATA carries it, dot-stuffed; without the final dot."""
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n"
+                    for line in message.split(b"\r\n")[:-1])
 
-    def __init__(self, port, timeout=10, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+
+def send_transaction(p, sender, recipients, message, mail_params="", rcpt_params="", bdat=False,
+                     helo="client.example"):
+    """One transaction on a new connection to Porter p: (RCPT codes, (final code, final text));
+    final (0, "") when no recipient was taken; ([], (code, text)) when MAIL was refused.
+    bdat: the message in two BDAT chunks instead of DATA."""
+    c = p.connect(timeout=60)
+    c.reply()
+    c.command("EHLO %s" % helo)
+    code, lines = c.command("MAIL FROM:<%s>%s" % (sender, mail_params))
+    if code != 250:
+        c.close()
+        return [], (code, " ".join(lines))
+    codes = [c.command("RCPT TO:<%s>%s" % (r, rcpt_params))[0] for r in recipients]
+    if not any(x == 250 for x in codes):
+        c.close()
+        return codes, (0, "")
+    if bdat:
+        half = len(message) // 2
+        c.send(b"BDAT %d\r\n" % half + message[:half])
+        c.reply()
+        c.send(b"BDAT %d LAST\r\n" % (len(message) - half) + message[half:])
+    else:
+        c.command("DATA")
+        c.send(dot_stuff(message) + b".\r\n")
+    code, lines = c.reply()
+    c.command("QUIT")
+    c.close()
+    return codes, (code, " ".join(lines))
+
+
+def smtplib_send(port, sender, recipients, data, xclient=None):
+    """One transaction with Python's smtplib (XCLIENT first when given): (refused recipients,
+    (code, text)) where code answers MAIL, the last RCPT or the data; (0, "") means accepted."""
+    c = smtplib.SMTP("127.0.0.1", port, timeout=60)
+    try:
+        c.ehlo("client.example")
+        if xclient:
+            c.docmd("XCLIENT", xclient)
+            c.ehlo("client.example")
+        try:
+            refused = c.sendmail(sender, recipients, data)
+            return refused, (0, "")
+        except smtplib.SMTPRecipientsRefused as e:
+            code, text = list(e.recipients.values())[-1]
+            return e.recipients, (code, text.decode())
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
+            return {}, (e.smtp_code, e.smtp_error.decode())
+    finally:
+        try:
+            c.quit()
+        except smtplib.SMTPException:
+            pass
+
+
+class Client:
+    """A raw SMTP client over a socket: send bytes, read whole replies; from the loopback
+    address source when given."""
+
+    def __init__(self, port, timeout=10, host="127.0.0.1", source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buffer = b""
 
     def send(self, data):
