@@ -295,24 +295,28 @@ enum dns_try_outcome {
 /* A question, after validation. */
 struct dns_question {
     int type;
-    char name[DNS_NAME_MAX + 2];
+    const char *name;               /* in storage of the question's owner */
 };
 
-/* dns_question_make - validate; for PTR turn an address into its reverse name; 0 or -1
- * (q->name then holds as much of the name as fits, for logs and the error answer) */
-static int dns_question_make(struct dns_question *q, int type, const char *name)
+#define DNS_QUESTION_NAME_SIZE (DNS_NAME_MAX + 2)
+
+/* dns_question_make - validate; for PTR turn an address into its reverse name, written into
+ * storage (DNS_QUESTION_NAME_SIZE bytes), which q->name then points to; 0 or -1 (q->name then
+ * holds as much of the name as fits, for logs and the error answer) */
+static int dns_question_make(struct dns_question *q, int type, const char *name, char *storage)
 {
     unsigned char wire[DNS_WIRE_NAME_MAX];
     q->type = type;
+    q->name = storage;
     if (name == NULL)
         name = "";
-    if (type != PORTER_DNS_PTR || dns_reverse_name(name, q->name, sizeof q->name) != 0)
-        snprintf(q->name, sizeof q->name, "%s", name);
-    size_t length = strlen(q->name);
-    if (length > 1 && q->name[length - 1] == '.')
-        q->name[length - 1] = '\0';
+    if (type != PORTER_DNS_PTR || dns_reverse_name(name, storage, DNS_QUESTION_NAME_SIZE) != 0)
+        snprintf(storage, DNS_QUESTION_NAME_SIZE, "%s", name);
+    size_t length = strlen(storage);
+    if (length > 1 && storage[length - 1] == '.')
+        storage[length - 1] = '\0';
     if (strlen(name) > DNS_NAME_MAX + 1 || !dns_type_supported(type) ||
-        dns_name_wire(q->name, wire) < 0)
+        dns_name_wire(storage, wire) < 0)
         return -1;
     return 0;
 }
@@ -371,14 +375,15 @@ static int dns_socket(const struct sockaddr_storage *server, int socket_type)
 /* ---------------------------------------------------------------- asynchronous queries */
 
 /* What a query costs while it waits matters: a flood of connections can have one per session
- * in flight at once. So the buffers of a try are allocated only when a try starts, and a
- * cached answer is read when it is delivered, not held meanwhile. */
+ * in flight at once. So a query holds its name at its length, the buffers of a try are
+ * allocated only when a try starts, and a cached answer is read when it is delivered, not
+ * held meanwhile. */
 #define DNS_QUERY_SIZE (DNS_QUERY_MAX + 2)
 
 struct dns_query {
     struct dns_resolver *resolver;  /* NULL once the resolver is gone */
     struct dns_query *prev, *next;
-    struct dns_question question;
+    struct dns_question question;   /* its name follows the struct, in the same allocation */
     dns_callback callback;
     void *arg;
     unsigned try_index;
@@ -655,7 +660,13 @@ static void dns_query_try(struct dns_query *q)
 struct dns_query *dns_lookup(struct dns_resolver *r, int type, const char *name,
                              dns_callback callback, void *arg)
 {
-    struct dns_query *q = xcalloc(1, sizeof *q);
+    char name_storage[DNS_QUESTION_NAME_SIZE];
+    struct dns_question question;
+    int valid = dns_question_make(&question, type, name, name_storage);
+    size_t name_size = strlen(question.name) + 1;
+    struct dns_query *q = xcalloc(1, sizeof *q + name_size);
+    q->question.type = type;
+    q->question.name = memcpy(q + 1, question.name, name_size);
     q->resolver = r;
     q->fd = -1;
     q->callback = callback;
@@ -668,7 +679,7 @@ struct dns_query *dns_lookup(struct dns_resolver *r, int type, const char *name,
         r->queries->prev = q;
     r->queries = q;
     struct timeval now = {0, 0};
-    if (dns_question_make(&q->question, type, name) != 0) {
+    if (valid != 0) {
         q->answer = dns_answer_new(PORTER_DNS_ERROR, type, q->question.name, NULL, 0, 0, NULL, 0);
         evtimer_add(q->timer, &now);
         return q;
@@ -805,8 +816,9 @@ static enum dns_try_outcome dns_sync_try(const struct dns_resolver *r,
 
 struct porter_dns_answer *dns_query_sync(struct dns_resolver *r, int type, const char *name)
 {
+    char name_storage[DNS_QUESTION_NAME_SIZE];
     struct dns_question q;
-    if (dns_question_make(&q, type, name) != 0 || r == NULL)
+    if (dns_question_make(&q, type, name, name_storage) != 0 || r == NULL)
         return dns_answer_new(PORTER_DNS_ERROR, type, q.name, NULL, 0, 0, NULL, 0);
     if (pthread_equal(pthread_self(), r->loop_thread)) {
         log_message(PORTER_LOG_ERR, NULL, "event=dns_error type=%s name=%s error=\"a blocking DNS "
