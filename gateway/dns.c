@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -377,7 +378,10 @@ static int dns_socket(const struct sockaddr_storage *server, int socket_type)
 /* What a query costs while it waits matters: a flood of connections can have one per session
  * in flight at once. So a query holds its name at its length, the buffers of a try are
  * allocated only when a try starts, and a cached answer is read when it is delivered, not
- * held meanwhile. */
+ * held meanwhile. A query whose question (type and name) another query is already asking
+ * the servers does not ask again: it follows that leader and gets its answer (one packet for
+ * a flood of sessions from one client). A leader cancelled while others follow it runs on
+ * without its callback. */
 #define DNS_QUERY_SIZE (DNS_QUERY_MAX + 2)
 
 struct dns_query {
@@ -401,6 +405,10 @@ struct dns_query {
     size_t tcp_received;
     struct porter_dns_answer *answer;  /* the answer to deliver */
     struct porter_dns_answer *failure; /* the last server failure */
+    struct dns_query *leader;       /* asks our question for us: we wait for its answer */
+    struct dns_query *followers;    /* wait for our answer (follower_prev/next) */
+    struct dns_query *follower_prev, *follower_next;
+    bool finishing;                 /* its answer is being delivered */
 };
 
 static void dns_query_try(struct dns_query *q);
@@ -423,10 +431,10 @@ static void dns_query_close(struct dns_query *q)
     q->tcp = false;
 }
 
-/* dns_query_unlink - out of the resolver's list */
+/* dns_query_unlink - out of the resolver's list (if on it) */
 static void dns_query_unlink(struct dns_query *q)
 {
-    if (q->resolver == NULL)
+    if (q->resolver == NULL || (q->prev == NULL && q->resolver->queries != q))
         return;
     if (q->prev != NULL)
         q->prev->next = q->next;
@@ -437,9 +445,43 @@ static void dns_query_unlink(struct dns_query *q)
     q->prev = q->next = NULL;
 }
 
+/* dns_query_unfollow - off its leader's list of followers */
+static void dns_query_unfollow(struct dns_query *q)
+{
+    if (q->leader == NULL)
+        return;
+    if (q->follower_prev != NULL)
+        q->follower_prev->follower_next = q->follower_next;
+    else
+        q->leader->followers = q->follower_next;
+    if (q->follower_next != NULL)
+        q->follower_next->follower_prev = q->follower_prev;
+    q->leader = q->follower_prev = q->follower_next = NULL;
+}
+
+/* dns_query_follow - wait for the answer of a query that is asking the servers the same
+ * question; false when none is */
+static bool dns_query_follow(struct dns_query *q)
+{
+    for (struct dns_query *l = q->resolver->queries; l != NULL; l = l->next) {
+        if (l == q || !l->started || l->leader != NULL || l->finishing ||
+            l->question.type != q->question.type ||
+            strcasecmp(l->question.name, q->question.name) != 0)
+            continue;
+        q->leader = l;
+        q->follower_next = l->followers;
+        if (l->followers != NULL)
+            l->followers->follower_prev = q;
+        l->followers = q;
+        return true;
+    }
+    return false;
+}
+
 /* dns_query_release - everything the query holds, and the query */
 static void dns_query_release(struct dns_query *q)
 {
+    dns_query_unfollow(q);
     dns_query_unlink(q);
     dns_query_close(q);
     if (q->timer != NULL)
@@ -450,18 +492,29 @@ static void dns_query_release(struct dns_query *q)
     free(q);
 }
 
-/* dns_query_finish - deliver the answer (the query is gone before the callback runs) */
+/* dns_query_finish - deliver the answer to the query's followers (each gone before its
+ * callback runs), then to the query itself unless it was cancelled meanwhile (a callback may
+ * cancel any query: finishing keeps this one until the end) */
 static void dns_query_finish(struct dns_query *q, struct porter_dns_answer *answer)
 {
-    dns_callback callback = q->callback;
-    void *arg = q->arg;
     if (q->answer == answer)
         q->answer = NULL;
     if (answer->status == PORTER_DNS_OK || answer->status == PORTER_DNS_NXDOMAIN ||
         answer->status == PORTER_DNS_NODATA)
         dns_cache_put(q->resolver->cache, answer, clock_monotonic());
+    q->finishing = true;
+    dns_query_unlink(q); /* nothing follows it from now on */
+    dns_query_close(q);
+    while (q->followers != NULL) {
+        struct dns_query *f = q->followers;
+        dns_callback callback = f->callback;
+        void *arg = f->arg;
+        dns_query_release(f);
+        callback(answer, arg);
+    }
+    if (q->callback != NULL)
+        q->callback(answer, q->arg);
     dns_query_release(q);
-    callback(answer, arg);
     dns_answer_free(answer);
 }
 
@@ -618,7 +671,7 @@ static void dns_query_timer(evutil_socket_t fd, short what, void *arg)
         if (q->answer != NULL) {
             metrics_add(&metrics_here->dns_cache_hits, 1);
             dns_query_finish(q, q->answer);
-        } else {
+        } else if (!dns_query_follow(q)) {
             dns_query_try(q);
         }
     } else {
@@ -693,7 +746,11 @@ struct dns_query *dns_lookup(struct dns_resolver *r, int type, const char *name,
 
 void dns_query_cancel(struct dns_query *q)
 {
-    if (q != NULL)
+    if (q == NULL)
+        return;
+    if (q->finishing || (q->followers != NULL && q->resolver != NULL))
+        q->callback = NULL; /* dns_query_finish frees it; followers still want the answer */
+    else
         dns_query_release(q);
 }
 
@@ -911,6 +968,8 @@ void dns_resolver_free(struct dns_resolver *r)
 {
     if (r == NULL)
         return;
+    for (struct dns_query *q = r->queries; q != NULL; q = q->next)
+        q->leader = q->followers = q->follower_prev = q->follower_next = NULL;
     while (r->queries != NULL) {
         struct dns_query *q = r->queries;
         dns_query_unlink(q);
@@ -920,6 +979,8 @@ void dns_resolver_free(struct dns_resolver *r)
             q->timer = NULL;
         }
         q->resolver = NULL;
+        if (q->callback == NULL)
+            dns_query_release(q); /* a leader cancelled by its owner: nobody else frees it */
     }
     dns_cache_free(r->cache);
     free(r->receive_buffer);
