@@ -26,6 +26,7 @@ Also: send() runs one SMTP transaction against a Porter, and EICAR / GTUBE are t
 test strings."""
 import atexit
 import os
+import re
 import shutil
 import signal
 import socket
@@ -118,11 +119,13 @@ def maildir_messages(maildir):
     return out
 
 
-def stop_process(process, timeout=15):
-    """Stop one process we started, by its PID: SIGTERM, then SIGKILL after timeout seconds;
-    reaps it. Nothing happens to a process that already ended (or None)."""
+def stop_process(process, timeout=15, terminate=True):
+    """Stop one process we started, by its PID: SIGTERM (unless terminate is False: it was
+    sent already), then SIGKILL after timeout seconds; reaps it. Nothing happens to a process
+    that already ended (or None)."""
     if process is not None and process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        if terminate:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -161,6 +164,7 @@ class ManagedProcess:
         self.log_path = self.output_path
         self.process = None
         self.log = None        # the output file while the process runs
+        self.terminated = False
         self.kept = False
         atexit.register(self.cleanup)  # also for a daemon used without "with"
 
@@ -180,6 +184,7 @@ class ManagedProcess:
             out = self.log
         else:
             out = subprocess.DEVNULL
+        self.terminated = False
         self.process = subprocess.Popen(self.arguments(), stdout=out, stderr=subprocess.STDOUT)
 
     def start(self):
@@ -195,9 +200,16 @@ class ManagedProcess:
         """What a failure to start quotes: the end of the log."""
         return self.log_text()[-4000:]
 
+    def terminate(self):
+        """SIGTERM now, without waiting for the exit (stop() reaps it, bounded): several slow
+        leavers (libmilter takes seconds) then exit at the same time."""
+        if self.process is not None and self.process.poll() is None and not self.terminated:
+            self.process.send_signal(signal.SIGTERM)
+            self.terminated = True
+
     def stop(self):
         """Stop the process by its PID (bounded) and close its output file."""
-        stop_process(self.process, self.stop_timeout)
+        stop_process(self.process, self.stop_timeout, terminate=not self.terminated)
         if self.log is not None:
             self.log.close()
             self.log = None
@@ -225,6 +237,11 @@ class ManagedProcess:
     def log_text(self):
         """The daemon's log so far ("" when there is none)."""
         return read(self.log_path) if self.log_path else ""
+
+    def wait_log(self, pattern, timeout=10):
+        """The first match of the regular expression pattern in the log, waiting for it
+        (bounded: a reply can come before its log line is written); None if it never came."""
+        return wait_until(lambda: re.search(pattern, self.log_text()), timeout) or None
 
 
 class Daemon(ManagedProcess):
@@ -273,7 +290,9 @@ def find(program):
 
 
 def stop_all():
-    """Stop every Daemon started here, by PID."""
+    """Stop every Daemon started here, by PID (all signalled first, then each reaped)."""
+    for daemon in PROCESSES:
+        daemon.terminate()
     for daemon in PROCESSES:
         daemon.stop()
 
@@ -375,6 +394,37 @@ def start_p0f(work):
     daemon = Daemon("p0f", work, [p0f, "-i", "lo", "-s", path, "-o", log], "p0f.out",
                     lambda d: unix_open(path), socket_path=path, log=log, start_timeout=30)
     return started(daemon, "p0f listens on its API socket (on lo, as root)", path)
+
+
+def start_test_milter(*args, port=None, socket_spec=None, work=None):
+    """tests/milter/test_milter (a libmilter milter; its options in args) on a free loopback
+    port, on port, or on socket_spec in libmilter's syntax ("unix:PATH", "inet6:PORT@::1"), its
+    event log (-l) the Daemon's log (log_text(); log_path); in work, or in a directory of its
+    own. Returns the started Daemon (RuntimeError when it does not start), spec being what
+    Porter's milter plugin is told (socket=...)."""
+    from harness import TOP_BUILDDIR
+    if socket_spec is None:
+        socket_spec = "inet:%d@127.0.0.1" % (port or free_port())
+    kind, where = socket_spec.split(":", 1)
+    if kind in ("unix", "local"):
+        spec, path, port = "unix:" + where, where, None
+
+        def ready(daemon):
+            return os.path.exists(where)
+    else:
+        number, host = where.split("@", 1)
+        spec, path, port = "%s:%s:%s" % (kind, "[%s]" % host if ":" in host else host, number), \
+            None, int(number)
+
+        def ready(daemon):
+            return port_open(port, host)
+    daemon = Daemon("test_milter", work, None, None, ready, socket_path=path, port=port,
+                    start_timeout=10)
+    daemon.log_path = os.path.join(daemon.dir, "test_milter-%d.log" % len(PROCESSES))
+    daemon.argv = [os.path.join(TOP_BUILDDIR, "tests", "milter", "test_milter"), "-s",
+                   socket_spec, "-l", daemon.log_path] + list(args)
+    daemon.spec = spec
+    return daemon.start()
 
 
 def send(p, message, sender="alice@example.org", rcpt="bob@example.com", timeout=60):

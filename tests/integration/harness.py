@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 
-from daemons import ManagedProcess, free_port, maildir_messages, port_open, wait_port  # noqa: F401 (free_port, wait_port: for the tests)
+from daemons import ManagedProcess, free_port, maildir_messages, port_open, wait_port, wait_until  # noqa: F401 (free_port, wait_port: for the tests)
 
 TOP_BUILDDIR = os.environ.get("top_builddir", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 TOP_SRCDIR = os.environ.get("top_srcdir", TOP_BUILDDIR)
@@ -151,6 +151,11 @@ class Porter(ManagedProcess):
     def maildir_messages(self, folder="maildir"):
         """The delivered messages (bytes), oldest first."""
         return maildir_messages(os.path.join(self.dir, folder))
+
+    def wait_messages(self, count, timeout=10, folder="maildir"):
+        """The delivered messages once there are count of them (or whatever came by timeout)."""
+        wait_until(lambda: len(self.maildir_messages(folder)) >= count, timeout)
+        return self.maildir_messages(folder)
 
     def connect(self, timeout=10):
         return Client(self.port, timeout)

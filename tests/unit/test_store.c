@@ -5,7 +5,8 @@
  * backoff; and the dispatch on a real event loop with the LMDB backend in a temporary
  * directory: outcomes arrive on a later loop turn, never inside store_submit, and a cancelled
  * request's callback never runs; and the deadlines of the Redis backend's requests (one timer
- * per store) against a fake Redis on a loopback socket that answers only what the test says.
+ * per store) and writes larger than the socket's buffers, against a fake Redis on a loopback
+ * socket that answers only what the test says.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -274,18 +275,45 @@ static void fake_read_until(struct event_base *base, int fd, char *seen, size_t 
     assert_non_null(strstr(seen, text));
 }
 
-static void test_redis_deadline(void **unused)
+/* fake_listen - the fake Redis: a loopback listener (the test accepts and answers by hand);
+ * its store setting in setting */
+static int fake_listen(char *setting, size_t size, int receive_buffer)
 {
-    /* The fake Redis: a loopback listener; the test accepts and answers by hand. */
     int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     assert_true(listener >= 0);
+    if (receive_buffer > 0) /* the accepted socket inherits it */
+        assert_int_equal(setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &receive_buffer,
+                                    sizeof receive_buffer), 0);
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t length = sizeof address;
     assert_int_equal(bind(listener, (struct sockaddr *)&address, sizeof address), 0);
     assert_int_equal(listen(listener, 8), 0);
     assert_int_equal(getsockname(listener, (struct sockaddr *)&address, &length), 0);
+    snprintf(setting, size, "redis://127.0.0.1:%d/0", ntohs(address.sin_port));
+    return listener;
+}
+
+/* fake_accept - turn the loop until the store connects (bounded: 5 s) */
+static int fake_accept(struct event_base *base, int listener)
+{
+    int fd = -1;
+    for (double give_up = seconds_now() + 5; fd < 0 && seconds_now() < give_up; usleep(2000)) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
+    }
+    assert_true(fd >= 0);
+    return fd;
+}
+
+/* The answers to the two SCRIPT LOADs every connection starts with. */
+#define FAKE_SCRIPT_LOADS                                                                      \
+    "$40\r\n0000000000000000000000000000000000000000\r\n"                                       \
+    "$40\r\n0000000000000000000000000000000000000000\r\n"
+
+static void test_redis_deadline(void **unused)
+{
     char setting[64];
-    snprintf(setting, sizeof setting, "redis://127.0.0.1:%d/0", ntohs(address.sin_port));
+    int listener = fake_listen(setting, sizeof setting, 0);
     struct porter_config config = {0};
     config.store = setting;
     config.store_timeout = 0.3;
@@ -297,17 +325,10 @@ static void test_redis_deadline(void **unused)
     struct outcome a = {0}, b = {0};
     double started = seconds_now();
     store_submit(store, STORE_DELETE, "t:a", NULL, 0, 0, record_outcome, &a);
-    int fd = -1;
-    for (double give_up = seconds_now() + 5; fd < 0 && seconds_now() < give_up; usleep(2000)) {
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-        fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
-    }
-    assert_true(fd >= 0);
+    int fd = fake_accept(base, listener);
     char seen[4096] = "";
     fake_read_until(base, fd, seen, sizeof seen, "t:a");
-    /* the connection's two SCRIPT LOADs, then A's DEL */
-    static const char replies[] = "$40\r\n0000000000000000000000000000000000000000\r\n"
-                                  "$40\r\n0000000000000000000000000000000000000000\r\n:1\r\n";
+    static const char replies[] = FAKE_SCRIPT_LOADS ":1\r\n"; /* A's DEL */
     assert_int_equal(write(fd, replies, sizeof replies - 1), (ssize_t)(sizeof replies - 1));
     for (double give_up = seconds_now() + 5; a.calls == 0 && seconds_now() < give_up;)
         event_base_loop(base, EVLOOP_ONCE);
@@ -336,6 +357,79 @@ static void test_redis_deadline(void **unused)
     close(listener);
 }
 
+/* Sets far larger than the socket's buffers: the writes that cannot finish wait for the socket
+ * to drain (the connection's write event), and every byte arrives in order. */
+static void test_redis_large_writes(void **unused)
+{
+    char setting[64];
+    int listener = fake_listen(setting, sizeof setting, 65536);
+    struct porter_config config = {0};
+    config.store = setting;
+    config.store_timeout = 30;
+    struct event_base *base = event_base_new();
+    struct store *store = store_new(&config, base, NULL);
+    enum { SETS = 64 };
+    size_t value_length = STORE_VALUE_MAX;
+    char *value = malloc(value_length + 1);
+    assert_non_null(value);
+    memset(value, 'x', value_length);
+    value[value_length] = '\0';
+    struct outcome outcomes[SETS], first = {0};
+    memset(outcomes, 0, sizeof outcomes);
+    /* A first request makes the connection. */
+    store_submit(store, STORE_DELETE, "t:first", NULL, 0, 0, record_outcome, &first);
+    int fd = fake_accept(base, listener);
+    char seen[4096] = "";
+    fake_read_until(base, fd, seen, sizeof seen, "t:first");
+    static const char first_replies[] = FAKE_SCRIPT_LOADS ":0\r\n";
+    assert_int_equal(write(fd, first_replies, sizeof first_replies - 1),
+                     (ssize_t)(sizeof first_replies - 1));
+    for (double give_up = seconds_now() + 5; first.calls == 0 && seconds_now() < give_up;)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(first.status, PORTER_STORE_OK);
+    /* Then the sets, on the established connection, before the fake reads anything. */
+    for (int i = 0; i < SETS; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "t:big%d", i);
+        store_submit(store, STORE_SET, key, value, 0, 0, record_outcome, &outcomes[i]);
+    }
+    for (int i = 0; i < 20; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    /* Read everything; count the value bytes. */
+    size_t want = (size_t)SETS * value_length, got = 0;
+    char buffer[65536];
+    for (double give_up = seconds_now() + 20; got < want && seconds_now() < give_up;) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n <= 0) {
+            usleep(1000);
+            continue;
+        }
+        for (ssize_t i = 0; i < n; i++)
+            got += buffer[i] == 'x';
+    }
+    printf("%zu of %zu value bytes\n", got, want);
+    assert_true(got == want);
+    char replies[SETS * 5 + 1];
+    int length = 0;
+    for (int i = 0; i < SETS; i++)
+        length += snprintf(replies + length, sizeof replies - (size_t)length, "+OK\r\n");
+    assert_int_equal(write(fd, replies, (size_t)length), length);
+    int answered = 0;
+    for (double give_up = seconds_now() + 5; answered < SETS && seconds_now() < give_up;) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        answered = 0;
+        for (int i = 0; i < SETS; i++)
+            answered += outcomes[i].calls == 1 && outcomes[i].status == PORTER_STORE_OK;
+    }
+    assert_int_equal(answered, SETS);
+    store_free(store);
+    event_base_free(base);
+    free(value);
+    close(fd);
+    close(listener);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_ttl_and_backoff),
         cmocka_unit_test(test_lmdb_dispatch),
         cmocka_unit_test(test_redis_deadline),
+        cmocka_unit_test(test_redis_large_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
