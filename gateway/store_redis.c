@@ -268,9 +268,14 @@ static void redis_setup_reply(redisAsyncContext *context, void *reply_pointer, v
 {
     redisReply *reply = reply_pointer;
     struct store_redis *r = context->data;
-    if (r != NULL && reply != NULL && reply->type == REDIS_REPLY_ERROR)
-        log_message(PORTER_LOG_ERR, NULL, "event=store_error store=%s operation=%s error=\"%s\"",
-                    store_log_text(r->store), (const char *)privdata, reply->str);
+    if (r == NULL || reply == NULL || reply->type != REDIS_REPLY_ERROR)
+        return;
+    char error[300];
+    log_value(error, sizeof error, reply->str);
+    bool script = strcmp(privdata, "script_load") == 0; /* not fatal: requests go by EVAL */
+    log_message(script ? PORTER_LOG_WARNING : PORTER_LOG_ERR, NULL, "event=store_error store=%s "
+                "operation=%s error=%s%s", store_log_text(r->store), (const char *)privdata, error,
+                script ? " action=eval" : "");
 }
 
 static void redis_connect(struct store_redis *r)
