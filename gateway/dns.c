@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -295,24 +296,28 @@ enum dns_try_outcome {
 /* A question, after validation. */
 struct dns_question {
     int type;
-    char name[DNS_NAME_MAX + 2];
+    const char *name;               /* in storage of the question's owner */
 };
 
-/* dns_question_make - validate; for PTR turn an address into its reverse name; 0 or -1
- * (q->name then holds as much of the name as fits, for logs and the error answer) */
-static int dns_question_make(struct dns_question *q, int type, const char *name)
+#define DNS_QUESTION_NAME_SIZE (DNS_NAME_MAX + 2)
+
+/* dns_question_make - validate; for PTR turn an address into its reverse name, written into
+ * storage (DNS_QUESTION_NAME_SIZE bytes), which q->name then points to; 0 or -1 (q->name then
+ * holds as much of the name as fits, for logs and the error answer) */
+static int dns_question_make(struct dns_question *q, int type, const char *name, char *storage)
 {
     unsigned char wire[DNS_WIRE_NAME_MAX];
     q->type = type;
+    q->name = storage;
     if (name == NULL)
         name = "";
-    if (type != PORTER_DNS_PTR || dns_reverse_name(name, q->name, sizeof q->name) != 0)
-        snprintf(q->name, sizeof q->name, "%s", name);
-    size_t length = strlen(q->name);
-    if (length > 1 && q->name[length - 1] == '.')
-        q->name[length - 1] = '\0';
+    if (type != PORTER_DNS_PTR || dns_reverse_name(name, storage, DNS_QUESTION_NAME_SIZE) != 0)
+        snprintf(storage, DNS_QUESTION_NAME_SIZE, "%s", name);
+    size_t length = strlen(storage);
+    if (length > 1 && storage[length - 1] == '.')
+        storage[length - 1] = '\0';
     if (strlen(name) > DNS_NAME_MAX + 1 || !dns_type_supported(type) ||
-        dns_name_wire(q->name, wire) < 0)
+        dns_name_wire(storage, wire) < 0)
         return -1;
     return 0;
 }
@@ -371,14 +376,18 @@ static int dns_socket(const struct sockaddr_storage *server, int socket_type)
 /* ---------------------------------------------------------------- asynchronous queries */
 
 /* What a query costs while it waits matters: a flood of connections can have one per session
- * in flight at once. So the buffers of a try are allocated only when a try starts, and a
- * cached answer is read when it is delivered, not held meanwhile. */
+ * in flight at once. So a query holds its name at its length, the buffers of a try are
+ * allocated only when a try starts, and a cached answer is read when it is delivered, not
+ * held meanwhile. A query whose question (type and name) another query is already asking
+ * the servers does not ask again: it follows that leader and gets its answer (one packet for
+ * a flood of sessions from one client). A leader cancelled while others follow it runs on
+ * without its callback. */
 #define DNS_QUERY_SIZE (DNS_QUERY_MAX + 2)
 
 struct dns_query {
     struct dns_resolver *resolver;  /* NULL once the resolver is gone */
     struct dns_query *prev, *next;
-    struct dns_question question;
+    struct dns_question question;   /* its name follows the struct, in the same allocation */
     dns_callback callback;
     void *arg;
     unsigned try_index;
@@ -396,6 +405,10 @@ struct dns_query {
     size_t tcp_received;
     struct porter_dns_answer *answer;  /* the answer to deliver */
     struct porter_dns_answer *failure; /* the last server failure */
+    struct dns_query *leader;       /* asks our question for us: we wait for its answer */
+    struct dns_query *followers;    /* wait for our answer (follower_prev/next) */
+    struct dns_query *follower_prev, *follower_next;
+    bool finishing;                 /* its answer is being delivered */
 };
 
 static void dns_query_try(struct dns_query *q);
@@ -418,10 +431,10 @@ static void dns_query_close(struct dns_query *q)
     q->tcp = false;
 }
 
-/* dns_query_unlink - out of the resolver's list */
+/* dns_query_unlink - out of the resolver's list (if on it) */
 static void dns_query_unlink(struct dns_query *q)
 {
-    if (q->resolver == NULL)
+    if (q->resolver == NULL || (q->prev == NULL && q->resolver->queries != q))
         return;
     if (q->prev != NULL)
         q->prev->next = q->next;
@@ -432,9 +445,43 @@ static void dns_query_unlink(struct dns_query *q)
     q->prev = q->next = NULL;
 }
 
+/* dns_query_unfollow - off its leader's list of followers */
+static void dns_query_unfollow(struct dns_query *q)
+{
+    if (q->leader == NULL)
+        return;
+    if (q->follower_prev != NULL)
+        q->follower_prev->follower_next = q->follower_next;
+    else
+        q->leader->followers = q->follower_next;
+    if (q->follower_next != NULL)
+        q->follower_next->follower_prev = q->follower_prev;
+    q->leader = q->follower_prev = q->follower_next = NULL;
+}
+
+/* dns_query_follow - wait for the answer of a query that is asking the servers the same
+ * question; false when none is */
+static bool dns_query_follow(struct dns_query *q)
+{
+    for (struct dns_query *l = q->resolver->queries; l != NULL; l = l->next) {
+        if (l == q || !l->started || l->leader != NULL || l->finishing ||
+            l->question.type != q->question.type ||
+            strcasecmp(l->question.name, q->question.name) != 0)
+            continue;
+        q->leader = l;
+        q->follower_next = l->followers;
+        if (l->followers != NULL)
+            l->followers->follower_prev = q;
+        l->followers = q;
+        return true;
+    }
+    return false;
+}
+
 /* dns_query_release - everything the query holds, and the query */
 static void dns_query_release(struct dns_query *q)
 {
+    dns_query_unfollow(q);
     dns_query_unlink(q);
     dns_query_close(q);
     if (q->timer != NULL)
@@ -445,18 +492,29 @@ static void dns_query_release(struct dns_query *q)
     free(q);
 }
 
-/* dns_query_finish - deliver the answer (the query is gone before the callback runs) */
+/* dns_query_finish - deliver the answer to the query's followers (each gone before its
+ * callback runs), then to the query itself unless it was cancelled meanwhile (a callback may
+ * cancel any query: finishing keeps this one until the end) */
 static void dns_query_finish(struct dns_query *q, struct porter_dns_answer *answer)
 {
-    dns_callback callback = q->callback;
-    void *arg = q->arg;
     if (q->answer == answer)
         q->answer = NULL;
     if (answer->status == PORTER_DNS_OK || answer->status == PORTER_DNS_NXDOMAIN ||
         answer->status == PORTER_DNS_NODATA)
         dns_cache_put(q->resolver->cache, answer, clock_monotonic());
+    q->finishing = true;
+    dns_query_unlink(q); /* nothing follows it from now on */
+    dns_query_close(q);
+    while (q->followers != NULL) {
+        struct dns_query *f = q->followers;
+        dns_callback callback = f->callback;
+        void *arg = f->arg;
+        dns_query_release(f);
+        callback(answer, arg);
+    }
+    if (q->callback != NULL)
+        q->callback(answer, q->arg);
     dns_query_release(q);
-    callback(answer, arg);
     dns_answer_free(answer);
 }
 
@@ -613,7 +671,7 @@ static void dns_query_timer(evutil_socket_t fd, short what, void *arg)
         if (q->answer != NULL) {
             metrics_add(&metrics_here->dns_cache_hits, 1);
             dns_query_finish(q, q->answer);
-        } else {
+        } else if (!dns_query_follow(q)) {
             dns_query_try(q);
         }
     } else {
@@ -655,7 +713,13 @@ static void dns_query_try(struct dns_query *q)
 struct dns_query *dns_lookup(struct dns_resolver *r, int type, const char *name,
                              dns_callback callback, void *arg)
 {
-    struct dns_query *q = xcalloc(1, sizeof *q);
+    char name_storage[DNS_QUESTION_NAME_SIZE];
+    struct dns_question question;
+    int valid = dns_question_make(&question, type, name, name_storage);
+    size_t name_size = strlen(question.name) + 1;
+    struct dns_query *q = xcalloc(1, sizeof *q + name_size);
+    q->question.type = type;
+    q->question.name = memcpy(q + 1, question.name, name_size);
     q->resolver = r;
     q->fd = -1;
     q->callback = callback;
@@ -668,7 +732,7 @@ struct dns_query *dns_lookup(struct dns_resolver *r, int type, const char *name,
         r->queries->prev = q;
     r->queries = q;
     struct timeval now = {0, 0};
-    if (dns_question_make(&q->question, type, name) != 0) {
+    if (valid != 0) {
         q->answer = dns_answer_new(PORTER_DNS_ERROR, type, q->question.name, NULL, 0, 0, NULL, 0);
         evtimer_add(q->timer, &now);
         return q;
@@ -682,7 +746,11 @@ struct dns_query *dns_lookup(struct dns_resolver *r, int type, const char *name,
 
 void dns_query_cancel(struct dns_query *q)
 {
-    if (q != NULL)
+    if (q == NULL)
+        return;
+    if (q->finishing || (q->followers != NULL && q->resolver != NULL))
+        q->callback = NULL; /* dns_query_finish frees it; followers still want the answer */
+    else
         dns_query_release(q);
 }
 
@@ -805,8 +873,9 @@ static enum dns_try_outcome dns_sync_try(const struct dns_resolver *r,
 
 struct porter_dns_answer *dns_query_sync(struct dns_resolver *r, int type, const char *name)
 {
+    char name_storage[DNS_QUESTION_NAME_SIZE];
     struct dns_question q;
-    if (dns_question_make(&q, type, name) != 0 || r == NULL)
+    if (dns_question_make(&q, type, name, name_storage) != 0 || r == NULL)
         return dns_answer_new(PORTER_DNS_ERROR, type, q.name, NULL, 0, 0, NULL, 0);
     if (pthread_equal(pthread_self(), r->loop_thread)) {
         log_message(PORTER_LOG_ERR, NULL, "event=dns_error type=%s name=%s error=\"a blocking DNS "
@@ -899,6 +968,8 @@ void dns_resolver_free(struct dns_resolver *r)
 {
     if (r == NULL)
         return;
+    for (struct dns_query *q = r->queries; q != NULL; q = q->next)
+        q->leader = q->followers = q->follower_prev = q->follower_next = NULL;
     while (r->queries != NULL) {
         struct dns_query *q = r->queries;
         dns_query_unlink(q);
@@ -908,6 +979,8 @@ void dns_resolver_free(struct dns_resolver *r)
             q->timer = NULL;
         }
         q->resolver = NULL;
+        if (q->callback == NULL)
+            dns_query_release(q); /* a leader cancelled by its owner: nobody else frees it */
     }
     dns_cache_free(r->cache);
     free(r->receive_buffer);

@@ -20,6 +20,9 @@
  * (negative answers for the SOA's negative TTL), at most dns_cache_size answers per worker;
  * when full, expired answers go first, then the one closest to expiry. Temporary failures are
  * never cached. The cache is guarded by a mutex, so pool threads share it with the loop.
+ * Asynchronous lookups of one question (type and name) in flight at once ask the servers
+ * once: the later ones wait for the first one's answer (a flood of sessions from one client
+ * makes one DNSBL query, not one per session).
  *
  * Threads: dns_resolver_new, dns_lookup, dns_query_cancel and dns_resolver_free run on the
  * loop thread; dns_query_sync on any other thread (on the loop thread it refuses to block and

@@ -364,7 +364,7 @@ static void store_expire(struct store *store, struct store_request *r)
 static void store_deadline(evutil_socket_t fd, short what, void *arg)
 {
     struct store *store = arg;
-    store->deadline_armed = false;
+    store->deadline_armed = true; /* a done below that submits does not set it meanwhile */
     double now = clock_monotonic();
     struct store_request *r;
     /* A millisecond of slack: libevent may fire a hair before our clock says so. */
@@ -372,6 +372,7 @@ static void store_deadline(evutil_socket_t fd, short what, void *arg)
         store_waiting_remove(r);
         store_expire(store, r);
     }
+    store->deadline_armed = false;
     store_deadline_arm(store, clock_monotonic());
 }
 

@@ -5,7 +5,8 @@
  * packets), the dns_servers and resolv.conf parsers, the cache (TTL, expiry, eviction, what is
  * never cached), and the resolver against a fake DNS server on loopback (a thread serving UDP
  * and TCP): asynchronous and blocking lookups, the cache, TCP after truncation, a silent server
- * followed by a good one, a spoofed reply ignored, SERVFAIL, the refusal to block on the loop.
+ * followed by a good one, a spoofed reply ignored, SERVFAIL, the refusal to block on the loop,
+ * and lookups of one question at once sharing one query (its asker or a follower leaving).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -777,12 +778,13 @@ static int fake_teardown(void **state)
     return 0;
 }
 
-/* resolver_config - porter.conf text to a config: servers, retries, cache size */
-static struct porter_config *resolver_config(const char *servers, int retries, int cache_size)
+/* resolver_config - porter.conf text to a config: servers, retries, cache size, timeout */
+static struct porter_config *resolver_config(const char *servers, int retries, int cache_size,
+                                             double timeout)
 {
     char text[512];
-    snprintf(text, sizeof text, "dns_servers = %s\ndns_timeout = 0.3\ndns_retries = %d\n"
-             "dns_cache_size = %d\n", servers, retries, cache_size);
+    snprintf(text, sizeof text, "dns_servers = %s\ndns_timeout = %g\ndns_retries = %d\n"
+             "dns_cache_size = %d\n", servers, timeout, retries, cache_size);
     struct config_error_list errors = {0};
     struct porter_config *c = config_parse("/tmp", "porter.conf", text, strlen(text), &errors);
     assert_non_null(c);
@@ -825,7 +827,7 @@ static void test_resolver_async(void **state)
 {
     char servers[64];
     snprintf(servers, sizeof servers, "127.0.0.1:%d", fake_port);
-    struct porter_config *c = resolver_config(servers, 0, 100);
+    struct porter_config *c = resolver_config(servers, 0, 100, 0.3);
     struct event_base *base = event_base_new();
     struct dns_resolver *r = dns_resolver_new(base, c);
 
@@ -875,6 +877,106 @@ static void test_resolver_async(void **state)
     config_free(c);
 }
 
+/* One of several lookups run together: its result, and how many are still out. */
+struct shared_result {
+    int calls, status;
+    char first[64];
+    int *left;
+    struct event_base *base;
+};
+
+static void shared_done(const struct porter_dns_answer *answer, void *arg)
+{
+    struct shared_result *r = arg;
+    r->calls++;
+    r->status = answer->status;
+    snprintf(r->first, sizeof r->first, "%s", answer->count > 0 ? answer->records[0].text : "");
+    if (--*r->left == 0)
+        event_base_loopbreak(r->base);
+}
+
+/* run_for - the loop for at most seconds (or until shared_done's last answer) */
+static void run_for(struct event_base *base, double seconds)
+{
+    struct timeval limit = {(time_t)seconds, (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
+    event_base_loopexit(base, &limit);
+    event_base_dispatch(base);
+}
+
+static void test_resolver_shared(void **state)
+{
+    char servers[64];
+    snprintf(servers, sizeof servers, "127.0.0.1:%d", fake_port);
+    /* 1 s: a silent.test query must still be out when the test cancels it after 0.1 s */
+    struct porter_config *c = resolver_config(servers, 0, 100, 1);
+    struct event_base *base = event_base_new();
+    struct dns_resolver *r = dns_resolver_new(base, c);
+
+    /* three lookups of one question at once (names differing in case): one packet, three
+     * answers; another type of the same name is a question of its own */
+    atomic_store(&fake_queries, 0);
+    int left = 4;
+    struct shared_result got[4];
+    for (int i = 0; i < 4; i++)
+        got[i] = (struct shared_result){.left = &left, .base = base, .status = -1};
+    dns_lookup(r, PORTER_DNS_TXT, "txt.test", shared_done, &got[0]);
+    dns_lookup(r, PORTER_DNS_TXT, "TXT.Test.", shared_done, &got[1]);
+    dns_lookup(r, PORTER_DNS_TXT, "txt.test", shared_done, &got[2]);
+    dns_lookup(r, PORTER_DNS_A, "txt.test", shared_done, &got[3]);
+    run_for(base, 5);
+    for (int i = 0; i < 3; i++) {
+        if (got[i].calls != 1 || got[i].status != PORTER_DNS_OK ||
+            strcmp(got[i].first, "helloworld") != 0)
+            fail_msg("lookup %d: got %d calls, status %d, \"%s\"; want 1, OK, \"helloworld\"", i,
+                     got[i].calls, got[i].status, got[i].first);
+    }
+    assert_int_equal(got[3].calls, 1);
+    assert_int_equal(atomic_load(&fake_queries), 2); /* TXT once, A once */
+
+    /* the first asker leaves: the others still get the answer (here: no answer, TEMPFAIL
+     * after dns_timeout), and its callback never runs */
+    atomic_store(&fake_queries, 0);
+    left = 2;
+    struct shared_result gone = {.left = &left, .base = base};
+    struct shared_result stay[2] = {{.left = &left, .base = base}, {.left = &left, .base = base}};
+    struct dns_query *first = dns_lookup(r, PORTER_DNS_TXT, "silent.test", shared_done, &gone);
+    dns_lookup(r, PORTER_DNS_TXT, "silent.test", shared_done, &stay[0]);
+    dns_lookup(r, PORTER_DNS_TXT, "silent.test", shared_done, &stay[1]);
+    run_for(base, 0.1); /* all three started (the first loop turn): one asks, two follow */
+    dns_query_cancel(first);
+    run_for(base, 5);
+    assert_int_equal(atomic_load(&fake_queries), 1);
+    assert_int_equal(gone.calls, 0);
+    assert_int_equal(stay[0].calls, 1);
+    assert_int_equal(stay[0].status, PORTER_DNS_TEMPFAIL);
+    assert_int_equal(stay[1].calls, 1);
+
+    /* a follower leaves: the others are answered, it is not */
+    left = 1;
+    struct shared_result asker = {.left = &left, .base = base};
+    struct shared_result follower = {.left = &left, .base = base};
+    dns_lookup(r, PORTER_DNS_TXT, "silent.test", shared_done, &asker);
+    struct dns_query *f = dns_lookup(r, PORTER_DNS_TXT, "silent.test", shared_done, &follower);
+    run_for(base, 0.1);
+    dns_query_cancel(f);
+    run_for(base, 5);
+    assert_int_equal(asker.calls, 1);
+    assert_int_equal(follower.calls, 0);
+
+    /* the resolver goes while a cancelled asker still runs for a follower: nothing leaks,
+     * nothing calls back */
+    struct shared_result never = {.left = &left, .base = base};
+    first = dns_lookup(r, PORTER_DNS_TXT, "silent.test", shared_done, &never);
+    struct dns_query *second = dns_lookup(r, PORTER_DNS_TXT, "silent.test", shared_done, &never);
+    run_for(base, 0.1);
+    dns_query_cancel(first);
+    dns_resolver_free(r);
+    dns_query_cancel(second);
+    assert_int_equal(never.calls, 0);
+    event_base_free(base);
+    config_free(c);
+}
+
 static void test_resolver_failover(void **state)
 {
     /* first server: a closed port (refused at once); second: silent for this name only is not
@@ -888,7 +990,7 @@ static void test_resolver_failover(void **state)
     close(closed);
     char servers[128];
     snprintf(servers, sizeof servers, "127.0.0.1:%d 127.0.0.1:%d", dead_port, fake_port);
-    struct porter_config *c = resolver_config(servers, 0, 0);
+    struct porter_config *c = resolver_config(servers, 0, 0, 0.3);
     struct event_base *base = event_base_new();
     struct dns_resolver *r = dns_resolver_new(base, c);
     atomic_store(&fake_queries, 0);
@@ -902,7 +1004,7 @@ static void test_resolver_failover(void **state)
 
     /* only the dead server: TEMPFAIL quickly (ICMP port unreachable), not after a timeout */
     snprintf(servers, sizeof servers, "127.0.0.1:%d", dead_port);
-    c = resolver_config(servers, 2, 100);
+    c = resolver_config(servers, 2, 100, 0.3);
     r = dns_resolver_new(base, c);
     got = lookup(r, base, PORTER_DNS_TXT, "txt.test");
     assert_int_equal(got.status, PORTER_DNS_TEMPFAIL);
@@ -939,7 +1041,7 @@ static void test_resolver_sync(void **state)
 {
     char servers[64];
     snprintf(servers, sizeof servers, "127.0.0.1:%d", fake_port);
-    struct porter_config *c = resolver_config(servers, 0, 100);
+    struct porter_config *c = resolver_config(servers, 0, 100, 0.3);
     struct event_base *base = event_base_new();
     struct dns_resolver *r = dns_resolver_new(base, c);
     static const struct {
@@ -999,6 +1101,7 @@ int main(void)
         cmocka_unit_test(test_resolv_conf),
         cmocka_unit_test(test_cache),
         cmocka_unit_test_setup_teardown(test_resolver_async, fake_setup, fake_teardown),
+        cmocka_unit_test_setup_teardown(test_resolver_shared, fake_setup, fake_teardown),
         cmocka_unit_test_setup_teardown(test_resolver_failover, fake_setup, fake_teardown),
         cmocka_unit_test_setup_teardown(test_resolver_sync, fake_setup, fake_teardown),
     };
