@@ -91,6 +91,7 @@ struct store_request {
     struct store_request *next;    /* the ready list */
     char text[];                   /* key, NUL, value, NUL */
 };
+
 /* A backend: open on the first request, submit requests, close. */
 struct store_backend {
     const char *name;

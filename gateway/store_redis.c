@@ -5,10 +5,12 @@
  *
  * A get and an increment are one script each (the value or count with its time to live, the
  * expiry set only when the counter is new: atomic on the server), sent by its SHA1 (EVALSHA;
- * EVAL when the server has forgotten it); a set is SET [PX], a delete DEL. The connection is made on the first request. A connection that fails, is lost, or
- * leaves a request without an answer past store_timeout is logged and made again after a
- * backoff (0.1 s doubling to 30 s); meanwhile requests fail at once with PORTER_STORE_ERROR,
- * so that plugins decide by their on_store_error= instead of waiting.
+ * EVAL when the server has forgotten it); a set is SET [PX], a delete DEL. The connection is
+ * made on the first request; the requests of one loop pass go out in one write (see "the
+ * connection's events" below). A connection that fails, is lost, or leaves a request without
+ * an answer past store_timeout is logged and made again after a backoff (0.1 s doubling to
+ * 30 s); meanwhile requests fail at once with PORTER_STORE_ERROR, so that plugins decide by
+ * their on_store_error= instead of waiting.
  * Fatal: out of memory. The server's errors are results, never fatal.
  */
 #include <stdio.h>
