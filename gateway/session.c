@@ -1823,6 +1823,9 @@ static void session_proceed_connect(struct porter_session *s, int rc)
 
 void session_forget_client(struct porter_session *s)
 {
+    /* As at a real disconnect: the old client's background lookups and late answers end
+     * before the disconnect hook frees what they would write to. */
+    hook_chain_cancel(s);
     hook_chain_notify(s, PORTER_HOOK_DISCONNECT);
     session_reset_transaction(s, "xclient");
     note_list_clear(&s->notes);

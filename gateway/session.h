@@ -219,8 +219,10 @@ void session_hold(struct porter_session *s);
 void session_unhold(struct porter_session *s);
 /* session_timers_changed - the worker entered or left stress mode: arm the timer again */
 void session_timers_changed(struct porter_session *s);
-/* session_forget_client - XCLIENT: the disconnect notification for the client so far, then
- * forget its transaction, notes, HELO/EHLO, authentication, relay permission and names */
+/* session_forget_client - XCLIENT: as at a disconnect, cancel what still runs for the client
+ * so far (hook_chain_cancel: background lookups, late answers) and send the disconnect
+ * notification; then forget its transaction, notes, HELO/EHLO, authentication, relay
+ * permission and names */
 void session_forget_client(struct porter_session *s);
 /* session_connect_again - XCLIENT: the new client's connect hook and greeting */
 void session_connect_again(struct porter_session *s);
