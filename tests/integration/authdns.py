@@ -204,10 +204,10 @@ class StdioSession:
             self.close()
 
 
-def transaction(porter, client_ip, helo, sender, recipients, data=None):
+def transaction(porter, client_ip, helo, sender, recipients, data=None, env=None):
     """A whole session; a dict of the replies: helo, mail, rcpt (list), data, and the log."""
     out = {"rcpt": []}
-    with StdioSession(porter, client_ip) as s:
+    with StdioSession(porter, client_ip, env=env) as s:
         out["helo"] = s.command("EHLO %s" % helo)
         out["mail"] = s.command("MAIL FROM:<%s>" % sender)
         for recipient in recipients:

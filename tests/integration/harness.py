@@ -274,6 +274,18 @@ class Client:
         self.send(line + "\r\n")
         return self.reply()
 
+    def mail(self, message, sender="alice@example.org", rcpt="bob@example.com", mail_params=""):
+        """MAIL, RCPT and DATA with message (CRLF lines, dot-stuffed where needed) on this open
+        connection: the reply codes, up to a refused RCPT."""
+        codes = [self.command("MAIL FROM:<%s>%s" % (sender, mail_params))[0],
+                 self.command("RCPT TO:<%s>" % rcpt)[0]]
+        if codes[-1] != 250:
+            return codes
+        codes.append(self.command("DATA")[0])
+        self.send(message + b".\r\n")
+        codes.append(self.reply()[0])
+        return codes
+
     def closed(self, timeout=5):
         """True when the server closed the connection (EOF) within timeout."""
         self.sock.settimeout(timeout)
