@@ -176,16 +176,19 @@ class ManagedProcess:
         """True when the started daemon serves (polled, bounded by start_timeout)."""
         return True
 
-    def launch(self):
-        """Start the process, its output into output_path (appended: a restart keeps the
-        earlier lines). Subclasses that start differently override this."""
+    def launch(self, arguments=None, **popen):
+        """Start the process (arguments() unless a test gives its own command line, and
+        subprocess.Popen options such as env or pass_fds), its output into output_path
+        (appended: a restart keeps the earlier lines). Subclasses that start differently
+        override this."""
         if self.output_path:
             self.log = open(self.output_path, "ab")
             out = self.log
         else:
             out = subprocess.DEVNULL
         self.terminated = False
-        self.process = subprocess.Popen(self.arguments(), stdout=out, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(arguments or self.arguments(), stdout=out,
+                                        stderr=subprocess.STDOUT, **popen)
 
     def start(self):
         """launch(), then wait for ready(); a daemon that does not come up is stopped and
@@ -269,8 +272,8 @@ class Daemon(ManagedProcess):
     def ready(self):
         return self.ready_check(self)
 
-    def launch(self):
-        super().launch()
+    def launch(self, arguments=None, **popen):
+        super().launch(arguments, **popen)
         PROCESSES.append(self)
 
     def startup_text(self):
