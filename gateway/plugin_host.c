@@ -54,7 +54,7 @@ struct hook_continuation {
     struct porter_store_count *counts;
     struct hook_count_request *count_requests;  /* one per counter */
     size_t count_total, counts_waiting;
-    char count_error[200];                      /* the first failure's text */
+    char *count_error;                          /* the first failure's text; NULL while none */
     /* a serial job (porter_deliver): its instance's queue */
     struct plugin_instance *serial;
     struct hook_continuation *serial_next;
@@ -70,6 +70,7 @@ struct hook_count_request {
 static void hook_continuation_free(struct hook_continuation *c)
 {
     free(c->count_requests);
+    free(c->count_error);
     free(c);
 }
 
@@ -768,9 +769,8 @@ static void hook_chain_count_answered(const struct porter_store_result *result, 
     count->status = result->status == PORTER_STORE_OK ? PORTER_STORE_OK : PORTER_STORE_ERROR;
     count->count = result->count;
     count->ttl_left = result->ttl;
-    if (count->status == PORTER_STORE_ERROR && c->count_error[0] == '\0')
-        snprintf(c->count_error, sizeof c->count_error, "%s",
-                 result->error != NULL ? result->error : "unknown error");
+    if (count->status == PORTER_STORE_ERROR && c->count_error == NULL)
+        c->count_error = xstrdup(result->error != NULL ? result->error : "unknown error");
     if (--c->counts_waiting > 0)
         return;
     struct porter_store_result all = {.status = PORTER_STORE_OK, .ttl = -1,

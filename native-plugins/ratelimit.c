@@ -44,21 +44,20 @@ struct ratelimit {
 };
 
 /* The counts of one hook in flight (connect counts connections and concurrent together, in
- * one round trip), from the hook to the store's answer. */
+ * one round trip), from the hook to the store's answer: one allocation, sized to its text. */
 struct ratelimit_check {
     const struct ratelimit *r;
-    char subject[300];          /* "192.0.2.1" or "user alice" */
     size_t count;               /* limits counted */
     enum ratelimit_kind kinds[2];
-    char keys[2][400];
     struct porter_store_count counts[2];
+    const char *subject;        /* "192.0.2.1" or "user alice", in text */
+    char text[];                /* the subject, then each counter's key */
 };
 
-/* Per connection: whose concurrent count to give back at disconnect (small: idle sessions
- * are many). */
-struct ratelimit_connection {
-    char ip[48];
-};
+/* A connection whose concurrent count went up points its porter_data here: the disconnect
+ * hook gives it back, for the client's address (XCLIENT runs the disconnect hook before it
+ * changes the address). */
+static char ratelimit_concurrent_counted;
 
 /* ratelimit_parse - "N/PERIOD" (PERIOD: seconds, or a number with s, m, h, d or w; "N/m" reads
  * as N/1m) into out; concurrent takes a plain N. 0, or -1 for anything else */
@@ -164,11 +163,7 @@ static int ratelimit_store_error(porter_session *s, const struct ratelimit_check
 static void ratelimit_hold(porter_session *s, const struct ratelimit_check *c,
                            const struct porter_store_count *counted)
 {
-    struct ratelimit_connection *connection = calloc(1, sizeof *connection);
-    if (connection != NULL) {
-        snprintf(connection->ip, sizeof connection->ip, "%.47s", c->subject);
-        porter_data_set(s, connection);
-    }
+    porter_data_set(s, &ratelimit_concurrent_counted);
     if (counted->count < 1)
         porter_store_set(s, counted->key, "1", c->r->concurrent_ttl, NULL, NULL);
 }
@@ -202,32 +197,37 @@ static int ratelimit_counted(porter_session *s, void *arg, const struct porter_s
 static int ratelimit_start(porter_session *s, const struct ratelimit *r,
                            const enum ratelimit_kind *kinds, size_t kind_count)
 {
-    struct ratelimit_check *c = NULL;
-    for (size_t i = 0; i < kind_count; i++) {
-        enum ratelimit_kind kind = kinds[i];
-        if (r->limits[kind].count == 0)
-            continue;
-        if (c == NULL) {
-            if (porter_cidr_match(r->allow, porter_client_ip(s)))
-                return PORTER_DECLINED;
-            if ((c = calloc(1, sizeof *c)) == NULL)
-                return porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Temporary local problem");
-            c->r = r;
-            if (kind == RATELIMIT_MESSAGES || kind == RATELIMIT_RECIPIENTS)
-                ratelimit_subject(s, c->subject, sizeof c->subject);
-            else
-                snprintf(c->subject, sizeof c->subject, "%s", porter_client_ip(s));
-        }
-        struct porter_store_count *counted = &c->counts[c->count];
-        snprintf(c->keys[c->count], sizeof c->keys[c->count], "%s:%s", ratelimit_names[kind],
-                 c->subject);
-        counted->key = c->keys[c->count];
-        counted->by = 1;
-        counted->ttl = kind == RATELIMIT_CONCURRENT ? r->concurrent_ttl : r->limits[kind].period;
-        c->kinds[c->count++] = kind;
-    }
-    if (c == NULL)
+    enum ratelimit_kind on[2];
+    size_t count = 0;
+    for (size_t i = 0; i < kind_count && count < 2; i++)
+        if (r->limits[kinds[i]].count > 0)
+            on[count++] = kinds[i];
+    if (count == 0 || porter_cidr_match(r->allow, porter_client_ip(s)))
         return PORTER_DECLINED;
+    char subject[300];
+    if (on[0] == RATELIMIT_MESSAGES || on[0] == RATELIMIT_RECIPIENTS)
+        ratelimit_subject(s, subject, sizeof subject);
+    else
+        snprintf(subject, sizeof subject, "%s", porter_client_ip(s));
+    size_t subject_size = strlen(subject) + 1, size = sizeof(struct ratelimit_check) + subject_size;
+    for (size_t i = 0; i < count; i++)
+        size += strlen(ratelimit_names[on[i]]) + 1 + subject_size;
+    struct ratelimit_check *c = calloc(1, size);
+    if (c == NULL)
+        return porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Temporary local problem");
+    c->r = r;
+    c->count = count;
+    memcpy(c->text, subject, subject_size);
+    c->subject = c->text;
+    char *key = c->text + subject_size;
+    for (size_t i = 0; i < count; i++) {
+        int written = sprintf(key, "%s:%s", ratelimit_names[on[i]], subject);
+        c->kinds[i] = on[i];
+        c->counts[i] = (struct porter_store_count){
+            .key = key, .by = 1,
+            .ttl = on[i] == RATELIMIT_CONCURRENT ? r->concurrent_ttl : r->limits[on[i]].period};
+        key += written + 1;
+    }
     return porter_store_increments(s, c->counts, c->count, ratelimit_counted, c);
 }
 
@@ -252,15 +252,13 @@ static int ratelimit_rcpt(porter_session *s, void *state)
 /* ratelimit_disconnect - give the concurrent count back (in the background) */
 static int ratelimit_disconnect(porter_session *s, void *state)
 {
-    struct ratelimit_connection *connection = porter_data_get(s);
-    if (connection == NULL)
+    if (porter_data_get(s) != &ratelimit_concurrent_counted)
         return PORTER_DECLINED;
     char key[80];
-    snprintf(key, sizeof key, "concurrent:%s", connection->ip);
+    snprintf(key, sizeof key, "concurrent:%s", porter_client_ip(s));
     porter_store_increment(s, key, -1, ((const struct ratelimit *)state)->concurrent_ttl, NULL,
                            NULL);
     porter_data_set(s, NULL);
-    free(connection);
     return PORTER_DECLINED;
 }
 

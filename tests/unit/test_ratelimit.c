@@ -122,7 +122,6 @@ static void test_concurrent(void **unused)
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DECLINED);
     /* a counter gone below one (expired while sessions were open) starts again at one */
     fake_put("concurrent:192.0.2.7", "-3", 3600);
-    free(fake.data);
     fake.data = NULL;
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DECLINED);
     assert_string_equal(fake.values[fake_find("concurrent:192.0.2.7")], "1");
