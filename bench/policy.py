@@ -9,8 +9,8 @@ round of each chain is its figure, with every round printed. Then the idle memor
 policy chain, measured as bench/smtp.py does.
 
 dnsmasq (a private instance on a loopback port) serves the DNS list; the client is listed
-there with a long TTL and dnsbl runs with action=log, so every message takes the cached
-answer. redis-server is a private instance too. Everything stays on 127.0.0.1; every process
+there (A and TXT, as a real list answers) with a long TTL and dnsbl runs with action=log, so
+every message takes the cached answers. redis-server is a private instance too. Everything stays on 127.0.0.1; every process
 started here is stopped by PID.
 
 Usage: bench/policy.py [--messages 3000] [--size 4096] [--idle 2000] [--rounds 3] [--idle-only]
@@ -133,7 +133,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle-only", action="store_true", help="only the idle memory figures")
     args = parser.parse_args()
-    with Dnsmasq(hosts={"1.0.0.127.bl.example": ["127.0.0.2"]}, ttl=3600) as dns, \
+    with Dnsmasq(hosts={"1.0.0.127.bl.example": ["127.0.0.2"]},
+                 txt={"1.0.0.127.bl.example": ["Listed for the benchmark"]}, ttl=3600) as dns, \
             RedisServer() as redis:
         dns_settings = {"dns_servers": "127.0.0.1:%d" % dns.port}
         if not args.idle_only:
