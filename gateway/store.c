@@ -39,6 +39,8 @@ struct store {
     struct thread_pool *pool;
     struct event *ready_event;
     struct store_request *ready_head, *ready_tail;
+    bool closing;                  /* store_free: the backend's close fails what is out */
+    unsigned long unconfirmed;     /* background requests written, never answered, at close */
     struct event *deadline_timer;  /* set for the oldest waiting request, or not at all */
     bool deadline_armed;
     struct store_request *waiting_head, *waiting_tail; /* remote, unanswered, oldest first */
@@ -265,6 +267,8 @@ static void store_deliver(struct store_request *r)
         store_done_fn done = r->done;
         r->done = NULL;
         done(&r->result, r->arg);
+    } else if (r->background && r->result.status == PORTER_STORE_ERROR && r->store->closing) {
+        r->store->unconfirmed++; /* most reached the server: one line for them all */
     } else if (r->background && r->result.status == PORTER_STORE_ERROR) {
         log_message(PORTER_LOG_WARNING, NULL, "event=store_error store=%s operation=%s "
                     "error=\"%s\" waiting=none", r->store->log_text,
@@ -409,9 +413,13 @@ void store_free(struct store *store)
 {
     if (store == NULL)
         return;
+    store->closing = true;
     if (store->state != NULL)
         store->backend->close(store->state);
     store_ready(-1, 0, store); /* what close finished */
+    if (store->unconfirmed > 0)
+        log_message(PORTER_LOG_INFO, NULL, "event=store_closed store=%s unconfirmed=%lu",
+                    store->log_text, store->unconfirmed);
     event_free(store->ready_event);
     event_free(store->deadline_timer);
     memset(store->address.password, 0, sizeof store->address.password);
