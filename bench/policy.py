@@ -5,8 +5,9 @@
 measured in the same run with Postfix's smtp-source (MESSAGES messages of SIZE bytes at
 concurrency 1 and 10; one message per connection, so every connect, MAIL, RCPT and
 disconnect counts), the chains interleaved for ROUNDS rounds on a shared machine: the best
-round of each chain is its figure, with every round printed. Then the idle memory per session of one worker, bare and with the
-policy chain, measured as bench/smtp.py does.
+round of each chain is its figure, with every round printed. Then the idle memory per session
+of one worker, bare and with the policy chain, measured as bench/smtp.py does (RSS growth per
+greeted session), for a burst of connections and for connections paced by their greetings.
 
 dnsmasq (a private instance on a loopback port) serves the DNS list; the client is listed
 there (A and TXT, as a real list answers) with a long TTL and dnsbl runs with action=log, so
@@ -100,12 +101,17 @@ def throughput(args, dns_settings, redis):
             stop(p)
 
 
-def idle(args, plugins, settings, label):
+def idle(args, plugins, settings, label, paced):
+    """Idle sessions of one worker: RSS growth per greeted session. A burst opens them all at
+    once (their connect hooks' lookups and store requests all in flight together: the heap's
+    high-water mark); paced reads each greeting before the next connect (what the sessions
+    hold once idle)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, args.idle + 1000), hard))
     settings = dict(settings, greeting_timeout="10m", command_timeout="10m")
     p = start(plugins, settings, 1)
     sockets = []
+    greeted = 0
     try:
         worker = p.worker_pids()[0]
         base = rss_kb(worker)
@@ -114,11 +120,15 @@ def idle(args, plugins, settings, label):
             if time.time() > deadline:
                 break
             sockets.append(socket.create_connection(("127.0.0.1", p.port), timeout=10))
-        greeted = sum(1 for s in sockets if s.recv(512).startswith(b"220"))
+            if paced:
+                greeted += sockets[-1].recv(512).startswith(b"220")
+        if not paced:
+            greeted = sum(1 for s in sockets if s.recv(512).startswith(b"220"))
         time.sleep(0.5)
         held = rss_kb(worker)
-        print("idle sessions %-13s %d open, %d greeted, %.2f KB per session" %
-              (label + ":", len(sockets), greeted, (held - base) / max(1, len(sockets))))
+        print("idle sessions %-13s %-6s %d open, %d greeted, %.2f KB per session" %
+              (label + ":", "paced" if paced else "burst", len(sockets), greeted,
+               (held - base) / max(1, len(sockets))))
     finally:
         for s in sockets:
             s.close()
@@ -139,8 +149,9 @@ def main():
         dns_settings = {"dns_servers": "127.0.0.1:%d" % dns.port}
         if not args.idle_only:
             throughput(args, dns_settings, redis)
-        idle(args, BARE, {}, "bare")
-        idle(args, POLICY, dns_settings, "policy/lmdb")
+        for paced in (False, True):
+            idle(args, BARE, {}, "bare", paced)
+            idle(args, POLICY, dns_settings, "policy/lmdb", paced)
 
 
 if __name__ == "__main__":

@@ -222,6 +222,7 @@ void store_address_text(const struct store_address *a, char *out, size_t size)
 static void store_request_free(struct store_request *r)
 {
     free(r->result_value);
+    free(r->error);
     free(r);
 }
 
@@ -259,7 +260,7 @@ static void store_deadline_arm(struct store *store, double now)
 static void store_deliver(struct store_request *r)
 {
     if (r->result.status == PORTER_STORE_ERROR)
-        r->result.error = r->error[0] != '\0' ? r->error : "unknown error";
+        r->result.error = r->error != NULL && r->error[0] != '\0' ? r->error : "unknown error";
     if (r->done != NULL) {
         store_done_fn done = r->done;
         r->done = NULL;
@@ -319,10 +320,13 @@ void store_request_finish(struct store_request *r)
 
 void store_request_fail(struct store_request *r, const char *format, ...)
 {
+    char text[256];
     va_list ap;
     va_start(ap, format);
-    vsnprintf(r->error, sizeof r->error, format, ap);
+    vsnprintf(text, sizeof text, format, ap);
     va_end(ap);
+    free(r->error);
+    r->error = xstrdup(text);
     for (char *p = r->error; *p != '\0'; p++)
         if (*p == '"' || (unsigned char)*p < ' ')
             *p = *p == '"' ? '\'' : ' ';

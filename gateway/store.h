@@ -77,7 +77,7 @@ struct store_request {
     struct porter_store_result result;
     char *result_value;            /* allocated copy behind result.value, when not inline */
     char result_inline[STORE_RESULT_INLINE];
-    char error[256];               /* behind result.error */
+    char *error;                   /* behind result.error; allocated on failure only */
     /* dispatch (store.c) */
     struct store *store;
     store_done_fn done;            /* NULL: background or cancelled */

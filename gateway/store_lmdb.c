@@ -95,6 +95,10 @@ static uint64_t lmdb_expires(double ttl, uint64_t now)
     return ttl > 0 ? now + (uint64_t)(ttl * 1000.0 + 0.5) : 0;
 }
 
+/* lmdb_write's refusals of an increment, beside LMDB's own (positive) error codes */
+#define LMDB_NOT_A_COUNTER (-1)
+#define LMDB_OVERFLOW (-2)
+
 /* lmdb_put - write one record in txn; 0 or an LMDB error */
 static int lmdb_put(struct store_lmdb *l, MDB_txn *txn, const struct store_request *r,
                     uint64_t expires, const char *value, size_t length)
@@ -159,15 +163,13 @@ static int lmdb_write(struct store_lmdb *l, struct store_request *r)
             break;
         rc = 0;
         if (live && store_counter_parse(value, length, &count) != 0) {
-            rc = -1;
-            snprintf(r->error, sizeof r->error, "the value is not a counter");
+            rc = LMDB_NOT_A_COUNTER;
             break;
         }
         if (!live)
             expires = lmdb_expires(r->ttl, now);
         if ((r->by > 0 && count > LLONG_MAX - r->by) || (r->by < 0 && count < LLONG_MIN - r->by)) {
-            rc = -1;
-            snprintf(r->error, sizeof r->error, "the counter would overflow");
+            rc = LMDB_OVERFLOW;
             break;
         }
         count += r->by;
@@ -199,8 +201,10 @@ static void lmdb_submit(void *backend, struct store_request *r)
 {
     struct store_lmdb *l = backend;
     int rc = r->operation == STORE_GET ? lmdb_get(l, r) : lmdb_write(l, r);
-    if (rc == -1)
-        store_request_fail(r, "%s", r->error);
+    if (rc == LMDB_NOT_A_COUNTER)
+        store_request_fail(r, "the value is not a counter");
+    else if (rc == LMDB_OVERFLOW)
+        store_request_fail(r, "the counter would overflow");
     else if (rc != 0)
         store_request_fail(r, "LMDB: %s%s", mdb_strerror(rc),
                            rc == MDB_MAP_FULL ? " (raise store_size)" : "");

@@ -3,9 +3,12 @@
  * store (porter.conf store=), so that the workers of a daemon, and gateways sharing a Redis,
  * count together.
  *
- * Hooks: connect (connections=N/PERIOD and concurrent=N per client IP: a 421 greeting, then
- * the connection is closed), mail (messages=N/PERIOD) and rcpt (recipients=N/PERIOD): 451 4.7.1,
- * counted per authenticated user when the client authenticated, else per client IP.
+ * Hooks: connect (connections=N/PERIOD and concurrent=N per client IP, in one round trip to
+ * the store: a 421 greeting, then the connection is closed) and rcpt (recipients=N/PERIOD, and
+ * messages=N/PERIOD at a transaction's first RCPT, in one round trip: 451 4.7.1), counted per
+ * authenticated user when the client authenticated, else per client IP. A message counts at
+ * its first RCPT, not at MAIL: a transaction that never names a recipient is no message, and
+ * the refusal comes where Postfix's smtpd_delay_reject puts its own, at RCPT.
  * Each reply says which limit, and when the window ends. A limit left out is not checked.
  * Counters are fixed windows: the first count starts the window, the counter expires with it.
  * concurrent counts up at connect and down at disconnect (its counter expires after
@@ -54,10 +57,14 @@ struct ratelimit_check {
     char text[];                /* the subject, then each counter's key */
 };
 
-/* A connection whose concurrent count went up points its porter_data here: the disconnect
- * hook gives it back, for the client's address (XCLIENT runs the disconnect hook before it
- * changes the address). */
-static char ratelimit_concurrent_counted;
+/* Per connection (porter_data, allocated at the first count that needs it, freed at
+ * disconnect): whose concurrent count to give back, and which transaction's message was
+ * counted. XCLIENT runs the disconnect hook before it changes the client's address, so the
+ * address to give the count back for is the session's. */
+struct ratelimit_connection {
+    bool concurrent;               /* counted up at connect */
+    char transaction[64];          /* porter_queue_id of the transaction counted as a message */
+};
 
 /* ratelimit_parse - "N/PERIOD" (PERIOD: seconds, or a number with s, m, h, d or w; "N/m" reads
  * as N/1m) into out; concurrent takes a plain N. 0, or -1 for anything else */
@@ -158,12 +165,23 @@ static int ratelimit_store_error(porter_session *s, const struct ratelimit_check
                         "again later");
 }
 
+/* ratelimit_connection - the connection's record, made on first use (NULL: out of memory) */
+static struct ratelimit_connection *ratelimit_connection(porter_session *s)
+{
+    struct ratelimit_connection *connection = porter_data_get(s);
+    if (connection == NULL && (connection = calloc(1, sizeof *connection)) != NULL)
+        porter_data_set(s, connection);
+    return connection;
+}
+
 /* ratelimit_hold - the concurrent count went up: give it back at disconnect, whatever the
  * verdict (below one after an expiry: start again at one) */
 static void ratelimit_hold(porter_session *s, const struct ratelimit_check *c,
                            const struct porter_store_count *counted)
 {
-    porter_data_set(s, &ratelimit_concurrent_counted);
+    struct ratelimit_connection *connection = ratelimit_connection(s);
+    if (connection != NULL)
+        connection->concurrent = true;
     if (counted->count < 1)
         porter_store_set(s, counted->key, "1", c->r->concurrent_ttl, NULL, NULL);
 }
@@ -188,6 +206,9 @@ static int ratelimit_counted(porter_session *s, void *arg, const struct porter_s
         else if (counted->count > c->r->limits[c->kinds[i]].count)
             rc = ratelimit_exceeded(s, c, c->kinds[i], counted);
     }
+    struct ratelimit_connection *connection = porter_data_get(s);
+    if (rc != PORTER_DECLINED && c->kinds[0] == RATELIMIT_MESSAGES && connection != NULL)
+        connection->transaction[0] = '\0'; /* refused: the next RCPT counts the message again */
     free(c);
     return rc;
 }
@@ -237,28 +258,38 @@ static int ratelimit_connect(porter_session *s, void *state)
     return ratelimit_start(s, state, kinds, 2);
 }
 
-static int ratelimit_mail(porter_session *s, void *state)
-{
-    static const enum ratelimit_kind kinds[] = {RATELIMIT_MESSAGES};
-    return ratelimit_start(s, state, kinds, 1);
-}
-
+/* ratelimit_rcpt - recipients; and messages, at the first RCPT of a transaction */
 static int ratelimit_rcpt(porter_session *s, void *state)
 {
-    static const enum ratelimit_kind kinds[] = {RATELIMIT_RECIPIENTS};
-    return ratelimit_start(s, state, kinds, 1);
+    const struct ratelimit *r = state;
+    static const enum ratelimit_kind both[] = {RATELIMIT_MESSAGES, RATELIMIT_RECIPIENTS};
+    static const enum ratelimit_kind recipients[] = {RATELIMIT_RECIPIENTS};
+    if (r->limits[RATELIMIT_MESSAGES].count > 0) {
+        const char *transaction = porter_queue_id(s);
+        struct ratelimit_connection *connection = ratelimit_connection(s);
+        if (transaction != NULL && connection != NULL &&
+            strcmp(connection->transaction, transaction) != 0) {
+            snprintf(connection->transaction, sizeof connection->transaction, "%s", transaction);
+            return ratelimit_start(s, r, both, 2);
+        }
+    }
+    return ratelimit_start(s, r, recipients, 1);
 }
 
 /* ratelimit_disconnect - give the concurrent count back (in the background) */
 static int ratelimit_disconnect(porter_session *s, void *state)
 {
-    if (porter_data_get(s) != &ratelimit_concurrent_counted)
+    struct ratelimit_connection *connection = porter_data_get(s);
+    if (connection == NULL)
         return PORTER_DECLINED;
-    char key[80];
-    snprintf(key, sizeof key, "concurrent:%s", porter_client_ip(s));
-    porter_store_increment(s, key, -1, ((const struct ratelimit *)state)->concurrent_ttl, NULL,
-                           NULL);
+    if (connection->concurrent) {
+        char key[80];
+        snprintf(key, sizeof key, "concurrent:%s", porter_client_ip(s));
+        porter_store_increment(s, key, -1, ((const struct ratelimit *)state)->concurrent_ttl,
+                               NULL, NULL);
+    }
     porter_data_set(s, NULL);
+    free(connection);
     return PORTER_DECLINED;
 }
 
@@ -301,8 +332,9 @@ PORTER_PLUGIN(.name = "ratelimit",
               .arguments = PORTER_ARGUMENTS(
                   {"connections", NULL, "New connections per client IP: COUNT/PERIOD (30/1m)."},
                   {"concurrent", NULL, "Connections open at once per client IP."},
-                  {"messages", NULL, "Messages (MAIL commands) per authenticated user, or per "
-                                     "client IP: COUNT/PERIOD (100/1h)."},
+                  {"messages", NULL, "Messages per authenticated user, or per client IP: "
+                                     "COUNT/PERIOD (100/1h). A message counts at its first "
+                                     "RCPT, where its refusal comes too."},
                   {"recipients", NULL, "Recipients (RCPT commands) per authenticated user, or "
                                        "per client IP: COUNT/PERIOD (500/1h)."},
                   {"allow", NULL, "Clients that are never limited: a CIDR list or a file of "
@@ -313,6 +345,5 @@ PORTER_PLUGIN(.name = "ratelimit",
                                                "logged) or tempfail (421/451 4.3.0)."}),
               .init = ratelimit_init, .fini = ratelimit_fini,
               .hooks[PORTER_HOOK_CONNECT] = ratelimit_connect,
-              .hooks[PORTER_HOOK_MAIL] = ratelimit_mail,
               .hooks[PORTER_HOOK_RCPT] = ratelimit_rcpt,
               .hooks[PORTER_HOOK_DISCONNECT] = ratelimit_disconnect);

@@ -26,7 +26,7 @@ void list_free(porter_list *list);
 #define FAKE_KEYS 32
 
 static struct {
-    const char *client_ip, *mail_from, *recipient, *auth_user;
+    const char *client_ip, *mail_from, *recipient, *auth_user, *queue_id;
     bool relay;
     int code;
     char enhanced[16], text[512], log[512];
@@ -59,6 +59,7 @@ static const char *fake_client_ip(porter_session *s) { return fake.client_ip; }
 static const char *fake_mail_from(porter_session *s) { return fake.mail_from; }
 static const char *fake_hook_argument(porter_session *s) { return fake.recipient; }
 static const char *fake_auth_user(porter_session *s) { return fake.auth_user; }
+static const char *fake_queue_id(porter_session *s) { return fake.queue_id; }
 static bool fake_relay_client(porter_session *s) { return fake.relay; }
 static void *fake_data_get(porter_session *s) { return fake.data; }
 static void fake_data_set(porter_session *s, void *data) { fake.data = data; }
@@ -180,6 +181,7 @@ static const struct porter_api fake_api = {
     .mail_from = fake_mail_from,
     .hook_argument = fake_hook_argument,
     .auth_user = fake_auth_user,
+    .queue_id = fake_queue_id,
     .relay_client = fake_relay_client,
     .data_get = fake_data_get,
     .data_set = fake_data_set,

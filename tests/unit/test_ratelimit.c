@@ -2,7 +2,8 @@
  * test_ratelimit.c - unit tests of native-plugins/ratelimit.c (compiled in here, with the fake
  * plugin API of plugin_fake.h): the COUNT/PERIOD syntax, periods as replies write them, and
  * the hooks' decisions on an in-memory store: connections and concurrent per client IP (421,
- * closed), messages and recipients per client IP or per authenticated user (451), the window
+ * closed), messages (at a transaction's first RCPT) and recipients per client IP or per
+ * authenticated user (451), the window
  * ending (the counter expires), concurrent given back at disconnect, allow= clients, limits
  * left out, store errors by on_store_error; connect's two counters in one round trip. Table-driven; failures print "got X, want Y".
  */
@@ -28,6 +29,20 @@ static int setup(void **unused)
     memset(&plugin, 0, sizeof plugin);
     plugin.concurrent_ttl = 3600;
     return 0;
+}
+
+static int teardown(void **unused)
+{
+    free(fake.data); /* the connection's record, as the disconnect hook would */
+    fake.data = NULL;
+    return 0;
+}
+
+/* message - the first RCPT of transaction queue_id (a message, and a recipient) */
+static int message(const char *queue_id)
+{
+    fake.queue_id = queue_id;
+    return ratelimit_rcpt(fake_session, &plugin);
 }
 
 static void limit(enum ratelimit_kind kind, const char *text)
@@ -122,6 +137,7 @@ static void test_concurrent(void **unused)
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DECLINED);
     /* a counter gone below one (expired while sessions were open) starts again at one */
     fake_put("concurrent:192.0.2.7", "-3", 3600);
+    free(fake.data);
     fake.data = NULL;
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DECLINED);
     assert_string_equal(fake.values[fake_find("concurrent:192.0.2.7")], "1");
@@ -130,47 +146,58 @@ static void test_concurrent(void **unused)
 static void test_messages_and_recipients(void **unused)
 {
     limit(RATELIMIT_MESSAGES, "1/1h");
-    limit(RATELIMIT_RECIPIENTS, "2/1h");
-    assert_int_equal(ratelimit_mail(fake_session, &plugin), PORTER_DECLINED);
-    assert_int_equal(ratelimit_mail(fake_session, &plugin), PORTER_DENYSOFT);
+    limit(RATELIMIT_RECIPIENTS, "3/1h");
+    assert_int_equal(message("Q1"), PORTER_DECLINED);
+    assert_int_equal(fake.store_round_trips, 1); /* message and recipient in one */
+    assert_int_equal(fake.store_calls, 2);
+    assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_DECLINED); /* same message */
+    assert_string_equal(fake.values[fake_find("messages:192.0.2.7")], "1");
+    assert_string_equal(fake.values[fake_find("recipients:192.0.2.7")], "2");
+    assert_int_equal(message("Q2"), PORTER_DENYSOFT); /* the second message */
     assert_int_equal(fake.code, 451);
     assert_string_equal(fake.enhanced, "4.7.1");
     if (strstr(fake.text, "Too many messages from 192.0.2.7 (at most 1 per 1h)") == NULL)
         fail_msg("got \"%s\"", fake.text);
-    assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_DECLINED);
-    assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_DECLINED);
+    /* refused: the next RCPT of that transaction counts the message again, and is refused */
     assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_DENYSOFT);
+    if (strstr(fake.text, "Too many messages") == NULL)
+        fail_msg("got \"%s\"", fake.text);
+    assert_string_equal(fake.values[fake_find("messages:192.0.2.7")], "3");
+    /* recipients: 4 counted by now */
+    limit(RATELIMIT_MESSAGES, "100/1h");
+    assert_int_equal(message("Q3"), PORTER_DENYSOFT);
     if (strstr(fake.text, "Too many recipients") == NULL)
         fail_msg("got \"%s\"", fake.text);
     /* an authenticated user is counted as the user, not as the address */
+    limit(RATELIMIT_MESSAGES, "1/1h");
     fake.auth_user = "alice";
-    assert_int_equal(ratelimit_mail(fake_session, &plugin), PORTER_DECLINED);
-    assert_int_equal(ratelimit_mail(fake_session, &plugin), PORTER_DENYSOFT);
-    if (strstr(fake.text, "from user alice") == NULL)
+    assert_int_equal(message("Q4"), PORTER_DECLINED); /* alice's first message */
+    assert_int_equal(message("Q5"), PORTER_DENYSOFT);
+    if (strstr(fake.text, "Too many messages from user alice") == NULL)
         fail_msg("got \"%s\"", fake.text);
     assert_true(fake_find("messages:user alice") >= 0);
-    assert_non_null(strstr(fake.log, "event=ratelimit limit=messages"));
+    assert_string_equal(fake.values[fake_find("messages:user alice")], "2");
 }
 
 static void test_off_allowed_and_errors(void **unused)
 {
     /* limits left out are not checked */
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DECLINED);
-    assert_int_equal(ratelimit_mail(fake_session, &plugin), PORTER_DECLINED);
+    assert_int_equal(message("Q1"), PORTER_DECLINED);
     assert_int_equal(fake.store_calls, 0);
     limit(RATELIMIT_MESSAGES, "1/1h");
     char *error = NULL;
     plugin.allow = cidr_parse("192.0.2.0/24", &error);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(ratelimit_mail(fake_session, &plugin), PORTER_DECLINED);
+        assert_int_equal(message(i == 0 ? "A" : i == 1 ? "B" : "C"), PORTER_DECLINED);
     assert_int_equal(fake.store_calls, 0);
     cidr_free(plugin.allow);
     plugin.allow = NULL;
     fake.store_fails = true;
-    assert_int_equal(ratelimit_mail(fake_session, &plugin), PORTER_DECLINED);
+    assert_int_equal(message("Q2"), PORTER_DECLINED);
     assert_non_null(strstr(fake.log, "event=store_error limit=messages action=accept"));
     plugin.tempfail = true;
-    assert_int_equal(ratelimit_mail(fake_session, &plugin), PORTER_DENYSOFT);
+    assert_int_equal(message("Q3"), PORTER_DENYSOFT);
     assert_string_equal(fake.enhanced, "4.3.0");
     limit(RATELIMIT_CONNECTIONS, "5/1m");
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DENYSOFT_DISCONNECT);
@@ -180,11 +207,11 @@ static void test_off_allowed_and_errors(void **unused)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_parse, setup),
-        cmocka_unit_test_setup(test_connections, setup),
-        cmocka_unit_test_setup(test_concurrent, setup),
-        cmocka_unit_test_setup(test_messages_and_recipients, setup),
-        cmocka_unit_test_setup(test_off_allowed_and_errors, setup),
+        cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_messages_and_recipients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_off_allowed_and_errors, setup, teardown),
     };
     int failures = cmocka_run_group_tests(tests, NULL, NULL);
     fake_reset();
