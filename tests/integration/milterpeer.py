@@ -19,8 +19,9 @@ def strings(*values):
     return b"".join(v.encode() + b"\0" for v in values)
 
 
-class MilterPeer:
-    """One connection to a milter listener at ("127.0.0.1", port) or a unix socket path."""
+class ListenerPeer:
+    """One raw connection to a Porter listener at ("127.0.0.1", port) or a unix socket path
+    (the milter listener here, the policy listener in policy_listener.test)."""
 
     def __init__(self, address, timeout=10):
         if isinstance(address, str):
@@ -31,6 +32,27 @@ class MilterPeer:
         self.sock.settimeout(timeout)
         self.sock.connect(address)
         self.buffer = b""
+
+    def closed(self, timeout=10):
+        """True when the listener closed the connection within timeout."""
+        deadline = time.time() + timeout
+        self.sock.settimeout(0.5)
+        while time.time() < deadline:
+            try:
+                if self.sock.recv(65536) == b"":
+                    return True
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                return True
+        return False
+
+    def close(self):
+        self.sock.close()
+
+
+class MilterPeer(ListenerPeer):
+    """One connection to a milter listener."""
 
     def send(self, data):
         self.sock.sendall(data)
@@ -65,20 +87,3 @@ class MilterPeer:
         if command != b"O":
             return None
         return struct.unpack("!III", data[:12])
-
-    def closed(self, timeout=10):
-        """True when the listener closed the connection within timeout."""
-        deadline = time.time() + timeout
-        self.sock.settimeout(0.5)
-        while time.time() < deadline:
-            try:
-                if self.sock.recv(65536) == b"":
-                    return True
-            except socket.timeout:
-                continue
-            except ConnectionResetError:
-                return True
-        return False
-
-    def close(self):
-        self.sock.close()
