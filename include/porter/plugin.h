@@ -793,7 +793,8 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  * done(s, arg, result) gives the verdict on the loop, at the earliest on the next loop turn,
  * like porter_dns_lookup (PORTER_DENYSOFT, logged, outside a hook). With done NULL, the call
  * is made in the background, in any hook (disconnect too): nobody waits for it, a failure is
- * logged, and it returns PORTER_DECLINED. A store that cannot answer within store_timeout
+ * logged, and it returns PORTER_DECLINED; on Redis it may wait up to 20 ms to travel with the
+ * next request somebody waits for (other workers and gateways see it that much later). A store that cannot answer within store_timeout
  * gives status PORTER_STORE_ERROR: decide with the plugin's on_store_error= argument (by
  * default let the mail through and log it), never by answering 250 for mail that is lost.
  *   return porter_store_increment(s, key, 1, 3600, counted, state);
