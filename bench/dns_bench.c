@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +25,8 @@
 #include <unbound-event.h>
 #include <unbound.h>
 
+#include "bench_cpu.h"
+#include "clock.h"
 #include "config.h"
 #include "dns.h"
 #include "dns_packet.h"
@@ -50,21 +51,6 @@ struct bench_lookup {
     int index;
 };
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static double cpu_seconds(void)
-{
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
-           (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
-}
-
 static long rss_kb(void)
 {
     long pages = 0, resident = 0;
@@ -84,7 +70,7 @@ static void bench_finish(struct bench *b, int index, const char *address)
 {
     if (address == NULL) {
         b->failed++;
-        b->failed_seconds += now() - b->started[index];
+        b->failed_seconds += clock_monotonic() - b->started[index];
     } else if (strcmp(address, "10.0.0.1") == 0) {
         b->right++;
     } else {
@@ -145,7 +131,7 @@ static void bench_start_more(struct bench *b)
         l->index = b->next++;
         char name[300];
         snprintf(name, sizeof name, "h%d.%s.bench.example", l->index, b->prefix);
-        b->started[l->index] = now();
+        b->started[l->index] = clock_monotonic();
         b->inflight++;
         if (b->porter != NULL) {
             dns_lookup(b->porter, PORTER_DNS_A, name, porter_answered, l);
@@ -198,17 +184,17 @@ int main(int argc, char **argv)
          phase = strtok_r(NULL, ",", &saveptr)) {
         b.next = b.inflight = b.done = b.right = b.wrong = b.failed = 0;
         b.failed_seconds = 0;
-        double cpu = cpu_seconds(), started = now();
+        double cpu = bench_cpu_seconds(), started = clock_monotonic();
         bench_start_more(&b);
         struct timeval limit = {300, 0};
         event_base_loopexit(b.base, &limit);
         if (b.done < b.count)
             event_base_dispatch(b.base);
-        double seconds = now() - started;
+        double seconds = clock_monotonic() - started;
         printf("resolver=%s phase=%s lookups=%d right=%d wrong=%d failed=%d seconds=%.3f "
                "per_second=%.0f cpu_seconds=%.3f rss_kb=%ld rss_growth_kb=%ld "
                "failed_mean_seconds=%.2f\n", b.resolver, phase, b.done, b.right, b.wrong,
-               b.failed, seconds, seconds > 0 ? b.done / seconds : 0, cpu_seconds() - cpu,
+               b.failed, seconds, seconds > 0 ? b.done / seconds : 0, bench_cpu_seconds() - cpu,
                rss_kb(), rss_kb() - rss_before, b.failed ? b.failed_seconds / b.failed : 0);
         fflush(stdout);
     }

@@ -14,11 +14,12 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include <event2/event.h>
 
+#include "bench_cpu.h"
+#include "clock.h"
 #include "config.h"
 #include "store.h"
 #include "thread_pool.h"
@@ -28,21 +29,6 @@ struct bench {
     struct store *store;
     long count, submitted, answered, errors;
 };
-
-static double bench_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static double bench_cpu(void)
-{
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
-           (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
-}
 
 static void bench_answered(const struct porter_store_result *result, void *arg);
 
@@ -96,12 +82,12 @@ int main(int argc, char **argv)
     struct bench warm = {.base = b.base, .store = b.store, .count = 2};
     bench_next(&warm);
     event_base_dispatch(b.base);
-    double start = bench_now(), cpu = bench_cpu();
+    double start = clock_monotonic(), cpu = bench_cpu_seconds();
     for (long i = 0; i < concurrency; i++)
         bench_next(&b);
     event_base_dispatch(b.base);
-    double wall = bench_now() - start;
-    cpu = bench_cpu() - cpu;
+    double wall = clock_monotonic() - start;
+    cpu = bench_cpu_seconds() - cpu;
     printf("requests=%ld errors=%ld wall=%.3f rate=%.0f round_trip_us=%.1f cpu_us=%.2f\n",
            b.answered, b.errors + warm.errors, wall, (double)b.answered / wall,
            wall / (double)b.answered * (double)concurrency * 1e6, cpu / (double)b.answered * 1e6);
