@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "control.h"
 #include "memory.h"
@@ -62,13 +63,9 @@ static char *control_ask(const char *path, const char *command, double timeout, 
     }
     size_t used = 0, capacity = 4096;
     char *answer = xmalloc(capacity);
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    double deadline = clock_monotonic() + timeout;
     for (;;) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double left = timeout - ((double)(now.tv_sec - start.tv_sec) +
-                                 (double)(now.tv_nsec - start.tv_nsec) / 1e9);
+        double left = deadline - clock_monotonic();
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) == 0) {
             fprintf(stderr, "porter: the master did not finish within %.0f seconds\n", timeout);

@@ -14,17 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "run_command.h"
 
 extern char **environ;
-
-/* run_command_now - monotonic time in milliseconds */
-static long long run_command_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int run_command(const char *const argv[], double timeout, char *output, size_t output_size)
 {
@@ -49,15 +42,15 @@ int run_command(const char *const argv[], double timeout, char *output, size_t o
     }
     size_t used = 0;
     bool timed_out = false;
-    long long deadline = run_command_now() + (long long)(timeout * 1000);
+    double deadline = clock_monotonic() + timeout;
     for (;;) {
-        long long left = deadline - run_command_now();
+        double left = deadline - clock_monotonic();
         if (left <= 0) {
             timed_out = true;
             break;
         }
         struct pollfd pfd = {.fd = pipe_fds[0], .events = POLLIN};
-        int ready = poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
+        int ready = poll(&pfd, 1, left > 1 ? 1000 : (int)(left * 1000) + 1);
         if (ready < 0 && errno != EINTR)
             break;
         if (ready <= 0)
@@ -90,7 +83,7 @@ int run_command(const char *const argv[], double timeout, char *output, size_t o
             break;
         if (reaped < 0 && errno != EINTR)
             return -1;
-        if (run_command_now() >= deadline)
+        if (clock_monotonic() >= deadline)
             timed_out = true;
         else
             usleep(5000);
