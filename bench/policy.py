@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """bench/policy.py - what the policy plugins on the store cost: messages/s of the bare chain
 (rcpt_ok + queue_discard) next to the same chain with dnsbl (answers cached), greylist
-(whitelisted triplet) and ratelimit (limits never reached) in front, on LMDB and on Redis,
+(whitelisted triplet) and ratelimit (limits never reached) in front, on LMDB and on Redis
+(over TCP, as gateways sharing it reach it, and over its unix socket),
 measured in the same run with Postfix's smtp-source (MESSAGES messages of SIZE bytes at
 concurrency 1 and 10; one message per connection, so every connect, MAIL, RCPT and
 disconnect counts), the chains interleaved for ROUNDS rounds on a shared machine: the best
@@ -74,10 +75,12 @@ def throughput(args, dns_settings, redis):
     workers = os.cpu_count() or 2
     chains = [("bare", BARE, {}),
               ("policy/lmdb", POLICY, dns_settings),
-              ("policy/redis", POLICY, dict(dns_settings, store=redis.url(0)))]
+              ("policy/redis", POLICY, dict(dns_settings, store=redis.url(0))),
+              ("policy/redis-unix", POLICY,
+               dict(dns_settings, store="redis+unix://%s?db=1" % redis.socket_path))]
     daemons = [start(plugins, settings, workers) for _, plugins, settings in chains]
     try:
-        print("%-14s %-6s %10s %16s %12s %8s" % ("chain", "conc", "best msg/s", "rounds msg/s",
+        print("%-17s %-6s %10s %16s %12s %8s" % ("chain", "conc", "best msg/s", "rounds msg/s",
                                                  "cpu ms/msg", "vs bare"))
         for concurrency in (1, 10):
             rates = [[] for _ in chains]
@@ -93,7 +96,7 @@ def throughput(args, dns_settings, redis):
             bare = max(rates[0])
             for i, (name, _, _) in enumerate(chains):
                 best = max(rates[i])
-                print("%-14s %-6d %10.0f %16s %12.3f %8.2f" % (
+                print("%-17s %-6d %10.0f %16s %12.3f %8.2f" % (
                     name, concurrency, best, "/".join("%.0f" % r for r in rates[i]),
                     min(cpus[i]), best / bare))
     finally:
