@@ -9,9 +9,14 @@
  * facts and header edits (as "Name: value\n" lines, a removal as "-Name\n"), the last
  * porter_wait_extend, and the porter_dns_background lookups asked (fake.lookups, in order:
  * the test answers them with fake_dns_answer). What the plugin reads comes from `fake` too:
- * fake.client_ip (porter_client_ip), fake.argument (porter_hook_argument), fake.auth_user,
- * fake.relay, fake.data (porter_data_get/set); fake.gone makes porter_waiting_session answer
- * NULL (the client left). CIDR matching and DNS status names are the core's own (libporter.a).
+ * fake.client_ip (porter_client_ip), fake.argument (porter_hook_argument), fake.mail_from,
+ * fake.queue_id, fake.auth_user, fake.relay, fake.data (porter_data_get/set: the plugin's,
+ * its disconnect hook frees it); fake.gone makes porter_waiting_session answer NULL (the
+ * client left). The store (porter_store_get/set/increment/increments) is an in-memory table
+ * answered at once (a real store answers on a later loop turn; a plugin must not care):
+ * fake_put and fake_expire set it up, fake_find reads it, fake.store_calls counts requests
+ * (a counter each), fake.store_round_trips the calls, fake.store_fails makes them fail.
+ * CIDR and list matching and DNS status names are the core's own (libporter.a).
  * Header-only (static); include it after <cmocka.h> and the plugin's .c file. Nothing is
  * allocated.
  */
@@ -20,12 +25,15 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cidr.h"
 #include "dns_packet.h"
+#include "list_file.h"
 
 #define FAKE_LOOKUPS_MAX 64
+#define FAKE_KEYS 32
 
 /* One porter_dns_background call. */
 struct fake_lookup {
@@ -40,6 +48,8 @@ struct fake_state {
     bool gone;                  /* porter_waiting_session answers NULL */
     const char *client_ip;
     const char *argument;       /* porter_hook_argument */
+    const char *mail_from;      /* porter_mail_from */
+    const char *queue_id;       /* porter_queue_id */
     const char *auth_user;      /* porter_auth_user */
     bool relay;                 /* porter_relay_client */
     void *data;                 /* porter_data_get / porter_data_set */
@@ -54,6 +64,13 @@ struct fake_state {
     double extended;            /* the last porter_wait_extend */
     struct fake_lookup lookups[FAKE_LOOKUPS_MAX];
     size_t lookup_count;
+    /* the store */
+    int store_calls;            /* requests (a counter each) */
+    int store_round_trips;      /* calls (porter_store_increments counts one) */
+    bool store_fails;
+    char keys[FAKE_KEYS][512], values[FAKE_KEYS][128];
+    double ttls[FAKE_KEYS];
+    size_t key_count;
 };
 
 static struct fake_state fake;
@@ -146,6 +163,16 @@ static const char *fake_hook_argument(porter_session *s)
     return fake.argument;
 }
 
+static const char *fake_mail_from(porter_session *s)
+{
+    return fake.mail_from;
+}
+
+static const char *fake_queue_id(porter_session *s)
+{
+    return fake.queue_id;
+}
+
 static const char *fake_auth_user(porter_session *s)
 {
     return fake.auth_user;
@@ -191,6 +218,118 @@ static int fake_dns_background(porter_session *s, int type, const char *name,
     return 0;
 }
 
+/* ---------------------------------------------------------------- the store */
+
+static inline int fake_find(const char *key)
+{
+    for (size_t i = 0; i < fake.key_count; i++)
+        if (strcmp(fake.keys[i], key) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* fake_put - the store's record for key (keys as the core would prefix them) */
+static inline void fake_put(const char *key, const char *value, double ttl)
+{
+    int i = fake_find(key);
+    if (i < 0) {
+        assert_true(fake.key_count < FAKE_KEYS);
+        i = (int)fake.key_count++;
+        snprintf(fake.keys[i], sizeof fake.keys[i], "%s", key);
+    }
+    snprintf(fake.values[i], sizeof fake.values[i], "%s", value);
+    fake.ttls[i] = ttl > 0 ? ttl : -1;
+}
+
+/* fake_expire - the key's time is up */
+static inline void fake_expire(const char *key)
+{
+    int i = fake_find(key);
+    if (i < 0)
+        return;
+    fake.key_count--;
+    memmove(fake.keys[i], fake.keys[fake.key_count], sizeof fake.keys[i]);
+    memmove(fake.values[i], fake.values[fake.key_count], sizeof fake.values[i]);
+    fake.ttls[i] = fake.ttls[fake.key_count];
+}
+
+/* fake_count - add by to key's counter (a new one gets ttl); its new value */
+static long long fake_count(const char *key, long long by, double ttl)
+{
+    int i = fake_find(key);
+    long long n = (i < 0 ? 0 : atoll(fake.values[i])) + by;
+    char text[32];
+    snprintf(text, sizeof text, "%lld", n);
+    fake_put(key, text, i < 0 ? ttl : fake.ttls[i]);
+    return n;
+}
+
+/* fake_store - one store call: 0 get, 1 set, 2 increment */
+static int fake_store(porter_session *s, int op, const char *key, const char *value, long long by,
+                      double ttl, porter_store_fn done, void *arg)
+{
+    fake.store_calls++;
+    fake.store_round_trips++;
+    struct porter_store_result r = {.status = PORTER_STORE_OK, .ttl = -1};
+    if (fake.store_fails) {
+        r.status = PORTER_STORE_ERROR;
+        r.error = "no answer within store_timeout";
+    } else if (op == 0) {
+        int i = fake_find(key);
+        if (i < 0) {
+            r.status = PORTER_STORE_NOT_FOUND;
+        } else {
+            r.value = fake.values[i];
+            r.length = strlen(r.value);
+            r.ttl = fake.ttls[i];
+        }
+    } else if (op == 1) {
+        fake_put(key, value, ttl);
+    } else {
+        r.count = fake_count(key, by, ttl);
+    }
+    if (done == NULL)
+        return PORTER_DECLINED;
+    return done(s, arg, &r);
+}
+
+static int fake_store_get(porter_session *s, const char *key, porter_store_fn done, void *arg)
+{
+    return fake_store(s, 0, key, NULL, 0, 0, done, arg);
+}
+
+static int fake_store_set(porter_session *s, const char *key, const char *value, double ttl,
+                          porter_store_fn done, void *arg)
+{
+    return fake_store(s, 1, key, value, 0, ttl, done, arg);
+}
+
+static int fake_store_increment(porter_session *s, const char *key, long long by, double ttl,
+                                porter_store_fn done, void *arg)
+{
+    return fake_store(s, 2, key, NULL, by, ttl, done, arg);
+}
+
+/* fake_store_increments - each counter as fake_store_increment, then done once */
+static int fake_store_increments(porter_session *s, struct porter_store_count *counts, size_t n,
+                                 porter_store_fn done, void *arg)
+{
+    struct porter_store_result all = {.status = PORTER_STORE_OK, .ttl = -1, .count = (long long)n};
+    fake.store_round_trips++;
+    for (size_t c = 0; c < n; c++) {
+        fake.store_calls++;
+        if (fake.store_fails) {
+            counts[c].status = all.status = PORTER_STORE_ERROR;
+            counts[c].error = all.error = "no answer within store_timeout";
+            continue;
+        }
+        counts[c].status = PORTER_STORE_OK;
+        counts[c].count = fake_count(counts[c].key, counts[c].by, counts[c].ttl);
+        counts[c].ttl_left = fake.ttls[fake_find(counts[c].key)];
+    }
+    return done(s, arg, &all);
+}
+
 static const struct porter_api fake_api_table = {
     .abi = PORTER_PLUGIN_ABI,
     .reply = fake_reply,
@@ -204,6 +343,8 @@ static const struct porter_api fake_api_table = {
     .header_remove = fake_header_remove,
     .client_ip = fake_client_ip,
     .hook_argument = fake_hook_argument,
+    .mail_from = fake_mail_from,
+    .queue_id = fake_queue_id,
     .auth_user = fake_auth_user,
     .relay_client = fake_relay_client,
     .data_get = fake_data_get,
@@ -213,7 +354,12 @@ static const struct porter_api fake_api_table = {
     .dns_background = fake_dns_background,
     .cidr_match = cidr_match,
     .cidr_free = cidr_free,
+    .list_match_address = list_match_address,
     .dns_status_name = dns_status_name,
+    .store_get = fake_store_get,
+    .store_set = fake_store_set,
+    .store_increment = fake_store_increment,
+    .store_increments = fake_store_increments,
 };
 
 /* fake_api_install - a fresh record, and the plugin's calls go to it */

@@ -1,10 +1,10 @@
 /*
- * test_greylist.c - unit tests of native-plugins/greylist.c (compiled in here, with a fake
- * plugin API): the client network (/24, /64, IPv4-mapped), sender normalisation (BATV, VERP
- * digits, null sender), triplet keys (hashed when too long), the decision table, and the RCPT
- * hook's decisions on an in-memory store answered at once: a new triplet deferred with the
- * retry time, a retry too early, a retry after the black period passes and whitelists, a
- * whitelisted triplet passes, exempt clients, autowhitelisting, store errors by
+ * test_greylist.c - unit tests of native-plugins/greylist.c (compiled in here, with the fake
+ * plugin API of fake_api.h): the client network (/24, /64, IPv4-mapped), sender normalisation
+ * (BATV, VERP digits, null sender), triplet keys (hashed when too long), the decision table,
+ * and the RCPT hook's decisions on an in-memory store answered at once: a new triplet deferred
+ * with the retry time, a retry too early, a retry after the black period passes and
+ * whitelists, a whitelisted triplet passes, exempt clients, autowhitelisting, store errors by
  * on_store_error, and the worker's cache of whitelistings (white_cache=). Table-driven;
  * failures print "got X, want Y".
  */
@@ -19,17 +19,17 @@
 #include <cmocka.h>
 
 #include "greylist.c"
-#include "plugin_fake.h"
+#include "fake_api.h"
 
 static struct greylist plugin;
 
 static int setup(void **unused)
 {
     free(plugin.cache);
-    fake_reset();
+    fake_api_install();
     fake.client_ip = "192.0.2.77";
     fake.mail_from = "alice@example.org";
-    fake.recipient = "bob@example.com";
+    fake.argument = "bob@example.com";
     memset(&plugin, 0, sizeof plugin);
     plugin.black = 300;
     plugin.grey = 4 * 3600;
@@ -197,12 +197,12 @@ static void test_exempt(void **unused)
     fake.client_ip = "198.51.100.9";
     assert_int_equal(rcpt(), PORTER_DECLINED);
     fake.client_ip = "192.0.2.1";
-    fake.recipient = "Postmaster@example.com";
+    fake.argument = "Postmaster@example.com";
     assert_int_equal(rcpt(), PORTER_DECLINED);
-    fake.recipient = "x@abuse.example";
+    fake.argument = "x@abuse.example";
     assert_int_equal(rcpt(), PORTER_DECLINED);
     assert_int_equal(fake.store_calls, 0);
-    fake.recipient = "bob@example.com";
+    fake.argument = "bob@example.com";
     assert_int_equal(rcpt(), PORTER_DENYSOFT);
     cidr_free(plugin.allow);
     list_free(plugin.allow_rcpt);
@@ -259,13 +259,13 @@ static void test_white_cache(void **unused)
     assert_int_equal(rcpt(), PORTER_DECLINED);
     assert_int_equal(fake.store_calls, 1);
     /* another recipient is another triplet: asked, and greylisted */
-    fake.recipient = "carol@example.com";
+    fake.argument = "carol@example.com";
     assert_int_equal(rcpt(), PORTER_DENYSOFT);
     assert_int_equal(fake.store_calls, 3); /* get, then set */
     /* a whitelisting about to expire in the store (too young to refresh) is remembered no
      * longer than that */
     plugin.white = GREYLIST_REFRESH + 0.1;
-    fake.recipient = "dave@example.com";
+    fake.argument = "dave@example.com";
     fake_put("t:192.0.2.0/24,alice@example.org,dave@example.com", record, 0.2);
     assert_int_equal(rcpt(), PORTER_DECLINED);
     fake_expire("t:192.0.2.0/24,alice@example.org,dave@example.com");
@@ -273,7 +273,7 @@ static void test_white_cache(void **unused)
     nanosleep(&pause, NULL);
     assert_int_equal(rcpt(), PORTER_DENYSOFT);
     /* a triplet that passes now is remembered at once */
-    fake.recipient = "erin@example.com";
+    fake.argument = "erin@example.com";
     snprintf(record, sizeof record, "g %lld", (long long)((greylist_now() - 400) * 1000));
     fake_put("t:192.0.2.0/24,alice@example.org,erin@example.com", record, 1000);
     assert_int_equal(rcpt(), PORTER_DECLINED);

@@ -1,11 +1,11 @@
 /*
  * test_ratelimit.c - unit tests of native-plugins/ratelimit.c (compiled in here, with the fake
- * plugin API of plugin_fake.h): the COUNT/PERIOD syntax, periods as replies write them, and
- * the hooks' decisions on an in-memory store: connections and concurrent per client IP (421,
- * closed), messages (at a transaction's first RCPT) and recipients per client IP or per
- * authenticated user (451), the window
- * ending (the counter expires), concurrent given back at disconnect, allow= clients, limits
- * left out, store errors by on_store_error; connect's two counters in one round trip. Table-driven; failures print "got X, want Y".
+ * plugin API of fake_api.h): the COUNT/PERIOD syntax, periods as replies write them, and the
+ * hooks' decisions on an in-memory store: connections and concurrent per client IP (421,
+ * closed; both in one round trip), messages (at a transaction's first RCPT) and recipients per
+ * client IP or per authenticated user (451), the window ending (the counter expires),
+ * concurrent given back at disconnect, allow= clients, limits left out, store errors by
+ * on_store_error. Table-driven; failures print "got X, want Y".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,13 +18,13 @@
 #include <cmocka.h>
 
 #include "ratelimit.c"
-#include "plugin_fake.h"
+#include "fake_api.h"
 
 static struct ratelimit plugin;
 
 static int setup(void **unused)
 {
-    fake_reset();
+    fake_api_install();
     fake.client_ip = "192.0.2.7";
     memset(&plugin, 0, sizeof plugin);
     plugin.concurrent_ttl = 3600;
@@ -214,6 +214,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_off_allowed_and_errors, setup, teardown),
     };
     int failures = cmocka_run_group_tests(tests, NULL, NULL);
-    fake_reset();
+    fake_api_install();
     return failures;
 }
