@@ -916,11 +916,8 @@ static bool client_identity_lines(struct smtp_client *c, const struct smtp_clien
         snprintf(probe, sizeof probe, " %s ", attributes[i].name);
         if (strstr(offered, probe) == NULL)
             continue;
-        char encoded[SMTP_CLIENT_XTEXT_MAX + 1];
-        const char *value = attributes[i].value;
-        if (strcmp(value, "[UNAVAILABLE]") == 0 || strcmp(value, "[TEMPUNAVAIL]") == 0)
-            snprintf(encoded, sizeof encoded, "%s", value);
-        else if (smtp_xtext_encode(value, encoded, sizeof encoded) != 0)
+        char encoded[SMTP_CLIENT_XTEXT_MAX + 1]; /* [UNAVAILABLE] is its own xtext */
+        if (smtp_xtext_encode(attributes[i].value, encoded, sizeof encoded) != 0)
             continue; /* too long to pass on: leave it out */
         char word[SMTP_CLIENT_XTEXT_MAX + 40];
         snprintf(word, sizeof word, " %s=%s", attributes[i].name, encoded);
@@ -965,14 +962,10 @@ static char *client_identity_header(const struct smtp_client_identity_info *id, 
     size_t used = (size_t)snprintf(header, sizeof header, "%s:", SMTP_CLIENT_IDENTITY_HEADER);
     size_t line_start = 0;
     for (size_t i = 0; i < sizeof attributes / sizeof attributes[0]; i++) {
-        char encoded[SMTP_CLIENT_XTEXT_MAX + 1];
-        const char *value = attributes[i].value;
-        if (value == NULL)
-            continue;
-        if (strcmp(value, "[UNAVAILABLE]") == 0)
-            snprintf(encoded, sizeof encoded, "%s", value);
-        else if (smtp_xtext_encode(value, encoded, sizeof encoded) != 0)
-            continue; /* too long to pass on: leave it out, as XFORWARD does */
+        char encoded[SMTP_CLIENT_XTEXT_MAX + 1]; /* [UNAVAILABLE] is its own xtext */
+        if (attributes[i].value == NULL ||
+            smtp_xtext_encode(attributes[i].value, encoded, sizeof encoded) != 0)
+            continue; /* absent, or too long to pass on: leave it out, as XFORWARD does */
         size_t word = strlen(attributes[i].name) + 1 + strlen(encoded);
         bool fold = used - line_start + 1 + word > 78 && used - line_start > 20;
         if (fold)
