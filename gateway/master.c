@@ -693,6 +693,19 @@ static bool master_all_gone(const struct master *m)
     return m->retired_count == 0 && m->delivery_pid == 0;
 }
 
+/* master_await_children - stopping: exit now if no child is left, else when the last one
+ * goes, and SIGKILL what remains after the drain and shutdown times (the kill timer) */
+static void master_await_children(struct master *m)
+{
+    if (master_all_gone(m)) {
+        event_base_loopexit(m->base, NULL);
+        return;
+    }
+    struct timeval deadline = {(time_t)(m->config->drain_grace + m->config->shutdown_timeout) +
+                               MASTER_KILL_MARGIN, 0};
+    evtimer_add(m->kill_timer, &deadline);
+}
+
 static void master_upgrade_failed(struct master *m, int status);
 
 /* master_child - SIGCHLD: reap, and respawn current-generation workers */
@@ -934,13 +947,7 @@ static void master_stop(evutil_socket_t signal_number, short what, void *arg)
         kill(m->retired[i].pid, SIGTERM);
     if (m->delivery_pid != 0)
         kill(m->delivery_pid, SIGTERM);
-    if (master_all_gone(m)) {
-        event_base_loopexit(m->base, NULL);
-        return;
-    }
-    struct timeval deadline = {(time_t)(m->config->drain_grace + m->config->shutdown_timeout) +
-                               MASTER_KILL_MARGIN, 0};
-    evtimer_add(m->kill_timer, &deadline);
+    master_await_children(m);
 }
 
 /* master_daemonize - background: new session, stdio to /dev/null */
@@ -1211,13 +1218,7 @@ static void master_hand_over(evutil_socket_t signal_number, short what, void *ar
     if (m->delivery_pid != 0)
         kill(m->delivery_pid, SIGTERM);
     master_close_listeners(m);
-    if (master_all_gone(m)) {
-        event_base_loopexit(m->base, NULL);
-        return;
-    }
-    struct timeval deadline = {(time_t)(m->config->drain_grace + m->config->shutdown_timeout) +
-                               MASTER_KILL_MARGIN, 0};
-    evtimer_add(m->kill_timer, &deadline);
+    master_await_children(m);
 }
 
 /* master_pid_file_write - the pid file (its path is kept for removal); -1 with a log line */
