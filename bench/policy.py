@@ -19,9 +19,7 @@ Usage: bench/policy.py [--messages 3000] [--size 4096] [--idle 2000] [--rounds 3
 """
 import argparse
 import os
-import resource
 import smtplib
-import socket
 import sys
 import time
 
@@ -30,7 +28,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from authdns import Dnsmasq  # noqa: E402
 from harness import Porter  # noqa: E402
-from smtp import drive, rss_kb  # noqa: E402
+from smtp import drive, hold_idle, raise_open_files  # noqa: E402
 from storelib import RedisServer  # noqa: E402
 
 BARE = "rcpt_ok rcpthosts=rcpthosts\nqueue_discard\n"
@@ -109,32 +107,15 @@ def idle(args, plugins, settings, label, paced):
     once (their connect hooks' lookups and store requests all in flight together: the heap's
     high-water mark); paced reads each greeting before the next connect (what the sessions
     hold once idle)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, args.idle + 1000), hard))
-    settings = dict(settings, greeting_timeout="10m", command_timeout="10m")
-    p = start(plugins, settings, 1)
-    sockets = []
-    greeted = 0
+    if not raise_open_files(args.idle + 1000):
+        return
+    p = start(plugins, dict(settings, greeting_timeout="10m", command_timeout="10m"), 1)
     try:
-        worker = p.worker_pids()[0]
-        base = rss_kb(worker)
-        deadline = time.time() + 60
-        for _ in range(args.idle):
-            if time.time() > deadline:
-                break
-            sockets.append(socket.create_connection(("127.0.0.1", p.port), timeout=10))
-            if paced:
-                greeted += sockets[-1].recv(512).startswith(b"220")
-        if not paced:
-            greeted = sum(1 for s in sockets if s.recv(512).startswith(b"220"))
-        time.sleep(0.5)
-        held = rss_kb(worker)
+        opened, greeted, base, held = hold_idle(p.port, p.worker_pids()[0], args.idle, paced, 60)
         print("idle sessions %-13s %-6s %d open, %d greeted, %.2f KB per session" %
-              (label + ":", "paced" if paced else "burst", len(sockets), greeted,
-               (held - base) / max(1, len(sockets))))
+              (label + ":", "paced" if paced else "burst", opened, greeted,
+               (held - base) / max(1, opened)))
     finally:
-        for s in sockets:
-            s.close()
         stop(p)
 
 

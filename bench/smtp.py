@@ -88,45 +88,62 @@ def rss_kb(pid):
     return 0
 
 
-def idle_sessions(args):
+def raise_open_files(wanted):
+    """The open-file limit raised to wanted (within the hard limit, or the hard limit too when
+    root may); False, after saying why, when it cannot be."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = args.idle + 1000
-    if hard < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
-        except (ValueError, OSError):
-            print("idle sessions: cannot raise the open-file limit to %d (hard %d)" % (wanted, hard))
-            return
-    else:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    settings = {"max_connections_per_ip": str(args.idle + 10), "max_connections": str(args.idle + 10),
-                "log_level": "warning", "greeting_timeout": "10m", "command_timeout": "10m"}
-    porter = Porter(plugins="rcpt_ok rcpthosts=rcpthosts\nqueue_discard\n", settings=settings, workers=1).start()
-    sockets = []
     try:
-        worker = porter.worker_pids()[0]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(hard, wanted)))
+    except (ValueError, OSError):
+        print("idle sessions: cannot raise the open-file limit to %d (hard %d)" % (wanted, hard))
+        return False
+    return True
+
+
+def hold_idle(port, worker, count, paced=False, seconds=120):
+    """Open count sessions to port (at most for seconds) and leave them idle: a burst opens
+    them all, then reads the greetings; paced reads each greeting before the next connect.
+    (opened, greeted, worker RSS in KB before, and half a second after); the sessions are
+    closed before it returns."""
+    sockets = []
+    greeted = 0
+    try:
         base = rss_kb(worker)
-        deadline = time.time() + 120
-        for i in range(args.idle):
+        deadline = time.time() + seconds
+        for _ in range(count):
             if time.time() > deadline:
                 break
-            s = socket.create_connection(("127.0.0.1", porter.port), timeout=10)
-            sockets.append(s)
-        greeted = 0
-        for s in sockets:
-            try:
-                if s.recv(512).startswith(b"220"):
-                    greeted += 1
-            except OSError:
-                pass
+            sockets.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            if paced:
+                greeted += greeting(sockets[-1])
+        if not paced:
+            greeted = sum(greeting(s) for s in sockets)
         time.sleep(0.5)
-        held = rss_kb(worker)
-        print("idle sessions: %d open, %d greeted, worker RSS %.1f MB (%.1f MB before), %.2f KB per session"
-              % (len(sockets), greeted, held / 1024.0, base / 1024.0,
-                 (held - base) / max(1, len(sockets))))
+        return len(sockets), greeted, base, rss_kb(worker)
     finally:
         for s in sockets:
             s.close()
+
+
+def greeting(s):
+    """1 when the session's first reply is a 220, else 0."""
+    try:
+        return 1 if s.recv(512).startswith(b"220") else 0
+    except OSError:
+        return 0
+
+
+def idle_sessions(args):
+    if not raise_open_files(args.idle + 1000):
+        return
+    settings = {"max_connections_per_ip": str(args.idle + 10), "max_connections": str(args.idle + 10),
+                "log_level": "warning", "greeting_timeout": "10m", "command_timeout": "10m"}
+    porter = Porter(plugins="rcpt_ok rcpthosts=rcpthosts\nqueue_discard\n", settings=settings, workers=1).start()
+    try:
+        opened, greeted, base, held = hold_idle(porter.port, porter.worker_pids()[0], args.idle)
+        print("idle sessions: %d open, %d greeted, worker RSS %.1f MB (%.1f MB before), %.2f KB per session"
+              % (opened, greeted, held / 1024.0, base / 1024.0, (held - base) / max(1, opened)))
+    finally:
         porter.stop()
         porter.__exit__(None, None, None)
 
