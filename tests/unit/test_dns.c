@@ -28,6 +28,7 @@
 #include <event2/thread.h>
 
 #include "config.h"
+#include "clock.h"
 #include "dns.h"
 #include "dns_packet.h"
 
@@ -810,15 +811,21 @@ static void lookup_done(const struct porter_dns_answer *answer, void *arg)
     event_base_loopbreak(r->base);
 }
 
+/* run_for - the loop for at most seconds (or until a callback breaks it) */
+static void run_for(struct event_base *base, double seconds)
+{
+    struct timeval limit = clock_timeval(seconds);
+    event_base_loopexit(base, &limit);
+    event_base_dispatch(base);
+}
+
 /* lookup - one dns_lookup, the loop run until it answers (bounded: 5 s) */
 static struct lookup_result lookup(struct dns_resolver *r, struct event_base *base, int type,
                                    const char *name)
 {
     struct lookup_result result = {.base = base, .status = -1};
     dns_lookup(r, type, name, lookup_done, &result);
-    struct timeval limit = {5, 0};
-    event_base_loopexit(base, &limit);
-    event_base_dispatch(base);
+    run_for(base, 5);
     assert_int_equal(result.calls, 1);
     return result;
 }
@@ -863,9 +870,7 @@ static void test_resolver_async(void **state)
     struct lookup_result never = {.base = base};
     struct dns_query *q = dns_lookup(r, PORTER_DNS_TXT, "silent.test", lookup_done, &never);
     dns_query_cancel(q);
-    struct timeval half = {0, 500000};
-    event_base_loopexit(base, &half);
-    event_base_dispatch(base);
+    run_for(base, 0.5);
     assert_int_equal(never.calls, 0);
 
     /* a query still running when the resolver goes: no callback, cancel only frees */
@@ -893,14 +898,6 @@ static void shared_done(const struct porter_dns_answer *answer, void *arg)
     snprintf(r->first, sizeof r->first, "%s", answer->count > 0 ? answer->records[0].text : "");
     if (--*r->left == 0)
         event_base_loopbreak(r->base);
-}
-
-/* run_for - the loop for at most seconds (or until shared_done's last answer) */
-static void run_for(struct event_base *base, double seconds)
-{
-    struct timeval limit = {(time_t)seconds, (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
-    event_base_loopexit(base, &limit);
-    event_base_dispatch(base);
 }
 
 static void test_resolver_shared(void **state)
