@@ -875,12 +875,18 @@ static const char *api_arg_resolve(porter_args *a, const char *path)
 
 /* ---------------------------------------------------------------- the store */
 
-/* api_store - a store request on "PLUGIN:key" (each plugin has its own key space) */
+/* api_store_key - "PLUGIN:key": each plugin has its own key space; caller frees */
+static char *api_store_key(porter_session *s, const char *key)
+{
+    return xasprintf("%s:%s", s->run.plugin != NULL ? s->run.plugin->name : "core",
+                     key != NULL ? key : "");
+}
+
+/* api_store - a store request on the plugin's key */
 static int api_store(porter_session *s, enum store_operation operation, const char *key,
                      const char *value, long long by, double ttl, porter_store_fn done, void *arg)
 {
-    const char *plugin = s->run.plugin != NULL ? s->run.plugin->name : "core";
-    char *full = xasprintf("%s:%s", plugin, key != NULL ? key : "");
+    char *full = api_store_key(s, key);
     int rc = hook_chain_store(s, operation, full, value, by, ttl, done, arg);
     free(full);
     return rc;
@@ -912,10 +918,9 @@ static int api_store_delete(porter_session *s, const char *key, porter_store_fn 
 static int api_store_increments(porter_session *s, struct porter_store_count *counts,
                                 size_t count, porter_store_fn done, void *arg)
 {
-    const char *plugin = s->run.plugin != NULL ? s->run.plugin->name : "core";
     char **keys = xcalloc(count > 0 ? count : 1, sizeof *keys);
     for (size_t i = 0; i < count; i++)
-        keys[i] = xasprintf("%s:%s", plugin, counts[i].key != NULL ? counts[i].key : "");
+        keys[i] = api_store_key(s, counts[i].key);
     int rc = hook_chain_store_increments(s, counts, (const char *const *)keys, count, done, arg);
     for (size_t i = 0; i < count; i++)
         free(keys[i]);
