@@ -806,7 +806,8 @@ static void hook_counts_answered(const struct porter_store_result *result, void 
  * store or counters. */
 static bool hook_counts_start(struct porter_session *s, struct hook_counts *h,
                               struct porter_store_count *counts, const char *const *keys,
-                              size_t count, void (*answered)(void *, const struct porter_store_result *),
+                              size_t count,
+                              void (*answered)(void *, const struct porter_store_result *),
                               void *owner, const char *what)
 {
     struct store *store = worker_store(s->worker);

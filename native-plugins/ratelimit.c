@@ -15,6 +15,19 @@
  * concurrent_ttl, so a crashed gateway's connections are forgotten). allow= clients are never
  * limited. When the store cannot answer, on_store_error=accept lets the client on (logged);
  * tempfail refuses with 421/451 4.3.0.
+ *
+ * The greeting need not wait for the store: each worker remembers, per client IP (a fixed
+ * table of RATELIMIT_SEEN_SLOTS, by hash), the counts of the store's last answer and how many
+ * counts of its own are still on their way. When they show the client far from its limits
+ * (this count would leave each at most half full), connect counts in the background
+ * (porter_store_increments_background) and the greeting goes out at once; the answer's
+ * verdict, should other workers or gateways have counted meanwhile, comes at the client's
+ * next HELO, EHLO, MAIL or RCPT (which wait for it if need be): the same 421, then close.
+ * A client first seen, or near a limit (a flood), waits at connect as before: its 421 is the
+ * greeting.
+ *
+ * Memory: the settings and the table are the state (fini frees them); a connection's record
+ * (porter_data) is freed by the disconnect hook.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,17 +52,29 @@ struct ratelimit_limit {
     double period;
 };
 
+/* What this worker last heard of one client IP's connection counters. */
+#define RATELIMIT_SEEN_SLOTS 512
+struct ratelimit_seen {
+    char ip[48];                /* "": a free slot */
+    bool known;                 /* an answer came */
+    long long connections;      /* the counters after the last answer */
+    long long concurrent;
+    double window_end;          /* when the connections counter expires (monotonic seconds) */
+    unsigned in_flight;         /* this worker's counts not answered yet */
+};
+
 struct ratelimit {
     struct ratelimit_limit limits[RATELIMIT_KIND_COUNT];
     double concurrent_ttl;
     porter_cidr_list *allow;
     bool tempfail;              /* on_store_error=tempfail */
+    struct ratelimit_seen *seen; /* RATELIMIT_SEEN_SLOTS, made at the first connect */
 };
 
 /* The counts of one hook in flight (connect counts connections and concurrent together, in
  * one round trip), from the hook to the store's answer: one allocation, sized to its text. */
 struct ratelimit_check {
-    const struct ratelimit *r;
+    struct ratelimit *r;
     size_t count;               /* limits counted */
     enum ratelimit_kind kinds[2];
     struct porter_store_count counts[2];
@@ -57,12 +82,24 @@ struct ratelimit_check {
     char text[];                /* the subject, then each counter's key */
 };
 
-/* Per connection (porter_data, allocated at the first count that needs it, freed at
- * disconnect): whose concurrent count to give back, and which transaction's message was
- * counted. XCLIENT runs the disconnect hook before it changes the client's address, so the
- * address to give the count back for is the session's. */
+/* A verdict, kept until it can be given (a background answer's, at the next command). */
+struct ratelimit_verdict {
+    int rc, code;
+    const char *enhanced;
+    char text[300];
+};
+
+/* Per connection (porter_data, made at connect or at the first RCPT that needs it, freed at
+ * disconnect): whose concurrent count to give back, connect's counts in the background and
+ * their verdict, and which transaction's message was counted. XCLIENT runs the disconnect
+ * hook before it changes the client's address, so the address to give the count back for is
+ * the session's. */
 struct ratelimit_connection {
-    bool concurrent;               /* counted up at connect */
+    bool concurrent;               /* counted up at connect: given back at disconnect */
+    struct ratelimit_check *background; /* connect's counts, until their answer */
+    struct ratelimit_verdict *refusal;  /* the answer's refusal, for the next command */
+    bool waiting;                  /* a hook waits on handle for the background answer */
+    porter_handle handle;
     char transaction[64];          /* porter_queue_id of the transaction counted as a message */
 };
 
@@ -127,42 +164,123 @@ static void ratelimit_subject(porter_session *s, char *out, size_t size)
 }
 
 /* ratelimit_exceeded - the refusal of a limit passed: 421 and close at connect, else 451 */
-static int ratelimit_exceeded(porter_session *s, const struct ratelimit_check *c,
-                              enum ratelimit_kind kind, const struct porter_store_count *counted)
+static void ratelimit_exceeded(porter_session *s, const struct ratelimit_check *c,
+                               enum ratelimit_kind kind, const struct porter_store_count *counted,
+                               struct ratelimit_verdict *v)
 {
     const struct ratelimit_limit *limit = &c->r->limits[kind];
     porter_log(s, PORTER_LOG_NOTICE, "event=ratelimit limit=%s subject=\"%s\" count=%lld max=%lld",
                ratelimit_names[kind], c->subject, counted->count, limit->count);
-    if (kind == RATELIMIT_CONCURRENT)
-        return porter_reply(s, PORTER_DENYSOFT_DISCONNECT, 421, "4.7.0", "Too many concurrent "
-                            "connections from %s (at most %lld); try again later", c->subject,
-                            limit->count);
     char period[32];
     ratelimit_period_text(limit->period, period, sizeof period);
     double wait = counted->ttl_left > 0 ? counted->ttl_left : limit->period;
-    if (kind == RATELIMIT_CONNECTIONS)
-        return porter_reply(s, PORTER_DENYSOFT_DISCONNECT, 421, "4.7.0", "Too many connections "
-                            "from %s (at most %lld per %s); try again in %.0f seconds",
-                            c->subject, limit->count, period, wait + 0.5);
-    return porter_reply(s, PORTER_DENYSOFT, 451, "4.7.1", "Too many %s from %s (at most %lld per "
-                        "%s); try again in %.0f seconds", ratelimit_names[kind], c->subject,
-                        limit->count, period, wait + 0.5);
+    bool connect = kind == RATELIMIT_CONNECTIONS || kind == RATELIMIT_CONCURRENT;
+    *v = (struct ratelimit_verdict){connect ? PORTER_DENYSOFT_DISCONNECT : PORTER_DENYSOFT,
+                                    connect ? 421 : 451, connect ? "4.7.0" : "4.7.1", ""};
+    if (kind == RATELIMIT_CONCURRENT)
+        snprintf(v->text, sizeof v->text, "Too many concurrent connections from %s (at most "
+                 "%lld); try again later", c->subject, limit->count);
+    else
+        snprintf(v->text, sizeof v->text, "Too many %s from %s (at most %lld per %s); try again "
+                 "in %.0f seconds", ratelimit_names[kind], c->subject, limit->count, period,
+                 wait + 0.5);
 }
 
 /* ratelimit_store_error - the store did not answer: on_store_error decides */
-static int ratelimit_store_error(porter_session *s, const struct ratelimit_check *c,
-                                 enum ratelimit_kind kind, const char *error)
+static void ratelimit_store_error(porter_session *s, const struct ratelimit_check *c,
+                                  enum ratelimit_kind kind, const char *error,
+                                  struct ratelimit_verdict *v)
 {
     porter_log(s, PORTER_LOG_WARNING, "event=store_error limit=%s action=%s error=\"%s\"",
                ratelimit_names[kind], c->r->tempfail ? "tempfail" : "accept",
                error != NULL ? error : "unknown");
+    bool connect = kind == RATELIMIT_CONNECTIONS || kind == RATELIMIT_CONCURRENT;
     if (!c->r->tempfail)
+        *v = (struct ratelimit_verdict){PORTER_DECLINED, 0, NULL, ""};
+    else
+        *v = (struct ratelimit_verdict){connect ? PORTER_DENYSOFT_DISCONNECT : PORTER_DENYSOFT,
+                                        connect ? 421 : 451, "4.3.0",
+                                        "Temporary local problem, please try again later"};
+}
+
+/* ratelimit_decide - the counters' new values: the first limit passed (in the order
+ * counted) refuses */
+static void ratelimit_decide(porter_session *s, const struct ratelimit_check *c,
+                             struct ratelimit_verdict *v)
+{
+    *v = (struct ratelimit_verdict){PORTER_DECLINED, 0, NULL, ""};
+    for (size_t i = 0; i < c->count && v->rc == PORTER_DECLINED; i++) {
+        const struct porter_store_count *counted = &c->counts[i];
+        if (counted->status != PORTER_STORE_OK)
+            ratelimit_store_error(s, c, c->kinds[i], counted->error, v);
+        else if (counted->count > c->r->limits[c->kinds[i]].count)
+            ratelimit_exceeded(s, c, c->kinds[i], counted, v);
+    }
+}
+
+/* ratelimit_reply - give a verdict as the hook's */
+static int ratelimit_reply(porter_session *s, const struct ratelimit_verdict *v)
+{
+    if (v->rc == PORTER_DECLINED)
         return PORTER_DECLINED;
-    if (kind == RATELIMIT_CONNECTIONS || kind == RATELIMIT_CONCURRENT)
-        return porter_reply(s, PORTER_DENYSOFT_DISCONNECT, 421, "4.3.0", "Temporary local "
-                            "problem, please try again later");
-    return porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Temporary local problem, please try "
-                        "again later");
+    return porter_reply(s, v->rc, v->code, v->enhanced, "%s", v->text);
+}
+
+/* ratelimit_slot - the table's slot for a client IP (NULL without a table) */
+static struct ratelimit_seen *ratelimit_slot(const struct ratelimit *r, const char *ip)
+{
+    if (r->seen == NULL)
+        return NULL;
+    unsigned hash = 2166136261u; /* FNV-1a */
+    for (const char *p = ip; *p != '\0'; p++)
+        hash = (hash ^ (unsigned char)*p) * 16777619u;
+    return &r->seen[hash % RATELIMIT_SEEN_SLOTS];
+}
+
+static double ratelimit_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* ratelimit_far - whether one more connection leaves each limit on at most half full, by
+ * what this worker knows of the client (its entry e) */
+static bool ratelimit_far(const struct ratelimit *r, const struct ratelimit_seen *e)
+{
+    const struct ratelimit_limit *connections = &r->limits[RATELIMIT_CONNECTIONS];
+    const struct ratelimit_limit *concurrent = &r->limits[RATELIMIT_CONCURRENT];
+    long long more = (long long)e->in_flight + 1;
+    long long counted = ratelimit_now() < e->window_end ? e->connections : 0;
+    return e->known && (connections->count == 0 || 2 * (counted + more) <= connections->count) &&
+           (concurrent->count == 0 || 2 * (e->concurrent + more) <= concurrent->count);
+}
+
+/* ratelimit_remember - connect's counts for c's client are in (answered false: their answer
+ * will never come): one fewer in flight, and the counters' new values */
+static void ratelimit_remember(const struct ratelimit_check *c, bool answered)
+{
+    struct ratelimit_seen *e = ratelimit_slot(c->r, c->subject);
+    if (e == NULL || strcmp(e->ip, c->subject) != 0)
+        return; /* taken by another client since */
+    if (e->in_flight > 0)
+        e->in_flight--;
+    bool known = answered;
+    for (size_t i = 0; i < c->count && answered; i++) {
+        const struct porter_store_count *counted = &c->counts[i];
+        known = known && counted->status == PORTER_STORE_OK;
+        if (counted->status != PORTER_STORE_OK)
+            continue;
+        if (c->kinds[i] == RATELIMIT_CONCURRENT) {
+            e->concurrent = counted->count;
+        } else {
+            e->connections = counted->count;
+            e->window_end = ratelimit_now() + (counted->ttl_left >= 0
+                                                   ? counted->ttl_left
+                                                   : c->r->limits[RATELIMIT_CONNECTIONS].period);
+        }
+    }
+    e->known = known;
 }
 
 /* ratelimit_connection - the connection's record, made on first use (NULL: out of memory) */
@@ -174,49 +292,61 @@ static struct ratelimit_connection *ratelimit_connection(porter_session *s)
     return connection;
 }
 
-/* ratelimit_hold - the concurrent count went up: give it back at disconnect, whatever the
- * verdict (below one after an expiry: start again at one) */
-static void ratelimit_hold(porter_session *s, const struct ratelimit_check *c,
-                           const struct porter_store_count *counted)
+/* ratelimit_hold - a concurrent counter gone below one (after an expiry) starts again at one */
+static void ratelimit_hold(porter_session *s, const struct ratelimit_check *c)
 {
-    struct ratelimit_connection *connection = ratelimit_connection(s);
-    if (connection != NULL)
-        connection->concurrent = true;
-    if (counted->count < 1)
-        porter_store_set(s, counted->key, "1", c->r->concurrent_ttl, NULL, NULL);
+    for (size_t i = 0; i < c->count; i++)
+        if (c->kinds[i] == RATELIMIT_CONCURRENT && c->counts[i].status == PORTER_STORE_OK &&
+            c->counts[i].count < 1)
+            porter_store_set(s, c->counts[i].key, "1", c->r->concurrent_ttl, NULL, NULL);
 }
 
-/* ratelimit_counted - the counters' new values: the first limit passed (in the order
- * counted) refuses */
+/* ratelimit_counted - the store's answer to a hook that waits for it */
 static int ratelimit_counted(porter_session *s, void *arg, const struct porter_store_result *result)
 {
     struct ratelimit_check *c = arg;
+    if (c->kinds[0] == RATELIMIT_CONNECTIONS || c->kinds[0] == RATELIMIT_CONCURRENT)
+        ratelimit_remember(c, s != NULL);
     if (s == NULL) {
         free(c);
         return PORTER_DECLINED;
     }
-    for (size_t i = 0; i < c->count; i++)
-        if (c->kinds[i] == RATELIMIT_CONCURRENT && c->counts[i].status == PORTER_STORE_OK)
-            ratelimit_hold(s, c, &c->counts[i]);
-    int rc = PORTER_DECLINED;
-    for (size_t i = 0; i < c->count && rc == PORTER_DECLINED; i++) {
-        const struct porter_store_count *counted = &c->counts[i];
-        if (counted->status != PORTER_STORE_OK)
-            rc = ratelimit_store_error(s, c, c->kinds[i], counted->error);
-        else if (counted->count > c->r->limits[c->kinds[i]].count)
-            rc = ratelimit_exceeded(s, c, c->kinds[i], counted);
-    }
+    ratelimit_hold(s, c);
+    struct ratelimit_verdict v;
+    ratelimit_decide(s, c, &v);
     struct ratelimit_connection *connection = porter_data_get(s);
-    if (rc != PORTER_DECLINED && c->kinds[0] == RATELIMIT_MESSAGES && connection != NULL)
+    if (v.rc != PORTER_DECLINED && c->kinds[0] == RATELIMIT_MESSAGES && connection != NULL)
         connection->transaction[0] = '\0'; /* refused: the next RCPT counts the message again */
     free(c);
-    return rc;
+    return ratelimit_reply(s, &v);
 }
 
-/* ratelimit_start - count one more for each of a hook's limits (those on) in one round trip,
- * unless the client is allowed; the store answers later */
-static int ratelimit_start(porter_session *s, const struct ratelimit *r,
-                           const enum ratelimit_kind *kinds, size_t kind_count)
+/* ratelimit_counted_later - the answer to connect's counts in the background: its verdict
+ * goes to the hook that waits for it; a refusal is otherwise kept for the next command */
+static void ratelimit_counted_later(porter_session *s, void *arg,
+                                    const struct porter_store_result *result)
+{
+    struct ratelimit_check *c = arg;
+    struct ratelimit_connection *connection = porter_data_get(s);
+    struct ratelimit_verdict v;
+    ratelimit_remember(c, true);
+    ratelimit_hold(s, c);
+    ratelimit_decide(s, c, &v);
+    connection->background = NULL;
+    free(c);
+    if (connection->waiting) {
+        connection->waiting = false;
+        porter_resume(connection->handle, v.rc, v.code, v.enhanced, "%s", v.text);
+    } else if (v.rc != PORTER_DECLINED && (connection->refusal = malloc(sizeof v)) != NULL) {
+        *connection->refusal = v;
+    }
+}
+
+/* ratelimit_check_new - a hook's counts, one for each of its limits that is on; NULL when
+ * none is, or the client is allowed */
+static struct ratelimit_check *ratelimit_check_new(porter_session *s, struct ratelimit *r,
+                                                   const enum ratelimit_kind *kinds,
+                                                   size_t kind_count)
 {
     enum ratelimit_kind on[2];
     size_t count = 0;
@@ -224,7 +354,7 @@ static int ratelimit_start(porter_session *s, const struct ratelimit *r,
         if (r->limits[kinds[i]].count > 0)
             on[count++] = kinds[i];
     if (count == 0 || porter_cidr_match(r->allow, porter_client_ip(s)))
-        return PORTER_DECLINED;
+        return NULL;
     char subject[300];
     if (on[0] == RATELIMIT_MESSAGES || on[0] == RATELIMIT_RECIPIENTS)
         ratelimit_subject(s, subject, sizeof subject);
@@ -235,7 +365,7 @@ static int ratelimit_start(porter_session *s, const struct ratelimit *r,
         size += strlen(ratelimit_names[on[i]]) + 1 + subject_size;
     struct ratelimit_check *c = calloc(1, size);
     if (c == NULL)
-        return porter_reply(s, PORTER_DENYSOFT, 451, "4.3.0", "Temporary local problem");
+        return NULL;
     c->r = r;
     c->count = count;
     memcpy(c->text, subject, subject_size);
@@ -249,19 +379,87 @@ static int ratelimit_start(porter_session *s, const struct ratelimit *r,
             .ttl = on[i] == RATELIMIT_CONCURRENT ? r->concurrent_ttl : r->limits[on[i]].period};
         key += written + 1;
     }
+    return c;
+}
+
+/* ratelimit_connect - count the connection: in the background when this worker knows the
+ * client is far from its limits, else waiting for the store (a 421 greeting) */
+static int ratelimit_connect(porter_session *s, void *state)
+{
+    struct ratelimit *r = state;
+    static const enum ratelimit_kind kinds[] = {RATELIMIT_CONNECTIONS, RATELIMIT_CONCURRENT};
+    struct ratelimit_check *c = ratelimit_check_new(s, r, kinds, 2);
+    if (c == NULL)
+        return PORTER_DECLINED;
+    struct ratelimit_connection *connection = ratelimit_connection(s);
+    if (r->seen == NULL)
+        r->seen = calloc(RATELIMIT_SEEN_SLOTS, sizeof *r->seen);
+    struct ratelimit_seen *e = ratelimit_slot(r, c->subject);
+    if (connection == NULL || e == NULL) {
+        free(c);
+        return porter_reply(s, PORTER_DENYSOFT_DISCONNECT, 421, "4.3.0", "Temporary local "
+                            "problem, please try again later");
+    }
+    if (strcmp(e->ip, c->subject) != 0) { /* a client first seen, or a slot taken over */
+        *e = (struct ratelimit_seen){.known = false};
+        snprintf(e->ip, sizeof e->ip, "%s", c->subject);
+    }
+    bool background = ratelimit_far(r, e);
+    e->in_flight++;
+    /* the +1 goes out now: the -1 at disconnect follows it, whatever the answer */
+    connection->concurrent = r->limits[RATELIMIT_CONCURRENT].count > 0;
+    if (!background)
+        return porter_store_increments(s, c->counts, c->count, ratelimit_counted, c);
+    connection->background = c;
+    if (porter_store_increments_background(s, c->counts, c->count, ratelimit_counted_later,
+                                           c) != 0) {
+        connection->background = NULL; /* not counted (logged): nothing to give back */
+        connection->concurrent = false;
+        ratelimit_remember(c, false);
+        free(c);
+    }
+    return PORTER_DECLINED;
+}
+
+/* ratelimit_command - HELO, EHLO, MAIL, RCPT: the verdict of connect's counts made in the
+ * background, once, waiting for the answer if need be */
+static int ratelimit_command(porter_session *s, void *state)
+{
+    struct ratelimit_connection *connection = porter_data_get(s);
+    if (connection == NULL)
+        return PORTER_DECLINED;
+    if (connection->background != NULL) {
+        connection->handle = porter_suspend(s);
+        connection->waiting = true;
+        return PORTER_PENDING;
+    }
+    if (connection->refusal == NULL)
+        return PORTER_DECLINED;
+    int rc = ratelimit_reply(s, connection->refusal);
+    free(connection->refusal);
+    connection->refusal = NULL;
+    return rc;
+}
+
+/* ratelimit_start - a hook's counts (those on), unless the client is allowed; the store
+ * answers later */
+static int ratelimit_start(porter_session *s, struct ratelimit *r,
+                           const enum ratelimit_kind *kinds, size_t kind_count)
+{
+    struct ratelimit_check *c = ratelimit_check_new(s, r, kinds, kind_count);
+    if (c == NULL)
+        return PORTER_DECLINED;
     return porter_store_increments(s, c->counts, c->count, ratelimit_counted, c);
 }
 
-static int ratelimit_connect(porter_session *s, void *state)
-{
-    static const enum ratelimit_kind kinds[] = {RATELIMIT_CONNECTIONS, RATELIMIT_CONCURRENT};
-    return ratelimit_start(s, state, kinds, 2);
-}
-
-/* ratelimit_rcpt - recipients; and messages, at the first RCPT of a transaction */
+/* ratelimit_rcpt - connect's verdict if not given yet (a MAIL hook skipped); then
+ * recipients, and messages at the first RCPT of a transaction */
 static int ratelimit_rcpt(porter_session *s, void *state)
 {
-    const struct ratelimit *r = state;
+    struct ratelimit *r = state;
+    int rc = ratelimit_command(s, state);
+    if (rc != PORTER_DECLINED)
+        return rc; /* (a wait that ends DECLINED skips this RCPT's count) */
     static const enum ratelimit_kind both[] = {RATELIMIT_MESSAGES, RATELIMIT_RECIPIENTS};
     static const enum ratelimit_kind recipients[] = {RATELIMIT_RECIPIENTS};
     if (r->limits[RATELIMIT_MESSAGES].count > 0) {
@@ -276,12 +474,17 @@ static int ratelimit_rcpt(porter_session *s, void *state)
     return ratelimit_start(s, r, recipients, 1);
 }
 
-/* ratelimit_disconnect - give the concurrent count back (in the background) */
+/* ratelimit_disconnect - give the concurrent count back (in the background), also when
+ * connect's answer never came */
 static int ratelimit_disconnect(porter_session *s, void *state)
 {
     struct ratelimit_connection *connection = porter_data_get(s);
     if (connection == NULL)
         return PORTER_DECLINED;
+    if (connection->background != NULL) { /* its callback was cancelled */
+        ratelimit_remember(connection->background, false);
+        free(connection->background);
+    }
     if (connection->concurrent) {
         char key[80];
         snprintf(key, sizeof key, "concurrent:%s", porter_client_ip(s));
@@ -289,6 +492,7 @@ static int ratelimit_disconnect(porter_session *s, void *state)
                                NULL, NULL);
     }
     porter_data_set(s, NULL);
+    free(connection->refusal);
     free(connection);
     return PORTER_DECLINED;
 }
@@ -319,6 +523,7 @@ static void ratelimit_fini(void *state)
     if (r == NULL)
         return;
     porter_cidr_free(r->allow);
+    free(r->seen);
     free(r);
 }
 
@@ -326,9 +531,12 @@ PORTER_PLUGIN(.name = "ratelimit",
               .description = "Rate limits per client IP address and per authenticated user, on "
                              "counters in the store (porter.conf store=), shared by the workers "
                              "and by gateways on one Redis. Connections over a limit get a 421 "
-                             "greeting and are closed; messages and recipients over a limit get 451 "
-                             "4.7.1; each reply names the limit and when to try again. A limit "
-                             "left out is not checked. Put it before rcpt_ok.",
+                             "greeting and are closed (a client this worker knows to be far from "
+                             "its limits is counted while its greeting goes out, and gets the "
+                             "421 at its next command should the count pass a limit); messages "
+                             "and recipients over a limit get 451 4.7.1; each reply names the "
+                             "limit and when to try again. A limit left out is not checked. Put "
+                             "it before rcpt_ok.",
               .arguments = PORTER_ARGUMENTS(
                   {"connections", NULL, "New connections per client IP: COUNT/PERIOD (30/1m)."},
                   {"concurrent", NULL, "Connections open at once per client IP."},
@@ -345,5 +553,8 @@ PORTER_PLUGIN(.name = "ratelimit",
                                                "logged) or tempfail (421/451 4.3.0)."}),
               .init = ratelimit_init, .fini = ratelimit_fini,
               .hooks[PORTER_HOOK_CONNECT] = ratelimit_connect,
+              .hooks[PORTER_HOOK_HELO] = ratelimit_command,
+              .hooks[PORTER_HOOK_EHLO] = ratelimit_command,
+              .hooks[PORTER_HOOK_MAIL] = ratelimit_command,
               .hooks[PORTER_HOOK_RCPT] = ratelimit_rcpt,
               .hooks[PORTER_HOOK_DISCONNECT] = ratelimit_disconnect);

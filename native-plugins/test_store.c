@@ -176,8 +176,8 @@ static int test_store_command(porter_session *s, void *state)
         porter_store_set(s, key, words[3], count > 4 ? atof(words[4]) : 0, NULL, NULL);
         return porter_reply(s, PORTER_DONE, 250, "2.0.0", "queued");
     }
-    return porter_reply(s, PORTER_DONE, 501, "5.5.4", "XSTORE GET|SET|INCR|INCRS|BGINCRS|DEL|BGSET KEY ..., "
-                        "XSTORE BGWAIT");
+    return porter_reply(s, PORTER_DONE, 501, "5.5.4", "XSTORE GET|SET|INCR|INCRS|BGINCRS|DEL|"
+                        "BGSET KEY ..., XSTORE BGWAIT");
 }
 
 PORTER_PLUGIN(.name = "test_store",

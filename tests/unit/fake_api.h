@@ -16,6 +16,9 @@
  * answered at once (a real store answers on a later loop turn; a plugin must not care):
  * fake_put and fake_expire set it up, fake_find reads it, fake.store_calls counts requests
  * (a counter each), fake.store_round_trips the calls, fake.store_fails makes them fail.
+ * porter_store_increments_background calls are recorded (fake.backgrounds, in order) and
+ * counted only when the test answers one with fake_background_answer (the counts, then the
+ * callback) or fake_background_lost (the counts without the callback: the session left).
  * CIDR and list matching and DNS status names are the core's own (libporter.a).
  * Header-only (static); include it after <cmocka.h> and the plugin's .c file. Nothing is
  * allocated.
@@ -40,6 +43,20 @@ struct fake_lookup {
     int type;
     char name[256];
     porter_dns_background_fn callback;
+    void *arg;
+    bool answered;
+};
+
+/* One porter_store_increments_background call: its counters as the core copies them (the
+ * plugin's array may be gone when the session left), and the plugin's, for the answer. */
+struct fake_background {
+    struct porter_store_count *counts;
+    size_t count;
+    char keys[2][128];
+    long long by[2];
+    double ttl[2];
+    long long counted[2];
+    porter_store_background_fn callback;
     void *arg;
     bool answered;
 };
@@ -71,6 +88,8 @@ struct fake_state {
     char keys[FAKE_KEYS][512], values[FAKE_KEYS][128];
     double ttls[FAKE_KEYS];
     size_t key_count;
+    struct fake_background backgrounds[8];
+    size_t background_count;
 };
 
 static struct fake_state fake;
@@ -330,6 +349,56 @@ static int fake_store_increments(porter_session *s, struct porter_store_count *c
     return done(s, arg, &all);
 }
 
+static int fake_store_increments_background(porter_session *s, struct porter_store_count *counts,
+                                            size_t n, porter_store_background_fn callback,
+                                            void *arg)
+{
+    assert_true(fake.background_count < sizeof fake.backgrounds / sizeof fake.backgrounds[0]);
+    assert_true(n <= 2);
+    struct fake_background *b = &fake.backgrounds[fake.background_count++];
+    *b = (struct fake_background){.counts = counts, .count = n, .callback = callback, .arg = arg};
+    for (size_t c = 0; c < n; c++) {
+        snprintf(b->keys[c], sizeof b->keys[c], "%s", counts[c].key);
+        b->by[c] = counts[c].by;
+        b->ttl[c] = counts[c].ttl;
+    }
+    return 0;
+}
+
+/* fake_background_count - the counts of background call index are made (once) */
+static inline void fake_background_count(size_t index)
+{
+    assert_true(index < fake.background_count);
+    struct fake_background *b = &fake.backgrounds[index];
+    assert_false(b->answered);
+    b->answered = true;
+    for (size_t c = 0; c < b->count; c++) {
+        fake.store_calls++;
+        b->counted[c] = fake_count(b->keys[c], b->by[c], b->ttl[c]);
+    }
+}
+
+/* fake_background_answer - background call index is counted and answered */
+static inline void fake_background_answer(size_t index)
+{
+    fake_background_count(index);
+    struct fake_background *b = &fake.backgrounds[index];
+    struct porter_store_result all = {.status = PORTER_STORE_OK, .ttl = -1,
+                                      .count = (long long)b->count};
+    for (size_t c = 0; c < b->count; c++) {
+        b->counts[c].status = PORTER_STORE_OK;
+        b->counts[c].count = b->counted[c];
+        b->counts[c].ttl_left = fake.ttls[fake_find(b->keys[c])];
+    }
+    b->callback(fake_session, b->arg, &all);
+}
+
+/* fake_background_lost - background call index is counted, its session gone: no callback */
+static inline void fake_background_lost(size_t index)
+{
+    fake_background_count(index);
+}
+
 static const struct porter_api fake_api_table = {
     .abi = PORTER_PLUGIN_ABI,
     .reply = fake_reply,
@@ -360,6 +429,7 @@ static const struct porter_api fake_api_table = {
     .store_set = fake_store_set,
     .store_increment = fake_store_increment,
     .store_increments = fake_store_increments,
+    .store_increments_background = fake_store_increments_background,
 };
 
 /* fake_api_install - a fresh record, and the plugin's calls go to it */

@@ -5,7 +5,10 @@
  * closed; both in one round trip), messages (at a transaction's first RCPT) and recipients per
  * client IP or per authenticated user (451), the window ending (the counter expires),
  * concurrent given back at disconnect, allow= clients, limits left out, store errors by
- * on_store_error. Table-driven; failures print "got X, want Y".
+ * on_store_error; and connect's counts in the background: a client first seen or near a
+ * limit waits, one far from its limits does not; an answer over the limit refuses at the
+ * next command (given before it, or to the command that waits for it); concurrent given back
+ * exactly once, also when the answer never came. Table-driven; failures print "got X, want Y".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,9 +36,26 @@ static int setup(void **unused)
 
 static int teardown(void **unused)
 {
-    free(fake.data); /* the connection's record, as the disconnect hook would */
-    fake.data = NULL;
+    if (fake.data != NULL) /* the connection's record */
+        ratelimit_disconnect(fake_session, &plugin);
+    free(plugin.seen);
+    plugin.seen = NULL;
     return 0;
+}
+
+/* new_session - a new session of the client (the last one's record is the test's to end); its
+ * connect hook's verdict */
+static int new_session(void)
+{
+    fake.data = NULL;
+    return ratelimit_connect(fake_session, &plugin);
+}
+
+/* concurrent - the client's concurrent counter in the store */
+static long long concurrent(void)
+{
+    int i = fake_find("concurrent:192.0.2.7");
+    return i < 0 ? -99 : atoll(fake.values[i]);
 }
 
 /* message - the first RCPT of transaction queue_id (a message, and a recipient) */
@@ -204,6 +224,130 @@ static void test_off_allowed_and_errors(void **unused)
     assert_int_equal(fake.code, 421);
 }
 
+/* The first connection from a client waits for the store; once this worker knows the client
+ * far from its limits, the next ones are counted in the background (the greeting does not
+ * wait), until the counts seen and still in flight would fill a limit more than half. */
+static void test_connect_background(void **unused)
+{
+    limit(RATELIMIT_CONNECTIONS, "100/1m");
+    limit(RATELIMIT_CONCURRENT, "4");
+    assert_int_equal(new_session(), PORTER_DECLINED);
+    void *first = fake.data;
+    assert_int_equal(fake.store_round_trips, 1); /* waited */
+    assert_int_equal(fake.background_count, 0);
+    /* seen: 1 connection, 1 open; one more leaves concurrent at 2 of 4 */
+    assert_int_equal(new_session(), PORTER_DECLINED);
+    void *second = fake.data;
+    assert_int_equal(fake.store_round_trips, 1);
+    assert_int_equal(fake.background_count, 1);
+    /* with that one in flight, a third would reach 3 of 4: it waits */
+    assert_int_equal(new_session(), PORTER_DECLINED);
+    void *third = fake.data;
+    assert_int_equal(fake.store_round_trips, 2);
+    assert_int_equal(fake.background_count, 1);
+    /* the second's EHLO waits for its answer, which lets it on */
+    fake.data = second;
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_PENDING);
+    assert_int_equal(fake.resumed, 0);
+    fake_background_answer(0);
+    assert_int_equal(fake.resumed, 1);
+    assert_int_equal(fake.rc, PORTER_DECLINED);
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* MAIL */
+    assert_int_equal(concurrent(), 3);
+    struct ratelimit_seen *e = ratelimit_slot(&plugin, "192.0.2.7");
+    assert_true(e->known && e->in_flight == 0 && e->concurrent == 3 && e->connections == 3);
+    /* each gives its concurrent count back once */
+    void *sessions[] = {first, second, third};
+    for (size_t i = 0; i < 3; i++) {
+        fake.data = sessions[i];
+        assert_int_equal(ratelimit_disconnect(fake_session, &plugin), PORTER_DECLINED);
+    }
+    assert_int_equal(concurrent(), 0);
+    /* another client is first seen again: it waits */
+    fake.client_ip = "192.0.2.8";
+    int round_trips = fake.store_round_trips;
+    assert_int_equal(new_session(), PORTER_DECLINED);
+    assert_int_equal(fake.store_round_trips, round_trips + 1);
+    ratelimit_disconnect(fake_session, &plugin);
+}
+
+/* Other workers or gateways counted meanwhile: the background answer is over the limit, and
+ * the client gets the 421 at its next command (answered before it, or while it waits). */
+static void test_background_refused(void **unused)
+{
+    limit(RATELIMIT_CONNECTIONS, "10/1m");
+    limit(RATELIMIT_CONCURRENT, "100");
+    assert_int_equal(new_session(), PORTER_DECLINED);
+    ratelimit_disconnect(fake_session, &plugin);
+    assert_int_equal(new_session(), PORTER_DECLINED);
+    assert_int_equal(fake.background_count, 1);
+    fake_put("connections:192.0.2.7", "40", 60); /* another gateway's flood */
+    fake_background_answer(0);
+    assert_int_equal(fake.resumed, 0);
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DENYSOFT_DISCONNECT);
+    assert_int_equal(fake.code, 421);
+    assert_string_equal(fake.enhanced, "4.7.0");
+    if (strstr(fake.text, "Too many connections from 192.0.2.7 (at most 10 per 1m); try again "
+                          "in 60 seconds") == NULL)
+        fail_msg("got \"%s\"", fake.text);
+    assert_non_null(strstr(fake.log, "event=ratelimit limit=connections subject=\"192.0.2.7\" "
+                                     "count=41 max=10"));
+    ratelimit_disconnect(fake_session, &plugin);
+    assert_int_equal(concurrent(), 0);
+    /* the table knows now: the next connection waits, and its 421 is the greeting */
+    assert_int_equal(new_session(), PORTER_DENYSOFT_DISCONNECT);
+    assert_int_equal(fake.background_count, 1);
+    ratelimit_disconnect(fake_session, &plugin);
+    /* a new window: far again; this time the refusal comes to a RCPT that waits for it */
+    fake_expire("connections:192.0.2.7");
+    assert_int_equal(new_session(), PORTER_DECLINED); /* waits: the window seen is not over */
+    ratelimit_disconnect(fake_session, &plugin);
+    fake_expire("connections:192.0.2.7");
+    struct ratelimit_seen *e = ratelimit_slot(&plugin, "192.0.2.7");
+    e->window_end = 0; /* the window this worker saw has ended: nothing counted in it */
+    assert_int_equal(new_session(), PORTER_DECLINED);
+    assert_int_equal(fake.background_count, 2);
+    fake.queue_id = "Q1";
+    assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_PENDING);
+    fake_put("connections:192.0.2.7", "10", 60);
+    fake_background_answer(1);
+    assert_int_equal(fake.resumed, 1);
+    assert_int_equal(fake.rc, PORTER_DENYSOFT_DISCONNECT);
+    ratelimit_disconnect(fake_session, &plugin);
+    assert_int_equal(concurrent(), 0);
+}
+
+/* A client that leaves before the background answer: the callback never runs, the count
+ * was made all the same, and the concurrent count is given back once. */
+static void test_background_left(void **unused)
+{
+    limit(RATELIMIT_CONCURRENT, "10");
+    assert_int_equal(new_session(), PORTER_DECLINED);
+    ratelimit_disconnect(fake_session, &plugin);
+    assert_int_equal(new_session(), PORTER_DECLINED);
+    assert_int_equal(fake.background_count, 1);
+    assert_int_equal(ratelimit_slot(&plugin, "192.0.2.7")->in_flight, 1);
+    ratelimit_disconnect(fake_session, &plugin); /* before the answer */
+    assert_int_equal(ratelimit_slot(&plugin, "192.0.2.7")->in_flight, 0);
+    fake_background_lost(0);
+    assert_int_equal(concurrent(), 0);
+    assert_int_equal(fake.resumed, 0);
+    /* a client that leaves while its connect waits: the continuation learns it (s NULL) and
+     * the disconnect hook gives the count back */
+    plugin.limits[RATELIMIT_CONCURRENT].count = 1; /* never far: wait */
+    fake.data = NULL;
+    struct ratelimit_connection *record = ratelimit_connection(fake_session);
+    static const enum ratelimit_kind kinds[] = {RATELIMIT_CONNECTIONS, RATELIMIT_CONCURRENT};
+    struct ratelimit_check *c = ratelimit_check_new(fake_session, &plugin, kinds, 2);
+    record->concurrent = true;
+    ratelimit_slot(&plugin, "192.0.2.7")->in_flight++;
+    fake_count("concurrent:192.0.2.7", 1, 3600); /* the +1 was made */
+    ratelimit_counted(NULL, c, NULL);
+    assert_int_equal(ratelimit_slot(&plugin, "192.0.2.7")->in_flight, 0);
+    ratelimit_disconnect(fake_session, &plugin);
+    assert_int_equal(concurrent(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +356,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages_and_recipients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_off_allowed_and_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_background, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_left, setup, teardown),
     };
     int failures = cmocka_run_group_tests(tests, NULL, NULL);
     fake_api_install();

@@ -358,6 +358,24 @@ static void test_redis_deadline(void **unused)
     close(listener);
 }
 
+/* fake_established - a first request makes the store's connection to the fake, which answers
+ * it; the fake's end of the connection */
+static int fake_established(struct event_base *base, struct store *store, int listener)
+{
+    struct outcome first = {0};
+    store_submit(store, STORE_DELETE, "t:first", NULL, 0, 0, record_outcome, &first);
+    int fd = fake_accept(base, listener);
+    char seen[4096] = "";
+    fake_read_until(base, fd, seen, sizeof seen, "t:first");
+    static const char first_replies[] = FAKE_SCRIPT_LOADS ":0\r\n";
+    assert_int_equal(write(fd, first_replies, sizeof first_replies - 1),
+                     (ssize_t)(sizeof first_replies - 1));
+    for (double give_up = seconds_now() + 5; first.calls == 0 && seconds_now() < give_up;)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(first.status, PORTER_STORE_OK);
+    return fd;
+}
+
 /* A request with a callback is written at once, also when it is cancelled right away (its
  * callback is dropped, never its command: porter_store_increments_background's counts of a
  * client that left are made), unlike a background one, which waits up to REDIS_LINGER for
@@ -371,22 +389,13 @@ static void test_redis_cancelled_written_at_once(void **unused)
     config.store_timeout = 5;
     struct event_base *base = event_base_new();
     struct store *store = store_new(&config, base, NULL);
-    struct outcome first = {0}, cancelled = {0};
-    store_submit(store, STORE_DELETE, "t:first", NULL, 0, 0, record_outcome, &first);
-    int fd = fake_accept(base, listener);
-    char seen[4096] = "";
-    fake_read_until(base, fd, seen, sizeof seen, "t:first");
-    static const char first_replies[] = FAKE_SCRIPT_LOADS ":0\r\n";
-    assert_int_equal(write(fd, first_replies, sizeof first_replies - 1),
-                     (ssize_t)(sizeof first_replies - 1));
-    for (double give_up = seconds_now() + 5; first.calls == 0 && seconds_now() < give_up;)
-        event_base_loop(base, EVLOOP_ONCE);
-    assert_int_equal(first.status, PORTER_STORE_OK);
+    struct outcome cancelled = {0};
+    int fd = fake_established(base, store, listener);
     /* Established: the cancelled increment goes out in the loop passes that follow, without
      * any wait (a held-back one would need REDIS_LINGER to pass). */
     store_request_cancel(store_submit(store, STORE_INCREMENT, "t:now", NULL, 1, 60,
                                       record_outcome, &cancelled));
-    seen[0] = '\0';
+    char seen[4096] = "";
     size_t used = 0;
     for (int i = 0; i < 10 && strstr(seen, "t:now") == NULL; i++) {
         event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
@@ -426,19 +435,9 @@ static void test_redis_large_writes(void **unused)
     assert_non_null(value);
     memset(value, 'x', value_length);
     value[value_length] = '\0';
-    struct outcome outcomes[SETS], first = {0};
+    struct outcome outcomes[SETS];
     memset(outcomes, 0, sizeof outcomes);
-    /* A first request makes the connection. */
-    store_submit(store, STORE_DELETE, "t:first", NULL, 0, 0, record_outcome, &first);
-    int fd = fake_accept(base, listener);
-    char seen[4096] = "";
-    fake_read_until(base, fd, seen, sizeof seen, "t:first");
-    static const char first_replies[] = FAKE_SCRIPT_LOADS ":0\r\n";
-    assert_int_equal(write(fd, first_replies, sizeof first_replies - 1),
-                     (ssize_t)(sizeof first_replies - 1));
-    for (double give_up = seconds_now() + 5; first.calls == 0 && seconds_now() < give_up;)
-        event_base_loop(base, EVLOOP_ONCE);
-    assert_int_equal(first.status, PORTER_STORE_OK);
+    int fd = fake_established(base, store, listener);
     /* Then the sets, on the established connection, before the fake reads anything. */
     for (int i = 0; i < SETS; i++) {
         char key[32];
