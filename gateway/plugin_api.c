@@ -914,18 +914,36 @@ static int api_store_delete(porter_session *s, const char *key, porter_store_fn 
     return api_store(s, STORE_DELETE, key, NULL, 0, 0, done, arg);
 }
 
-/* api_store_increments - several counters at once, keys as api_store puts them */
-static int api_store_increments(porter_session *s, struct porter_store_count *counts,
-                                size_t count, porter_store_fn done, void *arg)
+/* api_store_counts - several counters at once, keys as api_store puts them: for a waiting
+ * hook (done) or, with background, outside the chain (callback) */
+static int api_store_counts(porter_session *s, struct porter_store_count *counts, size_t count,
+                            bool background, porter_store_fn done,
+                            porter_store_background_fn callback, void *arg)
 {
     char **keys = xcalloc(count > 0 ? count : 1, sizeof *keys);
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count && counts != NULL; i++)
         keys[i] = api_store_key(s, counts[i].key);
-    int rc = hook_chain_store_increments(s, counts, (const char *const *)keys, count, done, arg);
-    for (size_t i = 0; i < count; i++)
+    int rc = background ? hook_chain_store_increments_background(
+                              s, counts, (const char *const *)keys, count, callback, arg)
+                        : hook_chain_store_increments(s, counts, (const char *const *)keys, count,
+                                                      done, arg);
+    for (size_t i = 0; i < count && counts != NULL; i++)
         free(keys[i]);
     free(keys);
     return rc;
+}
+
+static int api_store_increments(porter_session *s, struct porter_store_count *counts,
+                                size_t count, porter_store_fn done, void *arg)
+{
+    return api_store_counts(s, counts, count, false, done, NULL, arg);
+}
+
+static int api_store_increments_background(porter_session *s, struct porter_store_count *counts,
+                                           size_t count, porter_store_background_fn callback,
+                                           void *arg)
+{
+    return api_store_counts(s, counts, count, true, NULL, callback, arg);
 }
 
 const struct porter_api plugin_api_table = {
@@ -1031,4 +1049,5 @@ const struct porter_api plugin_api_table = {
     .waiting_session = hook_chain_waiting,
     .log_fact = api_log_fact,
     .store_increments = api_store_increments,
+    .store_increments_background = api_store_increments_background,
 };

@@ -34,6 +34,17 @@
 /* The longest deadline porter_wait_extend sets, seconds. */
 #define HOOK_WAIT_EXTEND_MAX 86400.0
 
+/* The counters of one porter_store_increments call (a waiting hook's, or a background
+ * one's), from their submission until the last is in. */
+struct hook_counts {
+    struct porter_store_count *counts;          /* the plugin's; filled as answers come */
+    struct hook_count_request *requests;        /* one per counter */
+    size_t total, waiting;
+    char *error;                                /* the first failure's text; NULL while none */
+    void (*answered)(void *owner, const struct porter_store_result *all); /* the last is in */
+    void *owner;
+};
+
 /* A timer or a blocking job that a waiting hook depends on. */
 struct hook_continuation {
     struct porter_session *session;
@@ -50,11 +61,8 @@ struct hook_continuation {
     porter_store_fn store_done;
     struct store_request *store;                /* NULL once answered */
     const struct porter_store_result *store_result; /* during store_done only */
-    /* porter_store_increments (store_done set): the plugin's counters and their requests */
-    struct porter_store_count *counts;
-    struct hook_count_request *count_requests;  /* one per counter */
-    size_t count_total, counts_waiting;
-    char *count_error;                          /* the first failure's text; NULL while none */
+    /* porter_store_increments (store_done set) */
+    struct hook_counts counts;
     /* a serial job (porter_deliver): its instance's queue */
     struct plugin_instance *serial;
     struct hook_continuation *serial_next;
@@ -62,29 +70,35 @@ struct hook_continuation {
 
 /* One counter's request of a porter_store_increments call. */
 struct hook_count_request {
-    struct hook_continuation *continuation;
+    struct hook_counts *counts;
     struct store_request *request;      /* NULL once answered */
 };
+
+/* hook_counts_release - what a counts call owns (not the plugin's counters) */
+static void hook_counts_release(struct hook_counts *h)
+{
+    free(h->requests);
+    free(h->error);
+}
+
+/* hook_counts_cancel - the counters' requests still out: their answers are dropped (the
+ * counts themselves are made: a request once submitted runs) */
+static void hook_counts_cancel(struct hook_counts *h)
+{
+    for (size_t i = 0; i < h->total && h->waiting > 0; i++) {
+        if (h->requests[i].request != NULL) {
+            store_request_cancel(h->requests[i].request);
+            h->requests[i].request = NULL;
+            h->waiting--;
+        }
+    }
+}
 
 /* hook_continuation_free - c and what it owns */
 static void hook_continuation_free(struct hook_continuation *c)
 {
-    free(c->count_requests);
-    free(c->count_error);
+    hook_counts_release(&c->counts);
     free(c);
-}
-
-/* hook_continuation_cancel_counts - the counters' requests still out: their answers are
- * dropped */
-static void hook_continuation_cancel_counts(struct hook_continuation *c)
-{
-    for (size_t i = 0; i < c->count_total && c->counts_waiting > 0; i++) {
-        if (c->count_requests[i].request != NULL) {
-            store_request_cancel(c->count_requests[i].request);
-            c->count_requests[i].request = NULL;
-            c->counts_waiting--;
-        }
-    }
 }
 
 /* hook_continuation_call - the plugin's continuation (s NULL: nobody waits any more) */
@@ -265,14 +279,14 @@ static void hook_continuation_drop(struct porter_session *s)
     if (c == NULL)
         return;
     s->run.continuation = NULL;
-    if (c->timer != NULL || c->dns != NULL || c->store != NULL || c->counts_waiting > 0) {
+    if (c->timer != NULL || c->dns != NULL || c->store != NULL || c->counts.waiting > 0) {
         /* A timer, a DNS lookup or store requests can be stopped: its callback learns now
          * that nobody waits. */
         if (c->timer != NULL)
             event_free(c->timer);
         dns_query_cancel(c->dns);
         store_request_cancel(c->store);
-        hook_continuation_cancel_counts(c);
+        hook_counts_cancel(&c->counts);
         hook_continuation_call(c, NULL, 0);
         hook_continuation_free(c);
     } else {
@@ -758,32 +772,72 @@ int hook_chain_store(struct porter_session *s, enum store_operation operation, c
     return PORTER_PENDING;
 }
 
-/* hook_chain_count_answered - one counter of a porter_store_increments call is in; the last
- * one runs the continuation */
-static void hook_chain_count_answered(const struct porter_store_result *result, void *arg)
+/* hook_counts_answered - one counter of a porter_store_increments call is in (a store.c
+ * callback); the last one hands the whole outcome to the call's owner */
+static void hook_counts_answered(const struct porter_store_result *result, void *arg)
 {
     struct hook_count_request *item = arg;
-    struct hook_continuation *c = item->continuation;
-    struct porter_store_count *count = &c->counts[item - c->count_requests];
+    struct hook_counts *h = item->counts;
+    struct porter_store_count *count = &h->counts[item - h->requests];
     item->request = NULL;
     count->status = result->status == PORTER_STORE_OK ? PORTER_STORE_OK : PORTER_STORE_ERROR;
     count->count = result->count;
     count->ttl_left = result->ttl;
-    if (count->status == PORTER_STORE_ERROR && c->count_error == NULL)
-        c->count_error = xstrdup(result->error != NULL ? result->error : "unknown error");
-    if (--c->counts_waiting > 0)
+    if (count->status == PORTER_STORE_ERROR && h->error == NULL)
+        h->error = xstrdup(result->error != NULL ? result->error : "unknown error");
+    if (--h->waiting > 0)
         return;
     struct porter_store_result all = {.status = PORTER_STORE_OK, .ttl = -1,
-                                      .count = (long long)c->count_total};
-    for (size_t i = 0; i < c->count_total; i++) {
-        if (c->counts[i].status == PORTER_STORE_ERROR) {
-            c->counts[i].error = c->count_error;
+                                      .count = (long long)h->total};
+    for (size_t i = 0; i < h->total; i++) {
+        if (h->counts[i].status == PORTER_STORE_ERROR) {
+            h->counts[i].error = h->error;
             all.status = PORTER_STORE_ERROR;
-            all.error = c->count_error;
+            all.error = h->error;
         }
     }
-    c->store_result = &all;
-    hook_continuation_answered(c, all.status, false);
+    h->answered(h->owner, &all);
+}
+
+/* hook_counts_start - submit counts[i] on keys[i] together (a remote store gets them in one
+ * write; requests with a callback are written at once, never held back with the background
+ * ones); answered(owner, outcome) runs once when the last is in. An answer never comes
+ * inside store_submit, so h is whole before the first one runs. False (logged) without a
+ * store or counters. */
+static bool hook_counts_start(struct porter_session *s, struct hook_counts *h,
+                              struct porter_store_count *counts, const char *const *keys,
+                              size_t count, void (*answered)(void *, const struct porter_store_result *),
+                              void *owner, const char *what)
+{
+    struct store *store = worker_store(s->worker);
+    if (store == NULL || count == 0 || counts == NULL) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error error=\"%s %s\"", what,
+                    store == NULL ? "without a worker store" : "without counters or a callback");
+        return false;
+    }
+    h->counts = counts;
+    h->total = h->waiting = count;
+    h->requests = xcalloc(count, sizeof *h->requests);
+    h->answered = answered;
+    h->owner = owner;
+    for (size_t i = 0; i < count; i++) {
+        h->requests[i].counts = h;
+        counts[i].status = PORTER_STORE_ERROR;
+        counts[i].error = NULL;
+    }
+    for (size_t i = 0; i < count; i++)
+        h->requests[i].request = store_submit(store, STORE_INCREMENT, keys[i], NULL,
+                                              counts[i].by, counts[i].ttl, hook_counts_answered,
+                                              &h->requests[i]);
+    return true;
+}
+
+/* hook_continuation_counted - a waiting hook's counters are all in: its continuation */
+static void hook_continuation_counted(void *owner, const struct porter_store_result *all)
+{
+    struct hook_continuation *c = owner;
+    c->store_result = all;
+    hook_continuation_answered(c, all->status, false);
 }
 
 int hook_chain_store_increments(struct porter_session *s, struct porter_store_count *counts,
@@ -792,44 +846,57 @@ int hook_chain_store_increments(struct porter_session *s, struct porter_store_co
 {
     if (!hook_guard(s, "porter_store_increments"))
         return PORTER_DENYSOFT;
-    struct store *store = worker_store(s->worker);
-    if (store == NULL || callback == NULL || count == 0 || counts == NULL) {
+    if (callback == NULL) {
         log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error error=\"porter_store_"
-                    "increments %s\"", store == NULL ? "without a worker store"
-                                                     : "without counters or a callback");
+                    "increments without counters or a callback\"");
         return PORTER_DENYSOFT;
     }
     struct hook_continuation *c = hook_continuation_new(s, NULL, arg);
     c->store_done = callback;
-    c->counts = counts;
-    c->count_total = c->counts_waiting = count;
-    c->count_requests = xcalloc(count, sizeof *c->count_requests);
-    for (size_t i = 0; i < count; i++) {
-        c->count_requests[i].continuation = c;
-        counts[i].status = PORTER_STORE_ERROR;
-        counts[i].error = NULL;
+    if (!hook_counts_start(s, &c->counts, counts, keys, count, hook_continuation_counted, c,
+                           "porter_store_increments")) {
+        s->run.continuation = NULL;
+        hook_continuation_free(c);
+        return PORTER_DENYSOFT;
     }
-    /* Submitted together: a remote store gets them in one write. An answer never comes
-     * inside store_submit, so the continuation is whole before the first one runs. */
-    for (size_t i = 0; i < count; i++)
-        c->count_requests[i].request = store_submit(store, STORE_INCREMENT, keys[i], NULL,
-                                                    counts[i].by, counts[i].ttl,
-                                                    hook_chain_count_answered,
-                                                    &c->count_requests[i]);
     return PORTER_PENDING;
 }
 
 /* ---------------------------------------------------------------- background lookups */
 
-/* One porter_dns_background lookup: on its session's list until answered or cancelled. */
+/* One porter_dns_background lookup or porter_store_increments_background call: on its
+ * session's list until answered or cancelled. */
 struct hook_background {
     struct hook_background *prev, *next;
     struct porter_session *session;
     const struct plugin_instance *plugin;   /* the plugin that asked: its name and data slot */
-    struct dns_query *query;
+    struct dns_query *query;                /* a lookup: NULL once answered */
     porter_dns_background_fn callback;
+    struct hook_counts counts;              /* counters (total > 0) */
+    porter_store_background_fn store_callback;
     void *arg;
 };
+
+/* hook_background_add - a new background call of the running plugin, on s's list; NULL
+ * (logged) outside a plugin call or after the disconnect */
+static struct hook_background *hook_background_add(struct porter_session *s, void *arg,
+                                                   const char *what)
+{
+    if (s->closed || s->run.plugin == NULL) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error error=\"%s outside a "
+                    "plugin call or after the disconnect\"", what);
+        return NULL;
+    }
+    struct hook_background *b = xcalloc(1, sizeof *b);
+    b->session = s;
+    b->plugin = s->run.plugin;
+    b->arg = arg;
+    b->next = s->run.background;
+    if (b->next != NULL)
+        b->next->prev = b;
+    s->run.background = b;
+    return b;
+}
 
 /* hook_background_unlink - off the session's list */
 static void hook_background_unlink(struct hook_background *b)
@@ -843,10 +910,18 @@ static void hook_background_unlink(struct hook_background *b)
         b->next->prev = b->prev;
 }
 
-/* hook_background_answered - a dns.c callback: the plugin's callback, as the plugin */
-static void hook_background_answered(const struct porter_dns_answer *answer, void *arg)
+/* hook_background_free - b and what it owns */
+static void hook_background_free(struct hook_background *b)
 {
-    struct hook_background *b = arg;
+    hook_counts_release(&b->counts);
+    free(b);
+}
+
+/* hook_background_call - the answer is in: off the list, and the plugin's callback, as the
+ * plugin (its name in logs, its data slot) but outside any hook */
+static void hook_background_call(struct hook_background *b, const struct porter_dns_answer *answer,
+                                 const struct porter_store_result *result)
+{
     struct porter_session *s = b->session;
     hook_background_unlink(b);
     session_hold(s);
@@ -854,21 +929,40 @@ static void hook_background_answered(const struct porter_dns_answer *answer, voi
     bool in_call = s->run.in_call;
     s->run.plugin = b->plugin;
     s->run.in_call = false; /* no verdict and no PENDING helper from here */
-    b->callback(s, b->arg, answer);
+    if (b->store_callback != NULL)
+        b->store_callback(s, b->arg, result);
+    else
+        b->callback(s, b->arg, answer);
     s->run.plugin = previous;
     s->run.in_call = in_call;
-    free(b);
+    hook_background_free(b);
     session_unhold(s);
 }
 
-/* hook_background_cancel - the session ends: stop every lookup, without callbacks */
+/* hook_background_answered - a dns.c callback */
+static void hook_background_answered(const struct porter_dns_answer *answer, void *arg)
+{
+    struct hook_background *b = arg;
+    b->query = NULL;
+    hook_background_call(b, answer, NULL);
+}
+
+/* hook_background_counted - a background call's counters are all in */
+static void hook_background_counted(void *owner, const struct porter_store_result *all)
+{
+    hook_background_call(owner, NULL, all);
+}
+
+/* hook_background_cancel - the session ends: stop every lookup and drop every counters'
+ * answer, without callbacks (the counts are still made) */
 static void hook_background_cancel(struct porter_session *s)
 {
     while (s->run.background != NULL) {
         struct hook_background *b = s->run.background;
         s->run.background = b->next;
         dns_query_cancel(b->query);
-        free(b);
+        hook_counts_cancel(&b->counts);
+        hook_background_free(b);
     }
 }
 
@@ -876,22 +970,39 @@ int hook_chain_dns_background(struct porter_session *s, int type, const char *na
                               porter_dns_background_fn callback, void *arg)
 {
     struct dns_resolver *resolver = worker_dns(s->worker);
-    if (resolver == NULL || s->closed || s->run.plugin == NULL) {
+    if (resolver == NULL) {
         log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error error=\"porter_dns_background "
-                    "%s\"", resolver == NULL ? "without a worker resolver"
-                                             : "outside a plugin call or after the disconnect");
+                    "without a worker resolver\"");
         return -1;
     }
-    struct hook_background *b = xcalloc(1, sizeof *b);
-    b->session = s;
-    b->plugin = s->run.plugin;
+    struct hook_background *b = hook_background_add(s, arg, "porter_dns_background");
+    if (b == NULL)
+        return -1;
     b->callback = callback;
-    b->arg = arg;
-    b->next = s->run.background;
-    if (b->next != NULL)
-        b->next->prev = b;
-    s->run.background = b;
     b->query = dns_lookup(resolver, type, name, hook_background_answered, b);
+    return 0;
+}
+
+int hook_chain_store_increments_background(struct porter_session *s,
+                                           struct porter_store_count *counts,
+                                           const char *const *keys, size_t count,
+                                           porter_store_background_fn callback, void *arg)
+{
+    const char *what = "porter_store_increments_background";
+    if (callback == NULL) {
+        log_message(PORTER_LOG_ERR, s->id_string, "event=plugin_error error=\"%s without a "
+                    "callback\"", what);
+        return -1;
+    }
+    struct hook_background *b = hook_background_add(s, arg, what);
+    if (b == NULL)
+        return -1;
+    b->store_callback = callback;
+    if (!hook_counts_start(s, &b->counts, counts, keys, count, hook_background_counted, b, what)) {
+        hook_background_unlink(b);
+        hook_background_free(b);
+        return -1;
+    }
     return 0;
 }
 

@@ -86,6 +86,13 @@ int hook_chain_store_increments(struct porter_session *s, struct porter_store_co
  * (its callback never runs) by hook_chain_cancel */
 int hook_chain_dns_background(struct porter_session *s, int type, const char *name,
                               porter_dns_background_fn callback, void *arg);
+/* hook_chain_store_increments_background - porter_store_increments_background: counts[i] on
+ * keys[i] (copied) outside the chain, all written at once; callback once when every one is
+ * in, cancelled (never called; the counts are still made) by hook_chain_cancel. 0 or -1 */
+int hook_chain_store_increments_background(struct porter_session *s,
+                                           struct porter_store_count *counts,
+                                           const char *const *keys, size_t count,
+                                           porter_store_background_fn callback, void *arg);
 /* hook_chain_run_blocking - work(arg) on the pool, then done(s, arg, result) on the loop */
 int hook_chain_run_blocking(struct porter_session *s, porter_work_fn work, porter_done_fn done,
                             void *arg);

@@ -266,6 +266,14 @@ struct porter_store_result {
 typedef int (*porter_store_fn)(porter_session *s, void *arg, const struct porter_store_result *result);
 
 /*
+ * Runs on the event loop with the outcome of porter_store_increments_background, with the
+ * session that started it (never NULL: when the session ends first, the callback is cancelled
+ * and never runs). It gives no verdict; result is valid only during the call.
+ */
+typedef void (*porter_store_background_fn)(porter_session *s, void *arg,
+                                           const struct porter_store_result *result);
+
+/*
  * One counter of a porter_store_increments call: key, by and ttl go in (as for
  * porter_store_increment); status, count, ttl_left and error are filled before the callback
  * runs. The array is the plugin's and must live until the callback.
@@ -415,6 +423,11 @@ struct porter_api {
     /* several counters at once, one round trip (ratelimit: connections and concurrent) */
     int (*store_increments)(porter_session *s, struct porter_store_count *counts, size_t count,
                             porter_store_fn done, void *arg);
+    /* counters that do not hold up the chain (ratelimit: connections and concurrent, counted
+     * while the greeting goes out) */
+    int (*store_increments_background)(porter_session *s, struct porter_store_count *counts,
+                                       size_t count, porter_store_background_fn callback,
+                                       void *arg);
 };
 
 /*
@@ -819,6 +832,24 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  */
 #define porter_store_increments(s, counts, count, done, arg) \
     (porter_api->store_increments((s), (counts), (count), (done), (arg)))
+
+/*
+ * porter_store_increments_background - the counters of porter_store_increments, without
+ * holding up the chain: the hook goes on (it need not return PENDING), the requests are
+ * written to the store at once (not held back like done-less background calls), and when all
+ * are in, each counts[i] has its status, count and ttl_left and callback(s, arg, result) runs
+ * on the loop, as porter_dns_background's callback does: as if inside this plugin, outside
+ * any hook (no verdict, no PENDING helper; it may porter_resume a hook of this plugin that
+ * waits for it with porter_suspend, log, and change porter_data). When the session ends
+ * first, the callback is cancelled before the disconnect hook runs and never runs (counts and
+ * arg may live in the per-connection data freed there), but the counts are made all the
+ * same: a count started is a count made (give back at disconnect what must be given back).
+ * In a hook (disconnect aside) or a background callback; returns 0, or -1 (logged) without a
+ * store, counters or callback.
+ *   porter_store_increments_background(s, check->counts, 2, counted_later, check);
+ */
+#define porter_store_increments_background(s, counts, count, callback, arg) \
+    (porter_api->store_increments_background((s), (counts), (count), (callback), (arg)))
 
 /*
  * porter_dns_background - start a DNS lookup that does not hold up the chain: the hook goes

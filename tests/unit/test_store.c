@@ -5,7 +5,8 @@
  * backoff; and the dispatch on a real event loop with the LMDB backend in a temporary
  * directory: outcomes arrive on a later loop turn, never inside store_submit, and a cancelled
  * request's callback never runs; and the deadlines of the Redis backend's requests (one timer
- * per store) and writes larger than the socket's buffers, against a fake Redis on a loopback
+ * per store), writes larger than the socket's buffers, and a cancelled request still written
+ * at once (its callback dropped, never its command), against a fake Redis on a loopback
  * socket that answers only what the test says.
  */
 #include <errno.h>
@@ -357,6 +358,57 @@ static void test_redis_deadline(void **unused)
     close(listener);
 }
 
+/* A request with a callback is written at once, also when it is cancelled right away (its
+ * callback is dropped, never its command: porter_store_increments_background's counts of a
+ * client that left are made), unlike a background one, which waits up to REDIS_LINGER for
+ * company; its answer, when it comes, is read and dropped. */
+static void test_redis_cancelled_written_at_once(void **unused)
+{
+    char setting[64];
+    int listener = fake_listen(setting, sizeof setting, 0);
+    struct porter_config config = {0};
+    config.store = setting;
+    config.store_timeout = 5;
+    struct event_base *base = event_base_new();
+    struct store *store = store_new(&config, base, NULL);
+    struct outcome first = {0}, cancelled = {0};
+    store_submit(store, STORE_DELETE, "t:first", NULL, 0, 0, record_outcome, &first);
+    int fd = fake_accept(base, listener);
+    char seen[4096] = "";
+    fake_read_until(base, fd, seen, sizeof seen, "t:first");
+    static const char first_replies[] = FAKE_SCRIPT_LOADS ":0\r\n";
+    assert_int_equal(write(fd, first_replies, sizeof first_replies - 1),
+                     (ssize_t)(sizeof first_replies - 1));
+    for (double give_up = seconds_now() + 5; first.calls == 0 && seconds_now() < give_up;)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(first.status, PORTER_STORE_OK);
+    /* Established: the cancelled increment goes out in the loop passes that follow, without
+     * any wait (a held-back one would need REDIS_LINGER to pass). */
+    store_request_cancel(store_submit(store, STORE_INCREMENT, "t:now", NULL, 1, 60,
+                                      record_outcome, &cancelled));
+    seen[0] = '\0';
+    size_t used = 0;
+    for (int i = 0; i < 10 && strstr(seen, "t:now") == NULL; i++) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        ssize_t n = read(fd, seen + used, sizeof seen - 1 - used);
+        if (n > 0)
+            seen[used += (size_t)n] = '\0';
+    }
+    if (strstr(seen, "t:now") == NULL)
+        fail_msg("got \"%s\" after 10 loop passes, want the cancelled increment written", seen);
+    static const char reply[] = ":1\r\n";
+    assert_int_equal(write(fd, reply, sizeof reply - 1), (ssize_t)(sizeof reply - 1));
+    for (int i = 0; i < 20; i++) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    assert_int_equal(cancelled.calls, 0);
+    store_free(store);
+    event_base_free(base);
+    close(fd);
+    close(listener);
+}
+
 /* Sets far larger than the socket's buffers: the writes that cannot finish wait for the socket
  * to drain (the connection's write event), and every byte arrives in order. */
 static void test_redis_large_writes(void **unused)
@@ -441,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_lmdb_dispatch),
         cmocka_unit_test(test_redis_deadline),
         cmocka_unit_test(test_redis_large_writes),
+        cmocka_unit_test(test_redis_cancelled_written_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
