@@ -2,8 +2,8 @@
  * p0f - the client's operating system and network distance, from a running p0f 3 (passive
  * TCP fingerprinting) asked over its API socket.
  *
- * Hooks: connect, helo, mail, data_post. At connect the plugin sends p0f the 21-byte query for
- * the client's address and reads the 232-byte answer on the worker's event loop
+ * Hooks: connect, helo, ehlo, mail, data_post. At connect the plugin sends p0f the 21-byte
+ * query for the client's address and reads the 232-byte answer on the worker's event loop
  * (daemon_talk.c). p0f reads packets a fraction of a second late (libpcap hands them over in
  * blocks), so a client it has never seen may still be unknown at connect: then the plugin asks
  * again at HELO/EHLO and at MAIL, until p0f knows it (no wait is added: by then the client's
@@ -277,5 +277,6 @@ PORTER_PLUGIN(.name = "p0f",
               .init = p0f_init, .fini = daemon_talk_fini,
               .hooks[PORTER_HOOK_CONNECT] = p0f_connect,
               .hooks[PORTER_HOOK_HELO] = p0f_later,
+              .hooks[PORTER_HOOK_EHLO] = p0f_later,
               .hooks[PORTER_HOOK_MAIL] = p0f_later,
               .hooks[PORTER_HOOK_DATA_POST] = p0f_data_post);
