@@ -45,6 +45,7 @@
 #define WORKER_THREADS 4
 #define WORKER_SPARE_SPOOLS 64 /* emptied spool files kept for reuse: inode creation is costly */
 #define WORKER_TABLE_INITIAL 1024
+#define WORKER_LISTEN_WAIT 0.01 /* seconds a listener rests while its socket does not listen yet */
 
 /* A plugin's cleanup for the end of the loop (porter_at_loop_end). */
 struct worker_loop_end_call {
@@ -79,6 +80,7 @@ struct worker {
     struct event *signal_term;
     struct event *signal_int;
     struct event *drain_deadline;
+    struct event *listen_wait;     /* a listener is not listening yet: try it again soon */
     bool stdio;
     int spare_spools[WORKER_SPARE_SPOOLS];
     size_t spare_count;
@@ -332,10 +334,32 @@ static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
     worker_stress_check(w);
 }
 
-/* worker_accept_error - EMFILE and friends: log, keep going */
+/* worker_listen_wait_over - the master may listen now: accept again (not while stopping) */
+static void worker_listen_wait_over(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    if (w->draining || w->retiring)
+        return;
+    for (size_t i = 0; i < w->listener_count; i++)
+        evconnlistener_enable(w->listeners[i]);
+}
+
+/* worker_accept_error - EMFILE and friends: log, keep going. EINVAL is a socket that does
+ * not listen yet (at start the master listens once every worker has loaded its plugins): its
+ * listener rests for WORKER_LISTEN_WAIT instead of spinning on accept. */
 static void worker_accept_error(struct evconnlistener *listener, void *arg)
 {
     int error = EVUTIL_SOCKET_ERROR();
+    struct worker *w = worker_current;
+    if (error == EINVAL && w != NULL) {
+        evconnlistener_disable(listener);
+        if (w->listen_wait == NULL)
+            w->listen_wait = evtimer_new(w->base, worker_listen_wait_over, w);
+        struct timeval wait = clock_timeval(WORKER_LISTEN_WAIT);
+        if (w->listen_wait != NULL && !evtimer_pending(w->listen_wait, NULL))
+            evtimer_add(w->listen_wait, &wait);
+        return;
+    }
     log_message(PORTER_LOG_ERR, NULL, "event=accept_error error=\"%s\"",
                 evutil_socket_error_to_string(error));
 }
@@ -537,6 +561,8 @@ void worker_destroy(struct worker *w)
         event_free(w->signal_int);
     if (w->signal_retire)
         event_free(w->signal_retire);
+    if (w->listen_wait)
+        event_free(w->listen_wait);
     if (w->drain_deadline)
         event_free(w->drain_deadline);
     if (w->grace_timer)

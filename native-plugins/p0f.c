@@ -2,13 +2,18 @@
  * p0f - the client's operating system and network distance, from a running p0f 3 (passive
  * TCP fingerprinting) asked over its API socket.
  *
- * Hooks: connect, data_post. At connect the plugin sends p0f the 21-byte query for the
- * client's address and reads the 232-byte answer on the worker's event loop (daemon_talk.c).
+ * Hooks: connect, helo, ehlo, mail, data_post. At connect the plugin sends p0f the 21-byte
+ * query for the client's address and reads the 232-byte answer on the worker's event loop
+ * (daemon_talk.c). p0f reads packets a fraction of a second late (libpcap hands them over in
+ * blocks), so a client it has never seen may still be unknown at connect: then the plugin asks
+ * again at HELO/EHLO and at MAIL, until p0f knows it (no wait is added: by then the client's
+ * SYN has usually been read).
  * What p0f knows becomes, for later plugins, the connection notes p0f_os_name ("Linux"),
  * p0f_os_flavor ("2.2.x-3.x"), p0f_distance (hops, "0") and p0f_link ("Ethernet or modem");
  * for the logs, one event=p0f line and the transaction line's p0f_os= and p0f_distance=
  * (porter_log_fact). A client whose OS is in deny_os= (a name as p0f gives it, "Windows", or
- * with its flavor, "Linux 2.2.x-3.x"; case does not matter) gets a 554 greeting.
+ * with its flavor, "Linux 2.2.x-3.x"; case does not matter) gets a 554 greeting (554 and the
+ * end of the connection at HELO or MAIL when p0f knew the client only then).
  * header=yes adds "X-P0f: OS; distance=N" at data_post (any X-P0f the message brought is
  * removed first). An address p0f has not seen, or no OS match, leaves everything as it is.
  *
@@ -64,8 +69,13 @@ struct p0f_facts {
 struct p0f_job {
     porter_handle handle;
     struct p0f *plugin;
+    bool at_connect;               /* a refusal is the greeting, not a reply to a command */
     unsigned char query[P0F_QUERY_SIZE];
 };
+
+/* The plugin's porter_data while p0f did not know the client: ask again at the next command
+ * (a marker, never freed; NULL otherwise). */
+static char p0f_ask_again;
 
 /* p0f_query_build - the query for an address ("192.0.2.1", "2001:db8::1"); 0 or -1 */
 static int p0f_query_build(const char *ip, unsigned char query[P0F_QUERY_SIZE])
@@ -169,11 +179,14 @@ static void p0f_done(void *arg, const char *error, const char *answer, size_t le
                        error ? error : "not a p0f 3 answer");
         p->failure_logged = result == P0F_BAD_ANSWER;
         if (result == P0F_NO_MATCH)
-            porter_log(s, PORTER_LOG_INFO, "event=p0f result=unknown");
+            porter_log(s, PORTER_LOG_INFO, "event=p0f result=unknown%s",
+                       job->at_connect ? "" : " (asked again)");
+        porter_data_set(s, result == P0F_NO_MATCH ? &p0f_ask_again : NULL);
         if (result == P0F_MATCH)
             p0f_record(s, &f);
         if (result == P0F_MATCH && p0f_denied(p->deny_os, &f))
-            porter_resume(job->handle, PORTER_DENY, 554, "5.7.1",
+            porter_resume(job->handle, job->at_connect ? PORTER_DENY : PORTER_DENY_DISCONNECT,
+                          554, "5.7.1",
                           "Connections from %s%s%s systems are not accepted here", f.os_name,
                           f.os_flavor[0] ? " " : "", f.os_flavor);
         else
@@ -182,12 +195,14 @@ static void p0f_done(void *arg, const char *error, const char *answer, size_t le
     free(job);
 }
 
-static int p0f_connect(porter_session *s, void *state)
+/* p0f_ask - ask p0f about the client (PENDING until it answers) */
+static int p0f_ask(porter_session *s, struct p0f *p, bool at_connect)
 {
     struct p0f_job *job = calloc(1, sizeof *job);
     if (job == NULL)
         abort();
-    job->plugin = state;
+    job->plugin = p;
+    job->at_connect = at_connect;
     if (p0f_query_build(porter_client_ip(s), job->query) != 0) {
         free(job); /* not an IP client (porter stdio without --client-ip) */
         return PORTER_DECLINED;
@@ -198,6 +213,17 @@ static int p0f_connect(porter_session *s, void *state)
         .answer_max = P0F_ANSWER_SIZE, .answer_exact = true, .owner = job->plugin,
     };
     return daemon_talk_hook(s, &request, &job->handle, p0f_done, job);
+}
+
+static int p0f_connect(porter_session *s, void *state)
+{
+    return p0f_ask(s, state, true);
+}
+
+/* p0f_later - HELO/EHLO and MAIL: ask again while p0f did not know the client */
+static int p0f_later(porter_session *s, void *state)
+{
+    return porter_data_get(s) == &p0f_ask_again ? p0f_ask(s, state, false) : PORTER_DECLINED;
 }
 
 static int p0f_data_post(porter_session *s, void *state)
@@ -235,16 +261,22 @@ PORTER_PLUGIN(.name = "p0f",
                              "p0f 3, asked over its API socket at connect: connection notes for "
                              "later plugins, p0f_os= and p0f_distance= on the transaction log "
                              "line, optionally an X-P0f header, and a 554 greeting for a client "
-                             "whose OS is in deny_os=. p0f absent is logged once and the plugin "
-                             "declines.",
+                             "whose OS is in deny_os=. A client p0f has not seen yet at connect "
+                             "is asked about again at HELO and MAIL. p0f absent is logged once "
+                             "and the plugin declines.",
               .arguments = PORTER_ARGUMENTS(
                   {"socket", "/run/p0f.sock",
                    "p0f's API socket (p0f -s PATH); unix:/PATH and inet:HOST:PORT also work."},
                   {"timeout", "2s", "The longest a query may take; then the plugin declines."},
                   {"deny_os", NULL,
                    "Comma-separated OS names as p0f gives them (Windows) or with their flavor "
-                   "(\"Linux 2.2.x-3.x\"), any case: such clients get a 554 greeting."},
+                   "(\"Linux 2.2.x-3.x\"), any case: such clients get a 554 greeting (or 554 "
+                   "and the end of the connection at HELO or MAIL, if p0f knew them only "
+                   "then)."},
                   {"header", "no", "yes adds \"X-P0f: OS; distance=N\" to each message."}),
               .init = p0f_init, .fini = daemon_talk_fini,
               .hooks[PORTER_HOOK_CONNECT] = p0f_connect,
+              .hooks[PORTER_HOOK_HELO] = p0f_later,
+              .hooks[PORTER_HOOK_EHLO] = p0f_later,
+              .hooks[PORTER_HOOK_MAIL] = p0f_later,
               .hooks[PORTER_HOOK_DATA_POST] = p0f_data_post);

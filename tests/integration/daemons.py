@@ -12,8 +12,8 @@ instance used without "with") removes the directory. The directory and the end o
 are kept, and said where, when PORTER_KEEP is set or, for classes with keep_failed, when the
 "with" block failed. log_text() is what failure messages quote.
 
-The small helpers every test shares live here too: free_port(), port_open(), wait_port(),
-wait_until() (the bounded poll), stop_process(), read_text().
+The small helpers every test shares live here too: free_port(), port_open(), port_listening(),
+wait_port(), wait_until() (the bounded poll), stop_process(), read_text().
 
 Each start_* function writes the daemon's own configuration into the test's directory, starts
 it in the foreground, waits (bounded) until it answers on its socket in that directory, and
@@ -55,6 +55,22 @@ def port_open(port, host="127.0.0.1"):
             return True
     except OSError:
         return False
+
+
+def port_listening(port):
+    """True when a TCP socket listens on port (any local address), as /proc/net/tcp and tcp6
+    show it: a readiness check that opens no connection, so the daemon sees no session of ours."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except (OSError, StopIteration, IndexError, ValueError):
+            pass
+    return False
 
 
 def unix_open(path):

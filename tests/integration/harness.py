@@ -15,7 +15,7 @@ import smtplib
 import socket
 import sys
 
-from daemons import ManagedProcess, free_port, maildir_messages, port_open, wait_port, wait_until  # noqa: F401 (free_port, wait_port: for the tests)
+from daemons import ManagedProcess, free_port, maildir_messages, port_listening, wait_port, wait_until  # noqa: F401 (free_port, wait_port: for the tests)
 
 TOP_BUILDDIR = os.environ.get("top_builddir", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 TOP_SRCDIR = os.environ.get("top_srcdir", TOP_BUILDDIR)
@@ -154,7 +154,8 @@ class Porter(ManagedProcess):
         return [PORTER, "run", "-f", "-c", self.dir]
 
     def ready(self):
-        return port_open(self.port)
+        # listening, not a connection: a probe would be a session every plugin and milter sees
+        return port_listening(self.port)
 
     def stop(self):
         """Stop by PID; then any sanitizer report (or crash) in the log fails the test."""

@@ -97,13 +97,21 @@ static void test_denied(void **unused)
 }
 
 /* run_done - the continuation with a p0f answer (or a failure) for a plugin */
-static void run_done(struct p0f *plugin, const char *error, const unsigned char *a, size_t length)
+/* run_done_at - p0f's answer to a query made at connect (at_connect) or at a later command */
+static void run_done_at(struct p0f *plugin, bool at_connect, const char *error,
+                        const unsigned char *a, size_t length)
 {
     fake_api_install();
     struct p0f_job *job = calloc(1, sizeof *job);
     assert_non_null(job);
     job->plugin = plugin;
+    job->at_connect = at_connect;
     p0f_done(job, error, (const char *)a, length);
+}
+
+static void run_done(struct p0f *plugin, const char *error, const unsigned char *a, size_t length)
+{
+    run_done_at(plugin, true, error, a, length);
 }
 
 static void test_done(void **unused)
@@ -130,6 +138,16 @@ static void test_done(void **unused)
     assert_int_equal(fake.rc, PORTER_DECLINED);
     assert_string_equal(fake.notes, "");
     assert_non_null(strstr(fake.log, "event=p0f result=unknown"));
+    /* unknown at connect: asked again at the next HELO/EHLO or MAIL */
+    assert_ptr_equal(fake.data, &p0f_ask_again);
+
+    /* known only then: the match clears the marker; deny_os ends the connection */
+    answer(a, P0F_STATUS_OK, 7, "Windows", "7 or 8", "");
+    run_done_at(&plugin, false, NULL, a, sizeof a);
+    assert_int_equal(fake.rc, PORTER_DENY_DISCONNECT);
+    assert_int_equal(fake.code, 554);
+    assert_null(fake.data);
+    assert_int_equal(p0f_later(NULL, &plugin), PORTER_DECLINED);
 
     /* failures: logged once, until p0f answers again */
     run_done(&plugin, "cannot connect: No such file or directory", NULL, 0);
