@@ -265,12 +265,15 @@ static void ratelimit_remember(const struct ratelimit_check *c, bool answered)
         return; /* taken by another client since */
     if (e->in_flight > 0)
         e->in_flight--;
-    bool known = answered;
-    for (size_t i = 0; i < c->count && answered; i++) {
+    if (!answered)
+        return;
+    e->known = true;
+    for (size_t i = 0; i < c->count; i++) {
         const struct porter_store_count *counted = &c->counts[i];
-        known = known && counted->status == PORTER_STORE_OK;
-        if (counted->status != PORTER_STORE_OK)
+        if (counted->status != PORTER_STORE_OK) {
+            e->known = false; /* not known any more: the next connection waits */
             continue;
+        }
         if (c->kinds[i] == RATELIMIT_CONCURRENT) {
             e->concurrent = counted->count;
         } else {
@@ -280,7 +283,6 @@ static void ratelimit_remember(const struct ratelimit_check *c, bool answered)
                                                    : c->r->limits[RATELIMIT_CONNECTIONS].period);
         }
     }
-    e->known = known;
 }
 
 /* ratelimit_connection - the connection's record, made on first use (NULL: out of memory) */

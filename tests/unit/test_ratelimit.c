@@ -332,6 +332,13 @@ static void test_background_left(void **unused)
     fake_background_lost(0);
     assert_int_equal(concurrent(), 0);
     assert_int_equal(fake.resumed, 0);
+    /* an answer that never came unlearns nothing: the next connection is counted in the
+     * background too */
+    assert_int_equal(new_session(), PORTER_DECLINED);
+    assert_int_equal(fake.background_count, 2);
+    fake_background_answer(1);
+    ratelimit_disconnect(fake_session, &plugin);
+    assert_int_equal(concurrent(), 0);
     /* a client that leaves while its connect waits: the continuation learns it (s NULL) and
      * the disconnect hook gives the count back */
     plugin.limits[RATELIMIT_CONCURRENT].count = 1; /* never far: wait */
