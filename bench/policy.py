@@ -8,7 +8,9 @@ concurrency 1 and 10; one message per connection, so every connect, MAIL, RCPT a
 disconnect counts), the chains interleaved for ROUNDS rounds on a shared machine: the best
 round of each chain is its figure, with every round printed. Then the idle memory per session
 of one worker, bare and with the policy chain, measured as bench/smtp.py does (RSS growth per
-greeted session), for a burst of connections and for connections paced by their greetings.
+greeted session, after 20 sessions that came and went: a worker's one-time set-up is not per
+session), for a burst of connections and for connections paced by their greetings; the policy
+chain once from the listed client (127.0.0.1) and once from a client no list names (127.0.0.2).
 
 dnsmasq (a private instance on a loopback port) serves the DNS list; the client is listed
 there (A and TXT, as a real list answers) with a long TTL and dnsbl runs with action=log, so
@@ -102,7 +104,7 @@ def throughput(args, dns_settings, redis):
             stop(p)
 
 
-def idle(args, plugins, settings, label, paced):
+def idle(args, plugins, settings, label, paced, source="127.0.0.1"):
     """Idle sessions of one worker: RSS growth per greeted session. A burst opens them all at
     once (their connect hooks' lookups and store requests all in flight together: the heap's
     high-water mark); paced reads each greeting before the next connect (what the sessions
@@ -111,8 +113,9 @@ def idle(args, plugins, settings, label, paced):
         return
     p = start(plugins, dict(settings, greeting_timeout="10m", command_timeout="10m"), 1)
     try:
-        opened, greeted, base, held = hold_idle(p.port, p.worker_pids()[0], args.idle, paced, 60)
-        print("idle sessions %-13s %-6s %d open, %d greeted, %.2f KB per session" %
+        opened, greeted, base, held = hold_idle(p.port, p.worker_pids()[0], args.idle, paced, 60,
+                                                source=source)
+        print("idle sessions %-33s %-6s %d open, %d greeted, %.2f KB per session" %
               (label + ":", "paced" if paced else "burst", opened, greeted,
                (held - base) / max(1, opened)))
     finally:
@@ -136,6 +139,7 @@ def main():
         for paced in (False, True):
             idle(args, BARE, {}, "bare", paced)
             idle(args, POLICY, dns_settings, "policy/lmdb", paced)
+            idle(args, POLICY, dns_settings, "policy/lmdb, client not listed", paced, "127.0.0.2")
 
 
 if __name__ == "__main__":

@@ -372,6 +372,15 @@ static int dnsbl_verdict(const struct dnsbl_connection *c, char *text, size_t si
     return PORTER_DECLINED;
 }
 
+/* dnsbl_set_listed - whether a zone listed the set's name */
+static bool dnsbl_set_listed(const struct dnsbl_set *set)
+{
+    for (size_t i = 0; i < set->count; i++)
+        if (set->checks[i].status == DNSBL_LISTED)
+            return true;
+    return false;
+}
+
 /* dnsbl_wake - the last answer is in: give the waiting RCPT its verdict */
 static void dnsbl_wake(struct dnsbl_connection *c)
 {
@@ -464,11 +473,15 @@ static void dnsbl_answered(porter_session *s, void *arg, const struct porter_dns
     if (set->pending > 0)
         return;
     struct dnsbl_connection *c = set->connection;
-    if (set->retired) {
-        dnsbl_unlink(set);
+    if (set->retired || !dnsbl_set_listed(set)) {
+        dnsbl_unlink(set); /* nothing left to say at RCPT */
         dnsbl_set_free(set);
     }
     dnsbl_wake(c);
+    if (c->sets == NULL && !c->waiting) {
+        free(c); /* an idle session the lists do not name holds nothing */
+        porter_data_set(s, NULL);
+    }
 }
 
 /* dnsbl_connection_get - the connection's state, made on first use; NULL out of memory */

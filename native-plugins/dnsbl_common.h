@@ -22,9 +22,10 @@
  * before the disconnect hook, so no callback comes after).
  *
  * Memory: zone lists are the plugin's state (dnsbl_zones_free); sets are per connection
- * (freed by dnsbl_disconnect) and kept small, since every idle session holds one: a set is
- * sized to the zones, keeps no query name, and a TXT record takes memory only once it
- * arrived for a listed name. Fatal: nothing; out of memory makes a lookup fail (logged),
+ * (freed by dnsbl_disconnect) and kept small, since idle sessions hold them: a set is sized
+ * to the zones, keeps no query name, a TXT record takes memory only once it arrived for a
+ * listed name, and a set no zone listed is freed as soon as its answers are in (with the
+ * connection's record when it was the last: a client the lists do not name holds nothing). Fatal: nothing; out of memory makes a lookup fail (logged),
  * never a listing.
  */
 #ifndef PORTER_DNSBL_COMMON_H

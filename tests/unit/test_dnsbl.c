@@ -309,6 +309,7 @@ static void test_not_listed_timeout_invalid(void **unused)
     fake_dns_answer(0, PORTER_DNS_TEMPFAIL, NULL);      /* a timeout never refuses */
     fake_dns_answer(1, PORTER_DNS_OK, "127.0.0.4");     /* outside b.example's match */
     assert_int_equal(fake.lookup_count, 2);             /* no TXT */
+    assert_null(fake.data);                             /* nothing listed: nothing kept */
     assert_int_equal(rcpt("bob@example.org"), PORTER_DECLINED);
     assert_non_null(strstr(fake.log, "zone=a.example result=tempfail dns=tempfail action=accept"));
     teardown(NULL);
@@ -337,6 +338,7 @@ static void test_action_log_and_no_txt(void **unused)
     fake_dns_answer(0, PORTER_DNS_OK, "127.0.0.2");
     fake_dns_answer(1, PORTER_DNS_OK, "127.0.0.2");
     assert_int_equal(fake.lookup_count, 2);
+    assert_non_null(fake.data);                         /* a listing is kept for RCPT */
     assert_int_equal(rcpt("bob@example.org"), PORTER_DECLINED);
     assert_non_null(strstr(fake.log, "zone=a.example result=listed answer=127.0.0.2"));
 }
