@@ -16,15 +16,16 @@
  * limited. When the store cannot answer, on_store_error=accept lets the client on (logged);
  * tempfail refuses with 421/451 4.3.0.
  *
- * The greeting need not wait for the store: each worker remembers, per client IP (a fixed
- * table of RATELIMIT_SEEN_SLOTS, by hash), the counts of the store's last answer and how many
- * counts of its own are still on their way. When they show the client far from its limits
- * (this count would leave each at most half full), connect counts in the background
- * (porter_store_increments_background) and the greeting goes out at once; the answer's
- * verdict, should other workers or gateways have counted meanwhile, comes at the client's
- * next HELO, EHLO, MAIL or RCPT (which wait for it if need be): the same 421, then close.
- * A client first seen, or near a limit (a flood), waits at connect as before: its 421 is the
- * greeting.
+ * Neither the greeting nor a RCPT need wait for the store: each worker remembers, per subject
+ * (a fixed table of RATELIMIT_SEEN_SLOTS, by hash), the counters of the store's last answers
+ * and how many counts of its own are still on their way. When they show the subject far
+ * from a hook's limits (its counts would leave each at most half full), the hook counts in
+ * the background (porter_store_increments_background) and goes on; should the answer show a
+ * limit passed after all (other workers or gateways counted meanwhile), its refusal comes at
+ * the client's next HELO, EHLO, MAIL, RCPT or DATA, and HELO, EHLO, MAIL and DATA wait for
+ * the answers still out: connect's 421, then close, or the 451 4.7.1 of messages and
+ * recipients. A subject first seen, or near a limit (a flood), waits as before: its 421 is
+ * the greeting, its 451 the RCPT's.
  *
  * Memory: the settings and the table are the state (fini frees them); a connection's record
  * (porter_data) is freed by the disconnect hook.
@@ -52,15 +53,13 @@ struct ratelimit_limit {
     double period;
 };
 
-/* What this worker last heard of one client IP's connection counters. */
+/* What this worker last heard of one subject's counters (a client IP, or "user NAME"). */
 #define RATELIMIT_SEEN_SLOTS 512
 struct ratelimit_seen {
-    char ip[48];                /* "": a free slot */
-    bool known;                 /* an answer came */
-    long long connections;      /* the counters after the last answer */
-    long long concurrent;
-    double window_end;          /* when the connections counter expires (monotonic seconds) */
-    unsigned in_flight;         /* this worker's counts not answered yet */
+    char subject[64];                           /* "": a free slot */
+    long long counts[RATELIMIT_KIND_COUNT];     /* after the last answer; -1: not known */
+    double window_end[RATELIMIT_KIND_COUNT];    /* when each counter expires (monotonic) */
+    unsigned in_flight[RATELIMIT_KIND_COUNT];   /* this worker's counts not answered yet */
 };
 
 struct ratelimit {
@@ -75,6 +74,7 @@ struct ratelimit {
  * one round trip), from the hook to the store's answer: one allocation, sized to its text. */
 struct ratelimit_check {
     struct ratelimit *r;
+    struct ratelimit_check *next;   /* the connection's counts in the background */
     size_t count;               /* limits counted */
     enum ratelimit_kind kinds[2];
     struct porter_store_count counts[2];
@@ -89,16 +89,16 @@ struct ratelimit_verdict {
     char text[300];
 };
 
-/* Per connection (porter_data, made at connect or at the first RCPT that needs it, freed at
- * disconnect): whose concurrent count to give back, connect's counts in the background and
- * their verdict, and which transaction's message was counted. XCLIENT runs the disconnect
+/* Per connection (porter_data, made at the first count, freed at disconnect): whose
+ * concurrent count to give back, the counts in the background and the first refusal of
+ * their answers, and which transaction's message was counted. XCLIENT runs the disconnect
  * hook before it changes the client's address, so the address to give the count back for is
  * the session's. */
 struct ratelimit_connection {
     bool concurrent;               /* counted up at connect: given back at disconnect */
-    struct ratelimit_check *background; /* connect's counts, until their answer */
-    struct ratelimit_verdict *refusal;  /* the answer's refusal, for the next command */
-    bool waiting;                  /* a hook waits on handle for the background answer */
+    struct ratelimit_check *background; /* counts in the background, until their answers */
+    struct ratelimit_verdict *refusal;  /* their first refusal, for the next command */
+    bool waiting;                  /* a hook waits on handle for their answers */
     porter_handle handle;
     char transaction[64];          /* porter_queue_id of the transaction counted as a message */
 };
@@ -226,17 +226,6 @@ static int ratelimit_reply(porter_session *s, const struct ratelimit_verdict *v)
     return porter_reply(s, v->rc, v->code, v->enhanced, "%s", v->text);
 }
 
-/* ratelimit_slot - the table's slot for a client IP (NULL without a table) */
-static struct ratelimit_seen *ratelimit_slot(const struct ratelimit *r, const char *ip)
-{
-    if (r->seen == NULL)
-        return NULL;
-    unsigned hash = 2166136261u; /* FNV-1a */
-    for (const char *p = ip; *p != '\0'; p++)
-        hash = (hash ^ (unsigned char)*p) * 16777619u;
-    return &r->seen[hash % RATELIMIT_SEEN_SLOTS];
-}
-
 static double ratelimit_now(void)
 {
     struct timespec now;
@@ -244,44 +233,71 @@ static double ratelimit_now(void)
     return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
-/* ratelimit_far - whether one more connection leaves each limit on at most half full, by
- * what this worker knows of the client (its entry e) */
-static bool ratelimit_far(const struct ratelimit *r, const struct ratelimit_seen *e)
+/* ratelimit_slot - the table's slot for a subject (NULL without a table) */
+static struct ratelimit_seen *ratelimit_slot(const struct ratelimit *r, const char *subject)
 {
-    const struct ratelimit_limit *connections = &r->limits[RATELIMIT_CONNECTIONS];
-    const struct ratelimit_limit *concurrent = &r->limits[RATELIMIT_CONCURRENT];
-    long long more = (long long)e->in_flight + 1;
-    long long counted = ratelimit_now() < e->window_end ? e->connections : 0;
-    return e->known && (connections->count == 0 || 2 * (counted + more) <= connections->count) &&
-           (concurrent->count == 0 || 2 * (e->concurrent + more) <= concurrent->count);
+    if (r->seen == NULL)
+        return NULL;
+    unsigned hash = 2166136261u; /* FNV-1a */
+    for (const char *p = subject; *p != '\0'; p++)
+        hash = (hash ^ (unsigned char)*p) * 16777619u;
+    return &r->seen[hash % RATELIMIT_SEEN_SLOTS];
 }
 
-/* ratelimit_remember - connect's counts for c's client are in (answered false: their answer
- * will never come): one fewer in flight, and the counters' new values */
+/* ratelimit_seen - the subject's entry, made (the table too) or taken over from another
+ * subject, knowing nothing yet; NULL when the subject is too long or out of memory */
+static struct ratelimit_seen *ratelimit_seen(struct ratelimit *r, const char *subject)
+{
+    if (r->seen == NULL)
+        r->seen = calloc(RATELIMIT_SEEN_SLOTS, sizeof *r->seen);
+    struct ratelimit_seen *e = ratelimit_slot(r, subject);
+    if (e == NULL || strlen(subject) >= sizeof e->subject)
+        return NULL;
+    if (strcmp(e->subject, subject) != 0) {
+        memset(e, 0, sizeof *e);
+        snprintf(e->subject, sizeof e->subject, "%s", subject);
+        for (int kind = 0; kind < RATELIMIT_KIND_COUNT; kind++)
+            e->counts[kind] = -1;
+    }
+    return e;
+}
+
+/* ratelimit_far - whether c's counts leave each of its limits at most half full, by what
+ * this worker knows of the subject: counters seen (0 once their window ended) and counts
+ * still in flight */
+static bool ratelimit_far(const struct ratelimit_check *c, const struct ratelimit_seen *e)
+{
+    double now = ratelimit_now();
+    for (size_t i = 0; i < c->count; i++) {
+        enum ratelimit_kind kind = c->kinds[i];
+        const struct ratelimit_limit *limit = &c->r->limits[kind];
+        if (e->counts[kind] < 0)
+            return false;
+        long long seen = limit->period > 0 && now >= e->window_end[kind] ? 0 : e->counts[kind];
+        if (2 * (seen + (long long)e->in_flight[kind] + 1) > limit->count)
+            return false;
+    }
+    return true;
+}
+
+/* ratelimit_remember - c's counts are in (answered false: their answer will never come): one
+ * fewer in flight, and the counters' new values */
 static void ratelimit_remember(const struct ratelimit_check *c, bool answered)
 {
     struct ratelimit_seen *e = ratelimit_slot(c->r, c->subject);
-    if (e == NULL || strcmp(e->ip, c->subject) != 0)
-        return; /* taken by another client since */
-    if (e->in_flight > 0)
-        e->in_flight--;
-    if (!answered)
-        return;
-    e->known = true;
+    if (e == NULL || strcmp(e->subject, c->subject) != 0)
+        return; /* taken by another subject since */
     for (size_t i = 0; i < c->count; i++) {
+        enum ratelimit_kind kind = c->kinds[i];
         const struct porter_store_count *counted = &c->counts[i];
-        if (counted->status != PORTER_STORE_OK) {
-            e->known = false; /* not known any more: the next connection waits */
+        if (e->in_flight[kind] > 0)
+            e->in_flight[kind]--;
+        if (!answered)
             continue;
-        }
-        if (c->kinds[i] == RATELIMIT_CONCURRENT) {
-            e->concurrent = counted->count;
-        } else {
-            e->connections = counted->count;
-            e->window_end = ratelimit_now() + (counted->ttl_left >= 0
-                                                   ? counted->ttl_left
-                                                   : c->r->limits[RATELIMIT_CONNECTIONS].period);
-        }
+        e->counts[kind] = counted->status == PORTER_STORE_OK ? counted->count : -1;
+        e->window_end[kind] = ratelimit_now() + (counted->ttl_left >= 0
+                                                     ? counted->ttl_left
+                                                     : c->r->limits[kind].period);
     }
 }
 
@@ -307,8 +323,7 @@ static void ratelimit_hold(porter_session *s, const struct ratelimit_check *c)
 static int ratelimit_counted(porter_session *s, void *arg, const struct porter_store_result *result)
 {
     struct ratelimit_check *c = arg;
-    if (c->kinds[0] == RATELIMIT_CONNECTIONS || c->kinds[0] == RATELIMIT_CONCURRENT)
-        ratelimit_remember(c, s != NULL);
+    ratelimit_remember(c, s != NULL);
     if (s == NULL) {
         free(c);
         return PORTER_DECLINED;
@@ -323,25 +338,38 @@ static int ratelimit_counted(porter_session *s, void *arg, const struct porter_s
     return ratelimit_reply(s, &v);
 }
 
-/* ratelimit_counted_later - the answer to connect's counts in the background: its verdict
- * goes to the hook that waits for it; a refusal is otherwise kept for the next command */
+/* ratelimit_counted_later - the answer to counts in the background: a refusal is kept for the
+ * next command, or given to the one that waits for the last answer */
 static void ratelimit_counted_later(porter_session *s, void *arg,
                                     const struct porter_store_result *result)
 {
     struct ratelimit_check *c = arg;
     struct ratelimit_connection *connection = porter_data_get(s);
-    struct ratelimit_verdict v;
+    struct ratelimit_check **link = &connection->background;
+    while (*link != c)
+        link = &(*link)->next;
+    *link = c->next;
     ratelimit_remember(c, true);
     ratelimit_hold(s, c);
+    struct ratelimit_verdict v;
     ratelimit_decide(s, c, &v);
-    connection->background = NULL;
+    if (v.rc != PORTER_DECLINED && c->kinds[0] == RATELIMIT_MESSAGES)
+        connection->transaction[0] = '\0'; /* as ratelimit_counted */
     free(c);
-    if (connection->waiting) {
-        connection->waiting = false;
-        porter_resume(connection->handle, v.rc, v.code, v.enhanced, "%s", v.text);
-    } else if (v.rc != PORTER_DECLINED && (connection->refusal = malloc(sizeof v)) != NULL) {
+    if (v.rc != PORTER_DECLINED && connection->refusal == NULL &&
+        (connection->refusal = malloc(sizeof v)) != NULL)
         *connection->refusal = v;
-    }
+    if (!connection->waiting || connection->background != NULL)
+        return;
+    connection->waiting = false;
+    struct ratelimit_verdict *refusal = connection->refusal;
+    connection->refusal = NULL;
+    if (refusal == NULL)
+        porter_resume(connection->handle, PORTER_DECLINED, 0, NULL, "%s", "");
+    else
+        porter_resume(connection->handle, refusal->rc, refusal->code, refusal->enhanced, "%s",
+                      refusal->text);
+    free(refusal);
 }
 
 /* ratelimit_check_new - a hook's counts, one for each of its limits that is on; NULL when
@@ -384,58 +412,52 @@ static struct ratelimit_check *ratelimit_check_new(porter_session *s, struct rat
     return c;
 }
 
-/* ratelimit_connect - count the connection: in the background when this worker knows the
- * client is far from its limits, else waiting for the store (a 421 greeting) */
-static int ratelimit_connect(porter_session *s, void *state)
+/* ratelimit_count - count a hook's limits (those on; none for an allowed client): in the
+ * background when this worker knows the subject far from them, else waiting for the store */
+static int ratelimit_count(porter_session *s, struct ratelimit *r, const enum ratelimit_kind *kinds,
+                           size_t kind_count)
 {
-    struct ratelimit *r = state;
-    static const enum ratelimit_kind kinds[] = {RATELIMIT_CONNECTIONS, RATELIMIT_CONCURRENT};
-    struct ratelimit_check *c = ratelimit_check_new(s, r, kinds, 2);
+    struct ratelimit_check *c = ratelimit_check_new(s, r, kinds, kind_count);
     if (c == NULL)
         return PORTER_DECLINED;
+    bool connect = c->kinds[0] == RATELIMIT_CONNECTIONS || c->kinds[0] == RATELIMIT_CONCURRENT;
     struct ratelimit_connection *connection = ratelimit_connection(s);
-    if (r->seen == NULL)
-        r->seen = calloc(RATELIMIT_SEEN_SLOTS, sizeof *r->seen);
-    struct ratelimit_seen *e = ratelimit_slot(r, c->subject);
-    if (connection == NULL || e == NULL) {
+    if (connection == NULL) {
         free(c);
-        return porter_reply(s, PORTER_DENYSOFT_DISCONNECT, 421, "4.3.0", "Temporary local "
-                            "problem, please try again later");
+        return porter_reply(s, connect ? PORTER_DENYSOFT_DISCONNECT : PORTER_DENYSOFT,
+                            connect ? 421 : 451, "4.3.0", "Temporary local problem");
     }
-    if (strcmp(e->ip, c->subject) != 0) { /* a client first seen, or a slot taken over */
-        *e = (struct ratelimit_seen){.known = false};
-        snprintf(e->ip, sizeof e->ip, "%s", c->subject);
-    }
-    bool background = ratelimit_far(r, e);
-    e->in_flight++;
+    struct ratelimit_seen *e = ratelimit_seen(r, c->subject);
+    bool background = e != NULL && ratelimit_far(c, e);
+    for (size_t i = 0; i < c->count && e != NULL; i++)
+        e->in_flight[c->kinds[i]]++;
     /* the +1 goes out now: the -1 at disconnect follows it, whatever the answer */
-    connection->concurrent = r->limits[RATELIMIT_CONCURRENT].count > 0;
+    bool concurrent = connect && r->limits[RATELIMIT_CONCURRENT].count > 0;
+    connection->concurrent |= concurrent;
     if (!background)
         return porter_store_increments(s, c->counts, c->count, ratelimit_counted, c);
+    c->next = connection->background;
     connection->background = c;
     if (porter_store_increments_background(s, c->counts, c->count, ratelimit_counted_later,
                                            c) != 0) {
-        connection->background = NULL; /* not counted (logged): nothing to give back */
-        connection->concurrent = false;
+        connection->background = c->next; /* not counted (logged) */
+        connection->concurrent &= !concurrent;
         ratelimit_remember(c, false);
         free(c);
     }
     return PORTER_DECLINED;
 }
 
-/* ratelimit_command - HELO, EHLO, MAIL, RCPT: the verdict of connect's counts made in the
- * background, once, waiting for the answer if need be */
-static int ratelimit_command(porter_session *s, void *state)
+static int ratelimit_connect(porter_session *s, void *state)
 {
-    struct ratelimit_connection *connection = porter_data_get(s);
-    if (connection == NULL)
-        return PORTER_DECLINED;
-    if (connection->background != NULL) {
-        connection->handle = porter_suspend(s);
-        connection->waiting = true;
-        return PORTER_PENDING;
-    }
-    if (connection->refusal == NULL)
+    static const enum ratelimit_kind kinds[] = {RATELIMIT_CONNECTIONS, RATELIMIT_CONCURRENT};
+    return ratelimit_count(s, state, kinds, 2);
+}
+
+/* ratelimit_verdict - a refusal of counts made in the background, given once (NULL: none) */
+static int ratelimit_verdict(porter_session *s, struct ratelimit_connection *connection)
+{
+    if (connection == NULL || connection->refusal == NULL)
         return PORTER_DECLINED;
     int rc = ratelimit_reply(s, connection->refusal);
     free(connection->refusal);
@@ -443,25 +465,27 @@ static int ratelimit_command(porter_session *s, void *state)
     return rc;
 }
 
-/* ratelimit_start - a hook's counts (those on), unless the client is allowed; the store
- * answers later */
-static int ratelimit_start(porter_session *s, struct ratelimit *r,
-                           const enum ratelimit_kind *kinds, size_t kind_count)
+/* ratelimit_command - HELO, EHLO, MAIL, DATA: the verdict of the counts made in the
+ * background, waiting for their answers if need be */
+static int ratelimit_command(porter_session *s, void *state)
 {
-    struct ratelimit_check *c = ratelimit_check_new(s, r, kinds, kind_count);
-    if (c == NULL)
-        return PORTER_DECLINED;
-    return porter_store_increments(s, c->counts, c->count, ratelimit_counted, c);
+    struct ratelimit_connection *connection = porter_data_get(s);
+    if (connection != NULL && connection->background != NULL) {
+        connection->handle = porter_suspend(s);
+        connection->waiting = true;
+        return PORTER_PENDING;
+    }
+    return ratelimit_verdict(s, connection);
 }
 
-/* ratelimit_rcpt - connect's verdict if not given yet (a MAIL hook skipped); then
- * recipients, and messages at the first RCPT of a transaction */
+/* ratelimit_rcpt - a refusal kept from the background; then recipients, and messages at the
+ * first RCPT of a transaction (answers still out do not hold it up: DATA waits for them) */
 static int ratelimit_rcpt(porter_session *s, void *state)
 {
     struct ratelimit *r = state;
-    int rc = ratelimit_command(s, state);
+    int rc = ratelimit_verdict(s, porter_data_get(s));
     if (rc != PORTER_DECLINED)
-        return rc; /* (a wait that ends DECLINED skips this RCPT's count) */
+        return rc;
     static const enum ratelimit_kind both[] = {RATELIMIT_MESSAGES, RATELIMIT_RECIPIENTS};
     static const enum ratelimit_kind recipients[] = {RATELIMIT_RECIPIENTS};
     if (r->limits[RATELIMIT_MESSAGES].count > 0) {
@@ -470,10 +494,10 @@ static int ratelimit_rcpt(porter_session *s, void *state)
         if (transaction != NULL && connection != NULL &&
             strcmp(connection->transaction, transaction) != 0) {
             snprintf(connection->transaction, sizeof connection->transaction, "%s", transaction);
-            return ratelimit_start(s, r, both, 2);
+            return ratelimit_count(s, r, both, 2);
         }
     }
-    return ratelimit_start(s, r, recipients, 1);
+    return ratelimit_count(s, r, recipients, 1);
 }
 
 /* ratelimit_disconnect - give the concurrent count back (in the background), also when
@@ -483,9 +507,11 @@ static int ratelimit_disconnect(porter_session *s, void *state)
     struct ratelimit_connection *connection = porter_data_get(s);
     if (connection == NULL)
         return PORTER_DECLINED;
-    if (connection->background != NULL) { /* its callback was cancelled */
-        ratelimit_remember(connection->background, false);
-        free(connection->background);
+    while (connection->background != NULL) { /* their callbacks were cancelled */
+        struct ratelimit_check *c = connection->background;
+        connection->background = c->next;
+        ratelimit_remember(c, false);
+        free(c);
     }
     if (connection->concurrent) {
         char key[80];
@@ -533,12 +559,12 @@ PORTER_PLUGIN(.name = "ratelimit",
               .description = "Rate limits per client IP address and per authenticated user, on "
                              "counters in the store (porter.conf store=), shared by the workers "
                              "and by gateways on one Redis. Connections over a limit get a 421 "
-                             "greeting and are closed (a client this worker knows to be far from "
-                             "its limits is counted while its greeting goes out, and gets the "
-                             "421 at its next command should the count pass a limit); messages "
-                             "and recipients over a limit get 451 4.7.1; each reply names the "
-                             "limit and when to try again. A limit left out is not checked. Put "
-                             "it before rcpt_ok.",
+                             "greeting and are closed; messages and recipients over a limit get "
+                             "451 4.7.1 at RCPT; each reply names the limit and when to try "
+                             "again. A client this worker knows to be far from its limits is "
+                             "counted without waiting for the store, and should the count pass a "
+                             "limit after all, gets the refusal at its next command (DATA at the "
+                             "latest). A limit left out is not checked. Put it before rcpt_ok.",
               .arguments = PORTER_ARGUMENTS(
                   {"connections", NULL, "New connections per client IP: COUNT/PERIOD (30/1m)."},
                   {"concurrent", NULL, "Connections open at once per client IP."},
@@ -559,4 +585,5 @@ PORTER_PLUGIN(.name = "ratelimit",
               .hooks[PORTER_HOOK_EHLO] = ratelimit_command,
               .hooks[PORTER_HOOK_MAIL] = ratelimit_command,
               .hooks[PORTER_HOOK_RCPT] = ratelimit_rcpt,
+              .hooks[PORTER_HOOK_DATA] = ratelimit_command,
               .hooks[PORTER_HOOK_DISCONNECT] = ratelimit_disconnect);

@@ -8,7 +8,8 @@
  * on_store_error; and connect's counts in the background: a client first seen or near a
  * limit waits, one far from its limits does not; an answer over the limit refuses at the
  * next command (given before it, or to the command that waits for it); concurrent given back
- * exactly once, also when the answer never came. Table-driven; failures print "got X, want Y".
+ * exactly once, also when the answer never came; and messages and recipients the same way
+ * (RCPT does not wait, DATA does; 451 at the next RCPT or DATA). Table-driven; failures print "got X, want Y".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -255,7 +256,8 @@ static void test_connect_background(void **unused)
     assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* MAIL */
     assert_int_equal(concurrent(), 3);
     struct ratelimit_seen *e = ratelimit_slot(&plugin, "192.0.2.7");
-    assert_true(e->known && e->in_flight == 0 && e->concurrent == 3 && e->connections == 3);
+    assert_true(e->in_flight[RATELIMIT_CONCURRENT] == 0 && e->counts[RATELIMIT_CONCURRENT] == 3 &&
+                e->counts[RATELIMIT_CONNECTIONS] == 3);
     /* each gives its concurrent count back once */
     void *sessions[] = {first, second, third};
     for (size_t i = 0; i < 3; i++) {
@@ -298,23 +300,64 @@ static void test_background_refused(void **unused)
     assert_int_equal(new_session(), PORTER_DENYSOFT_DISCONNECT);
     assert_int_equal(fake.background_count, 1);
     ratelimit_disconnect(fake_session, &plugin);
-    /* a new window: far again; this time the refusal comes to a RCPT that waits for it */
+    /* a new window: far again; this time the refusal comes to a MAIL that waits for it */
     fake_expire("connections:192.0.2.7");
     assert_int_equal(new_session(), PORTER_DECLINED); /* waits: the window seen is not over */
     ratelimit_disconnect(fake_session, &plugin);
     fake_expire("connections:192.0.2.7");
     struct ratelimit_seen *e = ratelimit_slot(&plugin, "192.0.2.7");
-    e->window_end = 0; /* the window this worker saw has ended: nothing counted in it */
+    e->window_end[RATELIMIT_CONNECTIONS] = 0; /* the window this worker saw has ended */
     assert_int_equal(new_session(), PORTER_DECLINED);
     assert_int_equal(fake.background_count, 2);
-    fake.queue_id = "Q1";
-    assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_PENDING);
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_PENDING);
     fake_put("connections:192.0.2.7", "10", 60);
     fake_background_answer(1);
     assert_int_equal(fake.resumed, 1);
     assert_int_equal(fake.rc, PORTER_DENYSOFT_DISCONNECT);
     ratelimit_disconnect(fake_session, &plugin);
     assert_int_equal(concurrent(), 0);
+}
+
+/* Messages and recipients far from their limits are counted in the background too: RCPT
+ * does not wait, DATA waits for the answers still out, and a refusal comes at the next RCPT
+ * or at DATA (451 4.7.1); near a limit, RCPT waits and refuses itself, as before. */
+static void test_rcpt_background(void **unused)
+{
+    limit(RATELIMIT_MESSAGES, "100/1h");
+    limit(RATELIMIT_RECIPIENTS, "100/1h");
+    assert_int_equal(message("Q1"), PORTER_DECLINED); /* first seen: waits */
+    assert_int_equal(fake.store_round_trips, 1);
+    assert_int_equal(message("Q2"), PORTER_DECLINED);
+    assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_DECLINED);
+    assert_int_equal(fake.store_round_trips, 1);
+    assert_int_equal(fake.background_count, 2);
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_PENDING); /* DATA */
+    fake_background_answer(0);
+    assert_int_equal(fake.resumed, 0); /* one answer still out */
+    fake_put("recipients:192.0.2.7", "500", 3600); /* another gateway counted meanwhile */
+    fake_background_answer(1);
+    assert_int_equal(fake.resumed, 1);
+    assert_int_equal(fake.rc, PORTER_DENYSOFT);
+    assert_int_equal(fake.code, 451);
+    assert_string_equal(fake.enhanced, "4.7.1");
+    if (strstr(fake.text, "Too many recipients from 192.0.2.7 (at most 100 per 1h)") == NULL)
+        fail_msg("got \"%s\"", fake.text);
+    assert_string_equal(fake.values[fake_find("messages:192.0.2.7")], "2");
+    /* known near the limit now: the next RCPT waits and refuses itself */
+    assert_int_equal(message("Q3"), PORTER_DENYSOFT);
+    assert_int_equal(fake.background_count, 2);
+    /* a refusal that came before the next command is given by the next RCPT */
+    fake_expire("recipients:192.0.2.7");
+    ratelimit_slot(&plugin, "192.0.2.7")->window_end[RATELIMIT_RECIPIENTS] = 0;
+    assert_int_equal(message("Q4"), PORTER_DECLINED); /* far: in the background */
+    assert_int_equal(fake.background_count, 3);
+    fake_put("messages:192.0.2.7", "100", 3600);
+    fake_background_answer(2);
+    assert_int_equal(fake.resumed, 1);
+    assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_DENYSOFT);
+    if (strstr(fake.text, "Too many messages from 192.0.2.7") == NULL)
+        fail_msg("got \"%s\"", fake.text);
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* given once */
 }
 
 /* A client that leaves before the background answer: the callback never runs, the count
@@ -326,9 +369,9 @@ static void test_background_left(void **unused)
     ratelimit_disconnect(fake_session, &plugin);
     assert_int_equal(new_session(), PORTER_DECLINED);
     assert_int_equal(fake.background_count, 1);
-    assert_int_equal(ratelimit_slot(&plugin, "192.0.2.7")->in_flight, 1);
+    assert_int_equal(ratelimit_slot(&plugin, "192.0.2.7")->in_flight[RATELIMIT_CONCURRENT], 1);
     ratelimit_disconnect(fake_session, &plugin); /* before the answer */
-    assert_int_equal(ratelimit_slot(&plugin, "192.0.2.7")->in_flight, 0);
+    assert_int_equal(ratelimit_slot(&plugin, "192.0.2.7")->in_flight[RATELIMIT_CONCURRENT], 0);
     fake_background_lost(0);
     assert_int_equal(concurrent(), 0);
     assert_int_equal(fake.resumed, 0);
@@ -347,10 +390,10 @@ static void test_background_left(void **unused)
     static const enum ratelimit_kind kinds[] = {RATELIMIT_CONNECTIONS, RATELIMIT_CONCURRENT};
     struct ratelimit_check *c = ratelimit_check_new(fake_session, &plugin, kinds, 2);
     record->concurrent = true;
-    ratelimit_slot(&plugin, "192.0.2.7")->in_flight++;
+    ratelimit_slot(&plugin, "192.0.2.7")->in_flight[RATELIMIT_CONCURRENT]++;
     fake_count("concurrent:192.0.2.7", 1, 3600); /* the +1 was made */
     ratelimit_counted(NULL, c, NULL);
-    assert_int_equal(ratelimit_slot(&plugin, "192.0.2.7")->in_flight, 0);
+    assert_int_equal(ratelimit_slot(&plugin, "192.0.2.7")->in_flight[RATELIMIT_CONCURRENT], 0);
     ratelimit_disconnect(fake_session, &plugin);
     assert_int_equal(concurrent(), 0);
 }
@@ -366,6 +409,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_background, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_left, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rcpt_background, setup, teardown),
     };
     int failures = cmocka_run_group_tests(tests, NULL, NULL);
     fake_api_install();
