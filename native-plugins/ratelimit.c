@@ -67,7 +67,7 @@ struct ratelimit {
     double concurrent_ttl;
     porter_cidr_list *allow;
     bool tempfail;              /* on_store_error=tempfail */
-    struct ratelimit_seen *seen; /* RATELIMIT_SEEN_SLOTS, made at the first connect */
+    struct ratelimit_seen *seen; /* RATELIMIT_SEEN_SLOTS, made at the first count */
 };
 
 /* The counts of one hook in flight (connect counts connections and concurrent together, in
