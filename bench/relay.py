@@ -19,7 +19,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,23 +30,8 @@ PORTER = os.path.join(TOP, "porter")
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 TIMEOUT = 300
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+from daemons import free_port, wait_port  # noqa: E402
 
 
 def stop(process):

@@ -37,15 +37,11 @@ TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BUILD = os.environ.get("top_builddir", TOP)
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 import certs  # noqa: E402
+from daemons import free_port  # noqa: E402
 
 BODY = (b"From: bench@example.org\r\nTo: sink@example.com\r\nSubject: tls bench\r\n\r\n"
         + b"x" * 76 + b"\r\n") * 24
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def read_reply(reader):
