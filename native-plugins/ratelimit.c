@@ -28,7 +28,8 @@
  * the greeting, its 451 the RCPT's.
  *
  * Memory: the settings and the table are the state (fini frees them); a connection's record
- * (porter_data) is freed by the disconnect hook.
+ * (porter_data) is freed by the disconnect hook, or as soon as it holds nothing but the
+ * concurrent count: an idle session keeps a marker instead (ratelimit_only_concurrent).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,13 +302,41 @@ static void ratelimit_remember(const struct ratelimit_check *c, bool answered)
     }
 }
 
+/* porter_data of a connection that holds nothing but its concurrent count: an idle session
+ * keeps no record (a marker, never freed) */
+static char ratelimit_only_concurrent;
+
+/* ratelimit_record - the connection's record, or NULL when it has none */
+static struct ratelimit_connection *ratelimit_record(porter_session *s)
+{
+    void *data = porter_data_get(s);
+    return data == &ratelimit_only_concurrent ? NULL : data;
+}
+
 /* ratelimit_connection - the connection's record, made on first use (NULL: out of memory) */
 static struct ratelimit_connection *ratelimit_connection(porter_session *s)
 {
-    struct ratelimit_connection *connection = porter_data_get(s);
-    if (connection == NULL && (connection = calloc(1, sizeof *connection)) != NULL)
+    struct ratelimit_connection *connection = ratelimit_record(s);
+    if (connection != NULL)
+        return connection;
+    bool concurrent = porter_data_get(s) == &ratelimit_only_concurrent;
+    if ((connection = calloc(1, sizeof *connection)) != NULL) {
+        connection->concurrent = concurrent;
         porter_data_set(s, connection);
+    }
     return connection;
+}
+
+/* ratelimit_settle - a record with nothing in flight, no refusal kept and no message counted
+ * gives way to the marker (or to nothing) */
+static void ratelimit_settle(porter_session *s)
+{
+    struct ratelimit_connection *connection = ratelimit_record(s);
+    if (connection == NULL || connection->background != NULL || connection->refusal != NULL ||
+        connection->waiting || connection->transaction[0] != '\0')
+        return;
+    porter_data_set(s, connection->concurrent ? &ratelimit_only_concurrent : NULL);
+    free(connection);
 }
 
 /* ratelimit_hold - a concurrent counter gone below one (after an expiry) starts again at one */
@@ -331,10 +360,11 @@ static int ratelimit_counted(porter_session *s, void *arg, const struct porter_s
     ratelimit_hold(s, c);
     struct ratelimit_verdict v;
     ratelimit_decide(s, c, &v);
-    struct ratelimit_connection *connection = porter_data_get(s);
+    struct ratelimit_connection *connection = ratelimit_record(s);
     if (v.rc != PORTER_DECLINED && c->kinds[0] == RATELIMIT_MESSAGES && connection != NULL)
         connection->transaction[0] = '\0'; /* refused: the next RCPT counts the message again */
     free(c);
+    ratelimit_settle(s);
     return ratelimit_reply(s, &v);
 }
 
@@ -344,7 +374,7 @@ static void ratelimit_counted_later(porter_session *s, void *arg,
                                     const struct porter_store_result *result)
 {
     struct ratelimit_check *c = arg;
-    struct ratelimit_connection *connection = porter_data_get(s);
+    struct ratelimit_connection *connection = ratelimit_record(s); /* a check is in it */
     struct ratelimit_check **link = &connection->background;
     while (*link != c)
         link = &(*link)->next;
@@ -359,16 +389,19 @@ static void ratelimit_counted_later(porter_session *s, void *arg,
     if (v.rc != PORTER_DECLINED && connection->refusal == NULL &&
         (connection->refusal = malloc(sizeof v)) != NULL)
         *connection->refusal = v;
-    if (!connection->waiting || connection->background != NULL)
+    if (!connection->waiting || connection->background != NULL) {
+        ratelimit_settle(s);
         return;
+    }
     connection->waiting = false;
     struct ratelimit_verdict *refusal = connection->refusal;
     connection->refusal = NULL;
+    porter_handle handle = connection->handle;
+    ratelimit_settle(s);
     if (refusal == NULL)
-        porter_resume(connection->handle, PORTER_DECLINED, 0, NULL, "%s", "");
+        porter_resume(handle, PORTER_DECLINED, 0, NULL, "%s", "");
     else
-        porter_resume(connection->handle, refusal->rc, refusal->code, refusal->enhanced, "%s",
-                      refusal->text);
+        porter_resume(handle, refusal->rc, refusal->code, refusal->enhanced, "%s", refusal->text);
     free(refusal);
 }
 
@@ -444,6 +477,7 @@ static int ratelimit_count(porter_session *s, struct ratelimit *r, const enum ra
         connection->concurrent &= !concurrent;
         ratelimit_remember(c, false);
         free(c);
+        ratelimit_settle(s);
     }
     return PORTER_DECLINED;
 }
@@ -469,7 +503,7 @@ static int ratelimit_verdict(porter_session *s, struct ratelimit_connection *con
  * background, waiting for their answers if need be */
 static int ratelimit_command(porter_session *s, void *state)
 {
-    struct ratelimit_connection *connection = porter_data_get(s);
+    struct ratelimit_connection *connection = ratelimit_record(s);
     if (connection != NULL && connection->background != NULL) {
         connection->handle = porter_suspend(s);
         connection->waiting = true;
@@ -483,7 +517,7 @@ static int ratelimit_command(porter_session *s, void *state)
 static int ratelimit_rcpt(porter_session *s, void *state)
 {
     struct ratelimit *r = state;
-    int rc = ratelimit_verdict(s, porter_data_get(s));
+    int rc = ratelimit_verdict(s, ratelimit_record(s));
     if (rc != PORTER_DECLINED)
         return rc;
     static const enum ratelimit_kind both[] = {RATELIMIT_MESSAGES, RATELIMIT_RECIPIENTS};
@@ -504,23 +538,25 @@ static int ratelimit_rcpt(porter_session *s, void *state)
  * connect's answer never came */
 static int ratelimit_disconnect(porter_session *s, void *state)
 {
-    struct ratelimit_connection *connection = porter_data_get(s);
-    if (connection == NULL)
+    bool concurrent = porter_data_get(s) == &ratelimit_only_concurrent;
+    struct ratelimit_connection *connection = ratelimit_record(s);
+    if (connection == NULL && !concurrent)
         return PORTER_DECLINED;
-    while (connection->background != NULL) { /* their callbacks were cancelled */
+    while (connection != NULL && connection->background != NULL) { /* their callbacks were cancelled */
         struct ratelimit_check *c = connection->background;
         connection->background = c->next;
         ratelimit_remember(c, false);
         free(c);
     }
-    if (connection->concurrent) {
+    if (concurrent || connection->concurrent) {
         char key[80];
         snprintf(key, sizeof key, "concurrent:%s", porter_client_ip(s));
         porter_store_increment(s, key, -1, ((const struct ratelimit *)state)->concurrent_ttl,
                                NULL, NULL);
     }
     porter_data_set(s, NULL);
-    free(connection->refusal);
+    if (connection != NULL)
+        free(connection->refusal);
     free(connection);
     return PORTER_DECLINED;
 }

@@ -144,7 +144,7 @@ static void test_concurrent(void **unused)
     assert_int_equal(fake.store_calls, 2); /* connections and concurrent, */
     assert_int_equal(fake.store_round_trips, 1); /* in one round trip */
     void *first = fake.data;
-    assert_non_null(first);
+    assert_ptr_equal(first, &ratelimit_only_concurrent); /* idle: no record, just the marker */
     fake.data = NULL; /* a second session of the same client */
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DENYSOFT_DISCONNECT);
     assert_int_equal(fake.code, 421);
@@ -158,8 +158,7 @@ static void test_concurrent(void **unused)
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DECLINED);
     /* a counter gone below one (expired while sessions were open) starts again at one */
     fake_put("concurrent:192.0.2.7", "-3", 3600);
-    free(fake.data);
-    fake.data = NULL;
+    fake.data = NULL; /* a new session (the marker is nothing to free) */
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DECLINED);
     assert_string_equal(fake.values[fake_find("concurrent:192.0.2.7")], "1");
 }
@@ -254,6 +253,8 @@ static void test_connect_background(void **unused)
     assert_int_equal(fake.resumed, 1);
     assert_int_equal(fake.rc, PORTER_DECLINED);
     assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* MAIL */
+    second = fake.data; /* answered: the record gave way to the marker */
+    assert_ptr_equal(second, &ratelimit_only_concurrent);
     assert_int_equal(concurrent(), 3);
     struct ratelimit_seen *e = ratelimit_slot(&plugin, "192.0.2.7");
     assert_true(e->in_flight[RATELIMIT_CONCURRENT] == 0 && e->counts[RATELIMIT_CONCURRENT] == 3 &&
