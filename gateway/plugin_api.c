@@ -382,8 +382,11 @@ static const char *api_note_get(porter_session *s, int scope, const char *key)
     return notes && key ? note_list_get(notes, key) : NULL;
 }
 
+/* api_suspend - the hook waits for an answer of its own: what the store holds back for
+ * company (riding counts, which that answer may be) goes out now */
 static porter_handle api_suspend(porter_session *s)
 {
+    store_flush(worker_store(s->worker));
     return hook_chain_handle(s);
 }
 

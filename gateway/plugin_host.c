@@ -800,15 +800,15 @@ static void hook_counts_answered(const struct porter_store_result *result, void 
 }
 
 /* hook_counts_start - submit counts[i] on keys[i] together (a remote store gets them in one
- * write; requests with a callback are written at once, never held back with the background
- * ones); answered(owner, outcome) runs once when the last is in. An answer never comes
- * inside store_submit, so h is whole before the first one runs. False (logged) without a
- * store or counters. */
+ * write; requests with a callback are written at once, unless riding: then they may travel
+ * with the next request, as the background ones do); answered(owner, outcome) runs once
+ * when the last is in. An answer never comes inside store_submit, so h is whole before the
+ * first one runs. False (logged) without a store or counters. */
 static bool hook_counts_start(struct porter_session *s, struct hook_counts *h,
                               struct porter_store_count *counts, const char *const *keys,
                               size_t count,
                               void (*answered)(void *, const struct porter_store_result *),
-                              void *owner, const char *what)
+                              void *owner, const char *what, bool riding)
 {
     struct store *store = worker_store(s->worker);
     if (store == NULL || count == 0 || counts == NULL) {
@@ -827,9 +827,10 @@ static bool hook_counts_start(struct porter_session *s, struct hook_counts *h,
         counts[i].error = NULL;
     }
     for (size_t i = 0; i < count; i++)
-        h->requests[i].request = store_submit(store, STORE_INCREMENT, keys[i], NULL,
-                                              counts[i].by, counts[i].ttl, hook_counts_answered,
-                                              &h->requests[i]);
+        h->requests[i].request =
+            (riding ? store_submit_riding : store_submit)(store, STORE_INCREMENT, keys[i], NULL,
+                                                          counts[i].by, counts[i].ttl,
+                                                          hook_counts_answered, &h->requests[i]);
     return true;
 }
 
@@ -855,7 +856,7 @@ int hook_chain_store_increments(struct porter_session *s, struct porter_store_co
     struct hook_continuation *c = hook_continuation_new(s, NULL, arg);
     c->store_done = callback;
     if (!hook_counts_start(s, &c->counts, counts, keys, count, hook_continuation_counted, c,
-                           "porter_store_increments")) {
+                           "porter_store_increments", false)) {
         s->run.continuation = NULL;
         hook_continuation_free(c);
         return PORTER_DENYSOFT;
@@ -999,7 +1000,11 @@ int hook_chain_store_increments_background(struct porter_session *s,
     if (b == NULL)
         return -1;
     b->store_callback = callback;
-    if (!hook_counts_start(s, &b->counts, counts, keys, count, hook_background_counted, b, what)) {
+    /* at connect nobody needs the answer before the client's next command: the counts may
+     * ride with the session's next request (a hook that waits sends them at once) */
+    bool riding = s->run.active && s->run.hook == PORTER_HOOK_CONNECT;
+    if (!hook_counts_start(s, &b->counts, counts, keys, count, hook_background_counted, b, what,
+                           riding)) {
         hook_background_unlink(b);
         hook_background_free(b);
         return -1;

@@ -426,9 +426,10 @@ void store_free(struct store *store)
     free(store);
 }
 
-struct store_request *store_submit(struct store *store, enum store_operation operation,
-                                   const char *key, const char *value, long long by, double ttl,
-                                   store_done_fn done, void *arg)
+/* store_start - store_submit and store_submit_riding */
+static struct store_request *store_start(struct store *store, enum store_operation operation,
+                                         const char *key, const char *value, long long by,
+                                         double ttl, store_done_fn done, void *arg, bool rides)
 {
     size_t key_length = key != NULL ? strlen(key) : 0;
     size_t value_length = value != NULL ? strlen(value) : 0;
@@ -440,6 +441,7 @@ struct store_request *store_submit(struct store *store, enum store_operation ope
     r->done = done;
     r->arg = arg;
     r->background = done == NULL;
+    r->rides = rides;
     r->by = by;
     r->ttl = ttl > 0 ? ttl : 0;
     r->result.ttl = -1;
@@ -483,6 +485,26 @@ struct store_request *store_submit(struct store *store, enum store_operation ope
     }
     store->backend->submit(store->state, r);
     return r;
+}
+
+struct store_request *store_submit(struct store *store, enum store_operation operation,
+                                   const char *key, const char *value, long long by, double ttl,
+                                   store_done_fn done, void *arg)
+{
+    return store_start(store, operation, key, value, by, ttl, done, arg, false);
+}
+
+struct store_request *store_submit_riding(struct store *store, enum store_operation operation,
+                                          const char *key, const char *value, long long by,
+                                          double ttl, store_done_fn done, void *arg)
+{
+    return store_start(store, operation, key, value, by, ttl, done, arg, true);
+}
+
+void store_flush(struct store *store)
+{
+    if (store != NULL && store->state != NULL && store->backend->flush != NULL)
+        store->backend->flush(store->state);
 }
 
 void store_request_cancel(struct store_request *r)

@@ -83,6 +83,7 @@ struct store_request {
     store_done_fn done;            /* NULL: background or cancelled */
     void *arg;
     bool background;               /* submitted without done: log a failure */
+    bool rides;                    /* nobody needs the answer soon (store_submit_riding) */
     bool finished;                 /* the backend has answered */
     bool script_body;              /* Redis: sent with the script's body (EVAL), not EVALSHA */
     bool waiting;                  /* on the store's deadline list (remote, unanswered) */
@@ -106,6 +107,8 @@ struct store_backend {
     void (*timed_out)(void *backend, struct store_request *r);
     /* close - finish every request it holds, free everything */
     void (*close)(void *backend);
+    /* flush - send now what it holds back for company (riding requests); optional */
+    void (*flush)(void *backend);
 };
 extern const struct store_backend store_lmdb_backend;
 extern const struct store_backend store_redis_backend;
@@ -121,6 +124,14 @@ void store_free(struct store *store);
 struct store_request *store_submit(struct store *store, enum store_operation operation,
                                    const char *key, const char *value, long long by, double ttl,
                                    store_done_fn done, void *arg);
+/* store_submit_riding - store_submit for a request whose answer nobody needs soon: a remote
+ * store may hold it back (Redis: up to REDIS_LINGER) to travel with the next request that
+ * goes out, or until store_flush */
+struct store_request *store_submit_riding(struct store *store, enum store_operation operation,
+                                          const char *key, const char *value, long long by,
+                                          double ttl, store_done_fn done, void *arg);
+/* store_flush - send what the store holds back now (somebody started to wait); NULL is fine */
+void store_flush(struct store *store);
 /* store_request_cancel - done will not be called; NULL is fine */
 void store_request_cancel(struct store_request *r);
 

@@ -100,9 +100,10 @@ static bool redis_send(struct store_redis *r, struct store_request *q);
  * current loop pass (the flush event, activated without a system call, so that the commands
  * of one pass go out in one write); only a write that could not finish, or a connection still
  * being made, waits for writability. A command nobody waits for (a background request: a
- * counter given back at disconnect) is held up to REDIS_LINGER for a command somebody waits
- * for, and goes out in its write: one wakeup less on each side per such command. Closing
- * writes what is held.
+ * counter given back at disconnect), or whose answer nobody needs soon (a riding request:
+ * counts made at connect), is held up to REDIS_LINGER for a command somebody waits for, and
+ * goes out in its write: one wakeup less on each side per such command. Closing, and
+ * store_flush (a hook began to wait), write what is held.
  */
 #define REDIS_LINGER 0.02
 struct redis_events {
@@ -209,6 +210,15 @@ static void redis_events_cleanup(void *arg)
         e->freed = true;
     else
         redis_events_free(e);
+}
+
+/* redis_events_flush - write what is held back this loop pass */
+static void redis_events_flush(struct redis_events *e)
+{
+    if (e->lingering && !e->flushing && !e->in_write) {
+        e->flushing = true;
+        event_active(e->flush, EV_WRITE, 0);
+    }
 }
 
 /* redis_events_attach - put a new (connecting) context on the loop */
@@ -471,7 +481,7 @@ static bool redis_send(struct store_redis *r, struct store_request *q)
     }
 #undef ARG
     struct redis_events *e = r->context->ev.data;
-    e->background_command = q->done == NULL;
+    e->background_command = q->done == NULL || q->rides;
     int rc = redisAsyncCommandArgv(r->context, redis_reply, q, argc, argv, lengths);
     e->background_command = false;
     if (rc != REDIS_OK)
@@ -550,6 +560,14 @@ static void *redis_open(struct store *store, const struct store_address *address
     return r;
 }
 
+/* redis_flush - store_flush: what is held back goes out this loop pass */
+static void redis_flush(void *backend)
+{
+    struct store_redis *r = backend;
+    if (r->context != NULL && r->context->ev.data != NULL)
+        redis_events_flush(r->context->ev.data);
+}
+
 const struct store_backend store_redis_backend = {
     .name = "redis",
     .remote = true,
@@ -557,4 +575,5 @@ const struct store_backend store_redis_backend = {
     .submit = redis_submit,
     .timed_out = redis_timed_out,
     .close = redis_close,
+    .flush = redis_flush,
 };

@@ -22,9 +22,10 @@
  * from a hook's limits (its counts would leave each at most half full), the hook counts in
  * the background (porter_store_increments_background) and goes on; should the answer show a
  * limit passed after all (other workers or gateways counted meanwhile), its refusal comes at
- * the client's next HELO, EHLO, MAIL, RCPT or DATA, and HELO, EHLO, MAIL and DATA wait for
+ * the client's next HELO, EHLO, MAIL, RCPT or DATA once the answer is in, and DATA waits for
  * the answers still out: connect's 421, then close, or the 451 4.7.1 of messages and
- * recipients. A subject first seen, or near a limit (a flood), waits as before: its 421 is
+ * recipients. Connect's background counts travel with the session's next request to the
+ * store (the first RCPT's counts, or DATA's wait sends them): one write per message. A subject first seen, or near a limit (a flood), waits as before: its 421 is
  * the greeting, its 451 the RCPT's.
  *
  * Memory: the settings and the table are the state (fini frees them); a connection's record
@@ -499,9 +500,17 @@ static int ratelimit_verdict(porter_session *s, struct ratelimit_connection *con
     return rc;
 }
 
-/* ratelimit_command - HELO, EHLO, MAIL, DATA: the verdict of the counts made in the
- * background, waiting for their answers if need be */
+/* ratelimit_command - HELO, EHLO, MAIL: the refusal of counts made in the background, if
+ * their answer came (connect's counts travel with the session's next request to the store:
+ * these commands do not wait for them) */
 static int ratelimit_command(porter_session *s, void *state)
+{
+    return ratelimit_verdict(s, ratelimit_record(s));
+}
+
+/* ratelimit_data - DATA: the verdict of every count made in the background, waiting for
+ * their answers if need be (the wait sends what the store holds back) */
+static int ratelimit_data(porter_session *s, void *state)
 {
     struct ratelimit_connection *connection = ratelimit_record(s);
     if (connection != NULL && connection->background != NULL) {
@@ -621,5 +630,5 @@ PORTER_PLUGIN(.name = "ratelimit",
               .hooks[PORTER_HOOK_EHLO] = ratelimit_command,
               .hooks[PORTER_HOOK_MAIL] = ratelimit_command,
               .hooks[PORTER_HOOK_RCPT] = ratelimit_rcpt,
-              .hooks[PORTER_HOOK_DATA] = ratelimit_command,
+              .hooks[PORTER_HOOK_DATA] = ratelimit_data,
               .hooks[PORTER_HOOK_DISCONNECT] = ratelimit_disconnect);

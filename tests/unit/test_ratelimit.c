@@ -245,9 +245,10 @@ static void test_connect_background(void **unused)
     void *third = fake.data;
     assert_int_equal(fake.store_round_trips, 2);
     assert_int_equal(fake.background_count, 1);
-    /* the second's EHLO waits for its answer, which lets it on */
+    /* the second's EHLO does not wait for its answer; its DATA does, and is let on */
     fake.data = second;
-    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_PENDING);
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* EHLO */
+    assert_int_equal(ratelimit_data(fake_session, &plugin), PORTER_PENDING);
     assert_int_equal(fake.resumed, 0);
     fake_background_answer(0);
     assert_int_equal(fake.resumed, 1);
@@ -301,7 +302,7 @@ static void test_background_refused(void **unused)
     assert_int_equal(new_session(), PORTER_DENYSOFT_DISCONNECT);
     assert_int_equal(fake.background_count, 1);
     ratelimit_disconnect(fake_session, &plugin);
-    /* a new window: far again; this time the refusal comes to a MAIL that waits for it */
+    /* a new window: far again; this time the refusal comes to a DATA that waits for it */
     fake_expire("connections:192.0.2.7");
     assert_int_equal(new_session(), PORTER_DECLINED); /* waits: the window seen is not over */
     ratelimit_disconnect(fake_session, &plugin);
@@ -310,7 +311,8 @@ static void test_background_refused(void **unused)
     e->window_end[RATELIMIT_CONNECTIONS] = 0; /* the window this worker saw has ended */
     assert_int_equal(new_session(), PORTER_DECLINED);
     assert_int_equal(fake.background_count, 2);
-    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_PENDING);
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* MAIL */
+    assert_int_equal(ratelimit_data(fake_session, &plugin), PORTER_PENDING);
     fake_put("connections:192.0.2.7", "10", 60);
     fake_background_answer(1);
     assert_int_equal(fake.resumed, 1);
@@ -332,7 +334,7 @@ static void test_rcpt_background(void **unused)
     assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_DECLINED);
     assert_int_equal(fake.store_round_trips, 1);
     assert_int_equal(fake.background_count, 2);
-    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_PENDING); /* DATA */
+    assert_int_equal(ratelimit_data(fake_session, &plugin), PORTER_PENDING); /* DATA */
     fake_background_answer(0);
     assert_int_equal(fake.resumed, 0); /* one answer still out */
     fake_put("recipients:192.0.2.7", "500", 3600); /* another gateway counted meanwhile */
