@@ -23,6 +23,8 @@
 
 #include <porter/plugin.h>
 
+#include "plugin_clock_hash.h"
+
 #define CLIENT_NAME_MAX_NAMES 8
 
 struct client_name_settings {
@@ -37,13 +39,6 @@ struct client_lookup {
     char *names[CLIENT_NAME_MAX_NAMES];  /* PTR names to check */
     size_t count, next;
 };
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double) t.tv_sec + (double) t.tv_nsec / 1e9;
-}
 
 static void lookup_free(struct client_lookup *l)
 {
@@ -68,7 +63,7 @@ static int forward_done(porter_session *s, void *arg, const struct porter_dns_an
  * the PTR name is known */
 static int check_next(porter_session *s, struct client_lookup *l)
 {
-    if (l->next == l->count || now() > l->deadline) {
+    if (l->next == l->count || plugin_monotonic() > l->deadline) {
         porter_set_client_name(s, NULL, l->ptr);
         lookup_free(l);
         return PORTER_DECLINED;
@@ -124,7 +119,7 @@ static int client_name_connect(porter_session *s, void *state)
     if (l == NULL)
         return PORTER_DECLINED;
     l->settings = state;
-    l->deadline = now() + l->settings->time_limit;
+    l->deadline = plugin_monotonic() + l->settings->time_limit;
     return porter_dns_ptr(s, ip, ptr_done, l);
 }
 

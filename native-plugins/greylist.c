@@ -32,6 +32,8 @@
 
 #include <porter/plugin.h>
 
+#include "plugin_clock_hash.h"
+
 /* A whitelisted triplet's expiry is pushed back at most this often, seconds. */
 #define GREYLIST_REFRESH 3600.0
 /* Triplet keys longer than this use a hash of the two addresses. */
@@ -81,27 +83,10 @@ static double greylist_now(void)
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-/* greylist_monotonic - seconds on the monotonic clock (for the worker's cache) */
-static double greylist_monotonic(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
-/* greylist_fnv - FNV-1a (64 bits) of text, continuing from hash */
-#define GREYLIST_FNV_START 14695981039346656037ull
-static uint64_t greylist_fnv(uint64_t hash, const char *text)
-{
-    for (const char *p = text; *p != '\0'; p++)
-        hash = (hash ^ (unsigned char)*p) * 1099511628211ull;
-    return hash;
-}
-
 /* greylist_key_hash - a key's hash, never 0 (0 marks an empty cache slot) */
 static uint64_t greylist_key_hash(const char *key)
 {
-    uint64_t hash = greylist_fnv(GREYLIST_FNV_START, key);
+    uint64_t hash = plugin_fnv(PLUGIN_FNV_START, key);
     return hash != 0 ? hash : 1;
 }
 
@@ -112,7 +97,7 @@ static bool greylist_cached(const struct greylist *g, const char *key)
         return false;
     uint64_t hash = greylist_key_hash(key);
     const struct greylist_cache_slot *slot = &g->cache[hash & (GREYLIST_CACHE_SLOTS - 1)];
-    return slot->hash == hash && slot->until > greylist_monotonic();
+    return slot->hash == hash && slot->until > plugin_monotonic();
 }
 
 /* greylist_remember - key is whitelisted for ttl more seconds in the store (-1: no expiry):
@@ -127,7 +112,7 @@ static void greylist_remember(struct greylist *g, const char *key, double ttl)
     uint64_t hash = greylist_key_hash(key);
     struct greylist_cache_slot *slot = &g->cache[hash & (GREYLIST_CACHE_SLOTS - 1)];
     slot->hash = hash;
-    slot->until = greylist_monotonic() + keep;
+    slot->until = plugin_monotonic() + keep;
 }
 
 /* greylist_network - the client's network ("192.0.2.0/24", "2001:db8::/64"); an IPv4-mapped
@@ -205,7 +190,7 @@ static void greylist_triplet_key(const char *network, const char *sender, const 
     int written = snprintf(out, size, "t:%s,%s,%s", network, from, to);
     if (written > 0 && (size_t)written < size && written <= GREYLIST_KEY_MAX)
         return;
-    uint64_t hash = greylist_fnv(greylist_fnv(greylist_fnv(GREYLIST_FNV_START, from), ","), to);
+    uint64_t hash = plugin_fnv(plugin_fnv(plugin_fnv(PLUGIN_FNV_START, from), ","), to);
     snprintf(out, size, "t:%s,#%016llx", network, (unsigned long long)hash);
 }
 

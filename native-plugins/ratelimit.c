@@ -38,6 +38,8 @@
 
 #include <porter/plugin.h>
 
+#include "plugin_clock_hash.h"
+
 enum ratelimit_kind {
     RATELIMIT_CONNECTIONS = 0,
     RATELIMIT_CONCURRENT,
@@ -228,22 +230,12 @@ static int ratelimit_reply(porter_session *s, const struct ratelimit_verdict *v)
     return porter_reply(s, v->rc, v->code, v->enhanced, "%s", v->text);
 }
 
-static double ratelimit_now(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
 /* ratelimit_slot - the table's slot for a subject (NULL without a table) */
 static struct ratelimit_seen *ratelimit_slot(const struct ratelimit *r, const char *subject)
 {
     if (r->seen == NULL)
         return NULL;
-    unsigned hash = 2166136261u; /* FNV-1a */
-    for (const char *p = subject; *p != '\0'; p++)
-        hash = (hash ^ (unsigned char)*p) * 16777619u;
-    return &r->seen[hash % RATELIMIT_SEEN_SLOTS];
+    return &r->seen[plugin_fnv(PLUGIN_FNV_START, subject) % RATELIMIT_SEEN_SLOTS];
 }
 
 /* ratelimit_seen - the subject's entry, made (the table too) or taken over from another
@@ -269,7 +261,7 @@ static struct ratelimit_seen *ratelimit_seen(struct ratelimit *r, const char *su
  * still in flight */
 static bool ratelimit_far(const struct ratelimit_check *c, const struct ratelimit_seen *e)
 {
-    double now = ratelimit_now();
+    double now = plugin_monotonic();
     for (size_t i = 0; i < c->count; i++) {
         enum ratelimit_kind kind = c->kinds[i];
         const struct ratelimit_limit *limit = &c->r->limits[kind];
@@ -297,7 +289,7 @@ static void ratelimit_remember(const struct ratelimit_check *c, bool answered)
         if (!answered)
             continue;
         e->counts[kind] = counted->status == PORTER_STORE_OK ? counted->count : -1;
-        e->window_end[kind] = ratelimit_now() + (counted->ttl_left >= 0
+        e->window_end[kind] = plugin_monotonic() + (counted->ttl_left >= 0
                                                      ? counted->ttl_left
                                                      : c->r->limits[kind].period);
     }
