@@ -165,6 +165,16 @@ static void redis_events_del_read(void *arg)
         e->reading = false;
 }
 
+/* redis_events_write_this_pass - what hiredis holds is written at the end of this loop pass
+ * (the flush event, activated without a system call) */
+static void redis_events_write_this_pass(struct redis_events *e)
+{
+    if (!e->flushing) {
+        e->flushing = true;
+        event_active(e->flush, EV_WRITE, 0);
+    }
+}
+
 /* redis_events_add_write - hiredis has bytes to write: a new command on an established
  * connection is written this loop pass; otherwise wait for writability (a write that could
  * not finish, a connection being made) */
@@ -180,10 +190,7 @@ static void redis_events_add_write(void *arg)
             }
             return;
         }
-        if (!e->flushing) {
-            e->flushing = true;
-            event_active(e->flush, EV_WRITE, 0);
-        }
+        redis_events_write_this_pass(e);
         return;
     }
     if (!e->writing && event_add(e->write, NULL) == 0)
@@ -215,10 +222,8 @@ static void redis_events_cleanup(void *arg)
 /* redis_events_flush - write what is held back this loop pass */
 static void redis_events_flush(struct redis_events *e)
 {
-    if (e->lingering && !e->flushing && !e->in_write) {
-        e->flushing = true;
-        event_active(e->flush, EV_WRITE, 0);
-    }
+    if (e->lingering && !e->in_write)
+        redis_events_write_this_pass(e);
 }
 
 /* redis_events_attach - put a new (connecting) context on the loop */
