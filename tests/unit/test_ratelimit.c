@@ -71,6 +71,17 @@ static void limit(enum ratelimit_kind kind, const char *text)
     assert_int_equal(ratelimit_parse(text, kind != RATELIMIT_CONCURRENT, &plugin.limits[kind]), 0);
 }
 
+/* expect_refusal - the last reply: code, enhanced code (NULL: not checked) and a text that
+ * contains text */
+static void expect_refusal(int code, const char *enhanced, const char *text)
+{
+    assert_int_equal(fake.code, code);
+    if (enhanced != NULL)
+        assert_string_equal(fake.enhanced, enhanced);
+    if (strstr(fake.text, text) == NULL)
+        fail_msg("got \"%s\"", fake.text);
+}
+
 static void test_parse(void **unused)
 {
     static const struct {
@@ -121,11 +132,8 @@ static void test_connections(void **unused)
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DECLINED);
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DECLINED);
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DENYSOFT_DISCONNECT);
-    assert_int_equal(fake.code, 421);
-    assert_string_equal(fake.enhanced, "4.7.0");
-    if (strstr(fake.text, "Too many connections from 192.0.2.7 (at most 2 per 1m); try again "
-                          "in 60 seconds") == NULL)
-        fail_msg("got \"%s\"", fake.text);
+    expect_refusal(421, "4.7.0", "Too many connections from 192.0.2.7 (at most 2 per 1m); try "
+                                 "again in 60 seconds");
     assert_true(fake.ttls[fake_find("connections:192.0.2.7")] == 60);
     /* another client is counted apart */
     fake.client_ip = "192.0.2.8";
@@ -147,9 +155,7 @@ static void test_concurrent(void **unused)
     assert_ptr_equal(first, &ratelimit_only_concurrent); /* idle: no record, just the marker */
     fake.data = NULL; /* a second session of the same client */
     assert_int_equal(ratelimit_connect(fake_session, &plugin), PORTER_DENYSOFT_DISCONNECT);
-    assert_int_equal(fake.code, 421);
-    if (strstr(fake.text, "Too many concurrent connections from 192.0.2.7 (at most 1)") == NULL)
-        fail_msg("got \"%s\"", fake.text);
+    expect_refusal(421, NULL, "Too many concurrent connections from 192.0.2.7 (at most 1)");
     assert_int_equal(ratelimit_disconnect(fake_session, &plugin), PORTER_DECLINED); /* refused */
     fake.data = first;
     assert_int_equal(ratelimit_disconnect(fake_session, &plugin), PORTER_DECLINED); /* the first */
@@ -174,10 +180,7 @@ static void test_messages_and_recipients(void **unused)
     assert_string_equal(fake.values[fake_find("messages:192.0.2.7")], "1");
     assert_string_equal(fake.values[fake_find("recipients:192.0.2.7")], "2");
     assert_int_equal(message("Q2"), PORTER_DENYSOFT); /* the second message */
-    assert_int_equal(fake.code, 451);
-    assert_string_equal(fake.enhanced, "4.7.1");
-    if (strstr(fake.text, "Too many messages from 192.0.2.7 (at most 1 per 1h)") == NULL)
-        fail_msg("got \"%s\"", fake.text);
+    expect_refusal(451, "4.7.1", "Too many messages from 192.0.2.7 (at most 1 per 1h)");
     /* refused: the next RCPT of that transaction counts the message again, and is refused */
     assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_DENYSOFT);
     if (strstr(fake.text, "Too many messages") == NULL)
@@ -289,11 +292,8 @@ static void test_background_refused(void **unused)
     fake_background_answer(0);
     assert_int_equal(fake.resumed, 0);
     assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DENYSOFT_DISCONNECT);
-    assert_int_equal(fake.code, 421);
-    assert_string_equal(fake.enhanced, "4.7.0");
-    if (strstr(fake.text, "Too many connections from 192.0.2.7 (at most 10 per 1m); try again "
-                          "in 60 seconds") == NULL)
-        fail_msg("got \"%s\"", fake.text);
+    expect_refusal(421, "4.7.0", "Too many connections from 192.0.2.7 (at most 10 per 1m); try "
+                                 "again in 60 seconds");
     assert_non_null(strstr(fake.log, "event=ratelimit limit=connections subject=\"192.0.2.7\" "
                                      "count=41 max=10"));
     ratelimit_disconnect(fake_session, &plugin);
@@ -341,10 +341,7 @@ static void test_rcpt_background(void **unused)
     fake_background_answer(1);
     assert_int_equal(fake.resumed, 1);
     assert_int_equal(fake.rc, PORTER_DENYSOFT);
-    assert_int_equal(fake.code, 451);
-    assert_string_equal(fake.enhanced, "4.7.1");
-    if (strstr(fake.text, "Too many recipients from 192.0.2.7 (at most 100 per 1h)") == NULL)
-        fail_msg("got \"%s\"", fake.text);
+    expect_refusal(451, "4.7.1", "Too many recipients from 192.0.2.7 (at most 100 per 1h)");
     assert_string_equal(fake.values[fake_find("messages:192.0.2.7")], "2");
     /* known near the limit now: the next RCPT waits and refuses itself */
     assert_int_equal(message("Q3"), PORTER_DENYSOFT);
