@@ -1000,11 +1000,10 @@ int hook_chain_store_increments_background(struct porter_session *s,
     if (b == NULL)
         return -1;
     b->store_callback = callback;
-    /* at connect nobody needs the answer before the client's next command: the counts may
-     * ride with the session's next request (a hook that waits sends them at once) */
-    bool riding = s->run.active && s->run.hook == PORTER_HOOK_CONNECT;
+    /* nobody waits for the answer: the counts ride with the worker's next request (a hook
+     * that waits sends them at once) */
     if (!hook_counts_start(s, &b->counts, counts, keys, count, hook_background_counted, b, what,
-                           riding)) {
+                           true)) {
         hook_background_unlink(b);
         hook_background_free(b);
         return -1;

@@ -20,13 +20,15 @@
  * (a fixed table of RATELIMIT_SEEN_SLOTS, by hash), the counters of the store's last answers
  * and how many counts of its own are still on their way. When they show the subject far
  * from a hook's limits (its counts would leave each at most half full), the hook counts in
- * the background (porter_store_increments_background) and goes on; should the answer show a
- * limit passed after all (other workers or gateways counted meanwhile), its refusal comes at
- * the client's next HELO, EHLO, MAIL, RCPT or DATA once the answer is in, and DATA waits for
- * the answers still out: connect's 421, then close, or the 451 4.7.1 of messages and
- * recipients. Connect's background counts travel with the session's next request to the
- * store (the first RCPT's counts, or DATA's wait sends them): one write per message. A subject first seen, or near a limit (a flood), waits as before: its 421 is
- * the greeting, its 451 the RCPT's.
+ * the background (porter_store_increments_background: the counts travel with the worker's
+ * next write to the store, within 20 ms, so that a busy worker's counts share writes) and
+ * goes on. Should the answer show a limit passed after all (other workers or gateways
+ * counted more than half a limit meanwhile), its refusal comes at the client's next HELO,
+ * EHLO, MAIL, RCPT, DATA or end of data once the answer is in: connect's 421, then close, or
+ * the 451 4.7.1 of messages and recipients. Nothing waits for such an answer: a limit is
+ * passed by at most what other gateways counted while it was on its way. A subject first
+ * seen, or near a limit (a flood), waits as before: its 421 is the greeting, its 451 the
+ * RCPT's.
  *
  * Memory: the settings and the table are the state (fini frees them); a connection's record
  * (porter_data) is freed by the disconnect hook, or as soon as it holds nothing but the
@@ -102,8 +104,6 @@ struct ratelimit_connection {
     bool concurrent;               /* counted up at connect: given back at disconnect */
     struct ratelimit_check *background; /* counts in the background, until their answers */
     struct ratelimit_verdict *refusal;  /* their first refusal, for the next command */
-    bool waiting;                  /* a hook waits on handle for their answers */
-    porter_handle handle;
     char transaction[64];          /* porter_queue_id of the transaction counted as a message */
 };
 
@@ -326,7 +326,7 @@ static void ratelimit_settle(porter_session *s)
 {
     struct ratelimit_connection *connection = ratelimit_record(s);
     if (connection == NULL || connection->background != NULL || connection->refusal != NULL ||
-        connection->waiting || connection->transaction[0] != '\0')
+        connection->transaction[0] != '\0')
         return;
     porter_data_set(s, connection->concurrent ? &ratelimit_only_concurrent : NULL);
     free(connection);
@@ -362,7 +362,7 @@ static int ratelimit_counted(porter_session *s, void *arg, const struct porter_s
 }
 
 /* ratelimit_counted_later - the answer to counts in the background: a refusal is kept for the
- * next command, or given to the one that waits for the last answer */
+ * next command */
 static void ratelimit_counted_later(porter_session *s, void *arg,
                                     const struct porter_store_result *result)
 {
@@ -382,20 +382,7 @@ static void ratelimit_counted_later(porter_session *s, void *arg,
     if (v.rc != PORTER_DECLINED && connection->refusal == NULL &&
         (connection->refusal = malloc(sizeof v)) != NULL)
         *connection->refusal = v;
-    if (!connection->waiting || connection->background != NULL) {
-        ratelimit_settle(s);
-        return;
-    }
-    connection->waiting = false;
-    struct ratelimit_verdict *refusal = connection->refusal;
-    connection->refusal = NULL;
-    porter_handle handle = connection->handle;
     ratelimit_settle(s);
-    if (refusal == NULL)
-        porter_resume(handle, PORTER_DECLINED, 0, NULL, "%s", "");
-    else
-        porter_resume(handle, refusal->rc, refusal->code, refusal->enhanced, "%s", refusal->text);
-    free(refusal);
 }
 
 /* ratelimit_check_new - a hook's counts, one for each of its limits that is on; NULL when
@@ -492,29 +479,15 @@ static int ratelimit_verdict(porter_session *s, struct ratelimit_connection *con
     return rc;
 }
 
-/* ratelimit_command - HELO, EHLO, MAIL: the refusal of counts made in the background, if
- * their answer came (connect's counts travel with the session's next request to the store:
- * these commands do not wait for them) */
+/* ratelimit_command - HELO, EHLO, MAIL, DATA and the end of data: the refusal of counts made
+ * in the background, if their answer came (none waits for it) */
 static int ratelimit_command(porter_session *s, void *state)
 {
     return ratelimit_verdict(s, ratelimit_record(s));
 }
 
-/* ratelimit_data - DATA: the verdict of every count made in the background, waiting for
- * their answers if need be (the wait sends what the store holds back) */
-static int ratelimit_data(porter_session *s, void *state)
-{
-    struct ratelimit_connection *connection = ratelimit_record(s);
-    if (connection != NULL && connection->background != NULL) {
-        connection->handle = porter_suspend(s);
-        connection->waiting = true;
-        return PORTER_PENDING;
-    }
-    return ratelimit_verdict(s, connection);
-}
-
 /* ratelimit_rcpt - a refusal kept from the background; then recipients, and messages at the
- * first RCPT of a transaction (answers still out do not hold it up: DATA waits for them) */
+ * first RCPT of a transaction (answers still out do not hold it up) */
 static int ratelimit_rcpt(porter_session *s, void *state)
 {
     struct ratelimit *r = state;
@@ -598,10 +571,11 @@ PORTER_PLUGIN(.name = "ratelimit",
                              "and by gateways on one Redis. Connections over a limit get a 421 "
                              "greeting and are closed; messages and recipients over a limit get "
                              "451 4.7.1 at RCPT; each reply names the limit and when to try "
-                             "again. A client this worker knows to be far from its limits is "
-                             "counted without waiting for the store, and should the count pass a "
-                             "limit after all, gets the refusal at its next command (DATA at the "
-                             "latest). A limit left out is not checked. Put it before rcpt_ok.",
+                             "again. A client this worker knows to be far from its limits (at "
+                             "most half of each) is counted without waiting for the store, and "
+                             "should other workers or gateways have passed a limit meanwhile, "
+                             "gets the refusal at its next command once the answer is in. A "
+                             "limit left out is not checked. Put it before rcpt_ok.",
               .arguments = PORTER_ARGUMENTS(
                   {"connections", NULL, "New connections per client IP: COUNT/PERIOD (30/1m)."},
                   {"concurrent", NULL, "Connections open at once per client IP."},
@@ -622,5 +596,6 @@ PORTER_PLUGIN(.name = "ratelimit",
               .hooks[PORTER_HOOK_EHLO] = ratelimit_command,
               .hooks[PORTER_HOOK_MAIL] = ratelimit_command,
               .hooks[PORTER_HOOK_RCPT] = ratelimit_rcpt,
-              .hooks[PORTER_HOOK_DATA] = ratelimit_data,
+              .hooks[PORTER_HOOK_DATA] = ratelimit_command,
+              .hooks[PORTER_HOOK_DATA_POST] = ratelimit_command,
               .hooks[PORTER_HOOK_DISCONNECT] = ratelimit_disconnect);

@@ -835,11 +835,10 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
 
 /*
  * porter_store_increments_background - the counters of porter_store_increments, without
- * holding up the chain: the hook goes on (it need not return PENDING), the requests are
- * written to the store at once (not held back like done-less background calls; made in the
- * connect hook, where nobody needs the answer before the client's commands, they travel with
- * the session's next request, within 20 ms, or as soon as a hook waits: porter_suspend sends
- * them), and when all are in, each counts[i] has its status, count and ttl_left and callback(s, arg, result) runs
+ * holding up the chain: the hook goes on (it need not return PENDING), the requests travel
+ * with the worker's next request to the store (a remote store: within 20 ms, or as soon as a
+ * hook waits, since porter_suspend sends them; so a busy worker's counts share writes), and
+ * when all are in, each counts[i] has its status, count and ttl_left and callback(s, arg, result) runs
  * on the loop, as porter_dns_background's callback does: as if inside this plugin, outside
  * any hook (no verdict, no PENDING helper; it may porter_resume a hook of this plugin that
  * waits for it with porter_suspend, log, and change porter_data). When the session ends

@@ -248,14 +248,12 @@ static void test_connect_background(void **unused)
     void *third = fake.data;
     assert_int_equal(fake.store_round_trips, 2);
     assert_int_equal(fake.background_count, 1);
-    /* the second's EHLO does not wait for its answer; its DATA does, and is let on */
+    /* the second's EHLO and DATA do not wait for its answer, which lets it on */
     fake.data = second;
     assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* EHLO */
-    assert_int_equal(ratelimit_data(fake_session, &plugin), PORTER_PENDING);
-    assert_int_equal(fake.resumed, 0);
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* DATA */
     fake_background_answer(0);
-    assert_int_equal(fake.resumed, 1);
-    assert_int_equal(fake.rc, PORTER_DECLINED);
+    assert_int_equal(fake.resumed, 0);
     assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* MAIL */
     second = fake.data; /* answered: the record gave way to the marker */
     assert_ptr_equal(second, &ratelimit_only_concurrent);
@@ -279,7 +277,8 @@ static void test_connect_background(void **unused)
 }
 
 /* Other workers or gateways counted meanwhile: the background answer is over the limit, and
- * the client gets the 421 at its next command (answered before it, or while it waits). */
+ * the client gets the 421 at its next command once the answer is in (nothing waits for it:
+ * a command before the answer goes on). */
 static void test_background_refused(void **unused)
 {
     limit(RATELIMIT_CONNECTIONS, "10/1m");
@@ -302,7 +301,8 @@ static void test_background_refused(void **unused)
     assert_int_equal(new_session(), PORTER_DENYSOFT_DISCONNECT);
     assert_int_equal(fake.background_count, 1);
     ratelimit_disconnect(fake_session, &plugin);
-    /* a new window: far again; this time the refusal comes to a DATA that waits for it */
+    /* a new window: far again; DATA before the answer goes on, the end of data after it
+     * refuses */
     fake_expire("connections:192.0.2.7");
     assert_int_equal(new_session(), PORTER_DECLINED); /* waits: the window seen is not over */
     ratelimit_disconnect(fake_session, &plugin);
@@ -312,18 +312,20 @@ static void test_background_refused(void **unused)
     assert_int_equal(new_session(), PORTER_DECLINED);
     assert_int_equal(fake.background_count, 2);
     assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* MAIL */
-    assert_int_equal(ratelimit_data(fake_session, &plugin), PORTER_PENDING);
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* DATA */
     fake_put("connections:192.0.2.7", "10", 60);
     fake_background_answer(1);
-    assert_int_equal(fake.resumed, 1);
-    assert_int_equal(fake.rc, PORTER_DENYSOFT_DISCONNECT);
+    assert_int_equal(fake.resumed, 0);
+    assert_int_equal(ratelimit_command(fake_session, &plugin), /* end of data */
+                     PORTER_DENYSOFT_DISCONNECT);
+    assert_int_equal(fake.code, 421);
     ratelimit_disconnect(fake_session, &plugin);
     assert_int_equal(concurrent(), 0);
 }
 
-/* Messages and recipients far from their limits are counted in the background too: RCPT
- * does not wait, DATA waits for the answers still out, and a refusal comes at the next RCPT
- * or at DATA (451 4.7.1); near a limit, RCPT waits and refuses itself, as before. */
+/* Messages and recipients far from their limits are counted in the background too: neither
+ * RCPT nor DATA waits, and a refusal comes at the next RCPT, DATA or end of data once its
+ * answer is in (451 4.7.1); near a limit, RCPT waits and refuses itself, as before. */
 static void test_rcpt_background(void **unused)
 {
     limit(RATELIMIT_MESSAGES, "100/1h");
@@ -334,13 +336,12 @@ static void test_rcpt_background(void **unused)
     assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_DECLINED);
     assert_int_equal(fake.store_round_trips, 1);
     assert_int_equal(fake.background_count, 2);
-    assert_int_equal(ratelimit_data(fake_session, &plugin), PORTER_PENDING); /* DATA */
     fake_background_answer(0);
-    assert_int_equal(fake.resumed, 0); /* one answer still out */
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DECLINED); /* DATA */
     fake_put("recipients:192.0.2.7", "500", 3600); /* another gateway counted meanwhile */
     fake_background_answer(1);
-    assert_int_equal(fake.resumed, 1);
-    assert_int_equal(fake.rc, PORTER_DENYSOFT);
+    assert_int_equal(fake.resumed, 0);
+    assert_int_equal(ratelimit_command(fake_session, &plugin), PORTER_DENYSOFT); /* end */
     expect_refusal(451, "4.7.1", "Too many recipients from 192.0.2.7 (at most 100 per 1h)");
     assert_string_equal(fake.values[fake_find("messages:192.0.2.7")], "2");
     /* known near the limit now: the next RCPT waits and refuses itself */
@@ -353,7 +354,7 @@ static void test_rcpt_background(void **unused)
     assert_int_equal(fake.background_count, 3);
     fake_put("messages:192.0.2.7", "100", 3600);
     fake_background_answer(2);
-    assert_int_equal(fake.resumed, 1);
+    assert_int_equal(fake.resumed, 0);
     assert_int_equal(ratelimit_rcpt(fake_session, &plugin), PORTER_DENYSOFT);
     if (strstr(fake.text, "Too many messages from 192.0.2.7") == NULL)
         fail_msg("got \"%s\"", fake.text);
