@@ -473,8 +473,8 @@ static void dnsbl_answered(porter_session *s, void *arg, const struct porter_dns
     if (set->pending > 0)
         return;
     struct dnsbl_connection *c = set->connection;
-    if (set->retired || !dnsbl_set_listed(set)) {
-        dnsbl_unlink(set); /* nothing left to say at RCPT */
+    if (set->retired || !dnsbl_set_listed(set) || c->settings->action == PORTER_DECLINED) {
+        dnsbl_unlink(set); /* nothing left to say at RCPT (action=log: it was logged) */
         dnsbl_set_free(set);
     }
     dnsbl_wake(c);
@@ -552,9 +552,10 @@ void dnsbl_start(porter_session *s, const struct dnsbl_settings *settings, const
 int dnsbl_rcpt(porter_session *s, const struct dnsbl_settings *settings)
 {
     struct dnsbl_connection *c = porter_data_get(s);
-    if (c == NULL || porter_relay_client(s) || porter_auth_user(s) != NULL ||
+    if (c == NULL || settings->action == PORTER_DECLINED || porter_relay_client(s) ||
+        porter_auth_user(s) != NULL ||
         dnsbl_rcpt_allowed(settings->allow_rcpt, porter_hook_argument(s)))
-        return PORTER_DECLINED;
+        return PORTER_DECLINED; /* action=log: listings are logged as their answers come */
     if (dnsbl_pending(c) > 0) {
         c->handle = porter_suspend(s);
         c->waiting = true;
