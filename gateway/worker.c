@@ -46,6 +46,11 @@
 #define WORKER_SPARE_SPOOLS 64 /* emptied spool files kept for reuse: inode creation is costly */
 #define WORKER_TABLE_INITIAL 1024
 #define WORKER_LISTEN_WAIT 0.01 /* seconds a listener rests while its socket does not listen yet */
+/* Connections accepted in one loop pass at most: a burst is taken in batches, each batch's
+ * connect hooks answered (DNS, store) before the next is accepted, so that sessions already
+ * open are served meanwhile and the hooks' short-lived memory is reused by the next batch
+ * instead of all of it being held at once (heap holes that idle sessions would keep). */
+#define WORKER_ACCEPT_BATCH 16
 
 /* A plugin's cleanup for the end of the loop (porter_at_loop_end). */
 struct worker_loop_end_call {
@@ -81,6 +86,9 @@ struct worker {
     struct event *signal_int;
     struct event *drain_deadline;
     struct event *listen_wait;     /* a listener is not listening yet: try it again soon */
+    struct event *accept_pass_over; /* active: this loop pass's accepting is over */
+    unsigned accepted_this_pass;
+    bool accept_paused;            /* WORKER_ACCEPT_BATCH reached: listeners off until the pass ends */
     bool stdio;
     int spare_spools[WORKER_SPARE_SPOOLS];
     size_t spare_count;
@@ -275,12 +283,41 @@ static void worker_refuse(struct worker *w, int fd, const char *enhanced, const 
     metrics_add(&metrics_here->connections_refused, 1);
 }
 
+/* worker_accept_pass_over - the loop pass that accepted is over: count afresh, and listeners
+ * paused for the batch accept again (not while stopping) */
+static void worker_accept_pass_over(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    w->accepted_this_pass = 0;
+    if (!w->accept_paused)
+        return;
+    w->accept_paused = false;
+    if (w->draining || w->retiring)
+        return;
+    for (size_t i = 0; i < w->listener_count; i++)
+        evconnlistener_enable(w->listeners[i]);
+}
+
+/* worker_accept_count - one more connection accepted in this loop pass; at
+ * WORKER_ACCEPT_BATCH the listeners rest until the pass is over */
+static void worker_accept_count(struct worker *w)
+{
+    if (w->accepted_this_pass++ == 0)
+        event_active(w->accept_pass_over, 0, 0);
+    if (w->accepted_this_pass < WORKER_ACCEPT_BATCH || w->accept_paused)
+        return;
+    w->accept_paused = true;
+    for (size_t i = 0; i < w->listener_count; i++)
+        evconnlistener_disable(w->listeners[i]);
+}
+
 /* worker_accept - a new connection on one of the listeners */
 static void worker_accept(struct evconnlistener *listener, evutil_socket_t fd,
                           struct sockaddr *address, int length, void *arg)
 {
     struct worker *w = worker_current;
     const struct worker_listener *facts = arg;
+    worker_accept_count(w);
     if (strcmp(facts->role, "milter") == 0 || strcmp(facts->role, "policy") == 0) {
         /* The MTA in front: one connection serves many clients, no per-IP limit. */
         if (w->draining || w->session_count >= (size_t)w->config->max_connections) {
@@ -563,6 +600,8 @@ void worker_destroy(struct worker *w)
         event_free(w->signal_retire);
     if (w->listen_wait)
         event_free(w->listen_wait);
+    if (w->accept_pass_over)
+        event_free(w->accept_pass_over);
     if (w->drain_deadline)
         event_free(w->drain_deadline);
     if (w->grace_timer)
@@ -595,6 +634,9 @@ int worker_run(const struct porter_config *config, struct plugin_registry *plugi
         w->ip_record = ip_board_record_claim(w->ips);
         w->ips_private = true;
     }
+    w->accept_pass_over = event_new(w->base, -1, 0, worker_accept_pass_over, w);
+    if (w->accept_pass_over == NULL)
+        return 1;
     w->listeners = xcalloc(listener_count + 1, sizeof *w->listeners);
     w->listener_facts = xcalloc(listener_count + 1, sizeof *w->listener_facts);
     for (size_t i = 0; i < listener_count; i++) {
