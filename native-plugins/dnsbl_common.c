@@ -552,10 +552,9 @@ void dnsbl_start(porter_session *s, const struct dnsbl_settings *settings, const
 int dnsbl_rcpt(porter_session *s, const struct dnsbl_settings *settings)
 {
     struct dnsbl_connection *c = porter_data_get(s);
-    if (c == NULL || settings->action == PORTER_DECLINED || porter_relay_client(s) ||
-        porter_auth_user(s) != NULL ||
+    if (c == NULL || porter_relay_client(s) || porter_auth_user(s) != NULL ||
         dnsbl_rcpt_allowed(settings->allow_rcpt, porter_hook_argument(s)))
-        return PORTER_DECLINED; /* action=log: listings are logged as their answers come */
+        return PORTER_DECLINED;
     if (dnsbl_pending(c) > 0) {
         c->handle = porter_suspend(s);
         c->waiting = true;

@@ -109,7 +109,7 @@ struct dnsbl_settings {
      "addresses and ranges FIRST-LAST joined by ';'."},                                         \
     {"action", "deny",                                                                         \
      "What a listing does at RCPT: deny (554 5.7.1), denysoft (451 4.7.1) or log (a log "      \
-     "line when the answer comes, nothing kept and no RCPT waits)."},                          \
+     "line only; RCPT still waits for answers not in yet, so that each is logged)."},          \
     {"allow_rcpt", "postmaster,abuse",                                                         \
      "Recipients that are never refused: local parts (any of our domains) or whole "          \
      "addresses, comma-separated."},                                                           \

@@ -423,8 +423,8 @@ struct porter_api {
     /* several counters at once, one round trip (ratelimit: connections and concurrent) */
     int (*store_increments)(porter_session *s, struct porter_store_count *counts, size_t count,
                             porter_store_fn done, void *arg);
-    /* counters that do not hold up the chain (ratelimit: connections and concurrent, counted
-     * while the greeting goes out) */
+    /* counters that do not hold up the chain (ratelimit: the counts of a client far from its
+     * limits, made while the greeting or the RCPT's reply goes out) */
     int (*store_increments_background)(porter_session *s, struct porter_store_count *counts,
                                        size_t count, porter_store_background_fn callback,
                                        void *arg);

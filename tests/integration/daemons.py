@@ -120,14 +120,23 @@ def read(path):
         return ""
 
 
+def maildir_order(path):
+    """A delivered message's place in time: its mtime (a coarse clock: messages written within
+    one tick tie), then the time its Maildir name starts with, SECONDS.M<microseconds>... as
+    queue_maildir and Dovecot name files (other names tie and keep their name order)."""
+    name = os.path.basename(path)
+    match = re.match(r"(\d+)\.M(\d+)", name)
+    named = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    return (os.stat(path).st_mtime_ns, named, name)
+
+
 def maildir_messages(maildir):
     """The messages delivered into a Maildir's new/ (bytes), oldest first; [] when there is
     none."""
     new = os.path.join(maildir, "new")
     if not os.path.isdir(new):
         return []
-    paths = sorted((os.path.join(new, name) for name in os.listdir(new)),
-                   key=lambda path: os.stat(path).st_mtime_ns)
+    paths = sorted((os.path.join(new, name) for name in os.listdir(new)), key=maildir_order)
     out = []
     for path in paths:
         with open(path, "rb") as f:

@@ -335,7 +335,6 @@ static void test_action_log_and_no_txt(void **unused)
     settings.action = PORTER_DECLINED;
     settings.txt = false;
     dnsbl_start(fake_session, &settings, "client", "192.0.2.1", true);
-    assert_int_equal(rcpt("bob@example.org"), PORTER_DECLINED); /* log only: never waits */
     fake_dns_answer(0, PORTER_DNS_OK, "127.0.0.2");
     fake_dns_answer(1, PORTER_DNS_OK, "127.0.0.2");
     assert_int_equal(fake.lookup_count, 2);
