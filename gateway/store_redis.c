@@ -5,9 +5,12 @@
  *
  * A get and an increment are one script each (the value or count with its time to live, the
  * expiry set only when the counter is new: atomic on the server), sent by its SHA1 (EVALSHA;
- * EVAL when the server has forgotten it); a set is SET [PX], a delete DEL. The connection is
- * made on the first request; the requests of one loop pass go out in one write (see "the
- * connection's events" below). A connection that fails, is lost, or leaves a request without
+ * EVAL when the server has forgotten it); a set is SET [PX], a delete DEL. Increments nobody
+ * waits for (background and riding ones) are held until the connection writes, and go as
+ * one call of a script that counts up to REDIS_BATCH_KEYS counters, whoever made them: one
+ * command for many, on either side (counters are single keys, so this needs one server, not
+ * a Redis Cluster, as the store setting names). The connection is made on the first request;
+ * the requests of one loop pass go out in one write (see "the connection's events" below). A connection that fails, is lost, or leaves a request without
  * an answer past store_timeout is logged and made again after a backoff (0.1 s doubling to
  * 30 s); meanwhile requests fail at once with PORTER_STORE_ERROR, so that plugins decide by
  * their on_store_error= instead of waiting.
@@ -31,6 +34,8 @@
 /* Requests waiting for the server at once; more fail at once (a stalled server must not make
  * a worker hoard memory). */
 #define STORE_REDIS_PENDING_MAX 10000
+/* Counters one call of the batch script counts at most. */
+#define REDIS_BATCH_KEYS 64
 
 /* The scripts, sent by their SHA1 (EVALSHA): the server keeps scripts it has seen (SCRIPT
  * LOAD on every connection) until it restarts or is told SCRIPT FLUSH; a request that meets
@@ -40,7 +45,7 @@ struct redis_script {
     size_t length;
     char sha1[41];                  /* hex, filled once (redis_scripts_hash) */
 };
-enum { REDIS_SCRIPT_GET = 0, REDIS_SCRIPT_INCREMENT, REDIS_SCRIPT_COUNT };
+enum { REDIS_SCRIPT_GET = 0, REDIS_SCRIPT_INCREMENT, REDIS_SCRIPT_INCREMENTS, REDIS_SCRIPT_COUNT };
 #define REDIS_SCRIPT(text) {text, sizeof text - 1, ""}
 static struct redis_script redis_scripts[REDIS_SCRIPT_COUNT] = {
     /* KEYS[1]: the value and its time to live in milliseconds (-1: none), or nil. */
@@ -54,6 +59,19 @@ static struct redis_script redis_scripts[REDIS_SCRIPT_COUNT] = {
                                             "redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
                                             "t = tonumber(ARGV[2]) end "
                                             "return {v, t}"),
+    /* The same for each KEYS[i], by ARGV[2i-1] with ARGV[2i] milliseconds: {v1, t1, v2, ...};
+     * a key that cannot count (not a number) answers its error, the others count all the same. */
+    [REDIS_SCRIPT_INCREMENTS] = REDIS_SCRIPT("local out = {} "
+                                             "for i, key in ipairs(KEYS) do "
+                                             "local ttl = tonumber(ARGV[2 * i]) "
+                                             "local v = redis.pcall('INCRBY', key, ARGV[2 * i - 1]) "
+                                             "local t = -1 "
+                                             "if type(v) ~= 'table' then "
+                                             "t = redis.call('PTTL', key) "
+                                             "if t < 0 and ttl > 0 then "
+                                             "redis.call('PEXPIRE', key, ttl) t = ttl end end "
+                                             "out[2 * i - 1] = v out[2 * i] = t end "
+                                             "return out"),
 };
 
 /* redis_scripts_hash - each script's SHA1 in hex, as Redis names it (once per process) */
@@ -84,10 +102,20 @@ struct store_redis {
     bool retry_pending;
     size_t pending;                 /* requests the server has not answered */
     bool closing;
+    /* increments nobody waits for, not handed to hiredis yet (redis_batch_send) */
+    struct store_request **batch;
+    size_t batch_count, batch_size;
+};
+
+/* One call of the batch script: its requests, in KEYS order. */
+struct redis_batch {
+    size_t count;
+    struct store_request *requests[];
 };
 
 static void redis_connect(struct store_redis *r);
 static bool redis_send(struct store_redis *r, struct store_request *q);
+static void redis_batch_send(struct store_redis *r);
 
 /* ---------------------------------------------------------------- the connection's events */
 
@@ -114,6 +142,7 @@ struct redis_events {
     struct event *linger;           /* a timer: background commands held back are written */
     bool reading, writing, flushing, lingering;
     bool background_command;        /* the command being added is a background one */
+    bool batching;                  /* the held increments go to hiredis: no write to plan */
     bool in_write;                  /* inside redisAsyncHandleWrite (from write or flush) */
     bool freed;                     /* hiredis let go of us inside redisAsyncHandleWrite */
 };
@@ -142,6 +171,12 @@ static void redis_events_write(evutil_socket_t fd, short what, void *arg)
     if (e->lingering) {
         event_del(e->linger);
         e->lingering = false;
+    }
+    struct store_redis *r = e->context->data;
+    if (r != NULL && r->batch_count > 0 && (e->context->c.flags & REDIS_CONNECTED)) {
+        e->batching = true;
+        redis_batch_send(r); /* the held increments go out in this write */
+        e->batching = false;
     }
     e->in_write = true;
     redisAsyncHandleWrite(e->context);
@@ -181,6 +216,8 @@ static void redis_events_write_this_pass(struct redis_events *e)
 static void redis_events_add_write(void *arg)
 {
     struct redis_events *e = arg;
+    if (e->batching)
+        return; /* the write that drains the batch follows at once */
     if (!e->in_write && (e->context->c.flags & REDIS_CONNECTED) && !e->writing) {
         if (e->background_command && !e->flushing) {
             if (!e->lingering) {
@@ -202,6 +239,15 @@ static void redis_events_del_write(void *arg)
     struct redis_events *e = arg;
     if (e->writing && event_del(e->write) == 0)
         e->writing = false;
+}
+
+/* redis_events_hold - an increment was held back for the batch: write it when the connection
+ * next writes, REDIS_LINGER at the latest */
+static void redis_events_hold(struct redis_events *e)
+{
+    e->background_command = true;
+    redis_events_add_write(e);
+    e->background_command = false;
 }
 
 /* redis_events_cleanup - hiredis frees the context: free the events (after the write
@@ -257,11 +303,24 @@ static void redis_retry_fired(evutil_socket_t fd, short what, void *arg)
         redis_connect(r);
 }
 
+/* redis_batch_fail - the held increments will not go out (the connection is gone) */
+static void redis_batch_fail(struct store_redis *r, const char *error)
+{
+    size_t count = r->batch_count;
+    r->batch_count = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (r->pending > 0)
+            r->pending--;
+        store_request_fail(r->batch[i], "%s", error);
+    }
+}
+
 /* redis_lost - the connection failed or ended: log, and connect again after the backoff */
 static void redis_lost(struct store_redis *r, const char *event, const char *error)
 {
     r->context = NULL;
     r->connected = false;
+    redis_batch_fail(r, "connection lost before the request went out");
     if (r->closing)
         return;
     double wait = store_redis_backoff(r->attempt++);
@@ -377,6 +436,25 @@ static double redis_ttl(long long milliseconds)
     return milliseconds < 0 ? -1 : (double)milliseconds / 1000.0;
 }
 
+/* redis_counted - an increment's answer: the count and its time to live (finishes q) */
+static void redis_counted(struct store_request *q, const redisReply *count, const redisReply *ttl)
+{
+    long long number = 0, milliseconds = -1;
+    if (count->type == REDIS_REPLY_ERROR) { /* this key's own error, in a batch */
+        store_request_fail(q, "Redis: %.*s", (int)(count->len < 200 ? count->len : 200),
+                           count->str);
+        return;
+    }
+    if (!redis_reply_number(count, &number) || !redis_reply_number(ttl, &milliseconds)) {
+        store_request_fail(q, "unexpected answer to an increment");
+        return;
+    }
+    q->result.status = PORTER_STORE_OK;
+    q->result.count = number;
+    q->result.ttl = redis_ttl(milliseconds);
+    store_request_finish(q);
+}
+
 /* redis_reply - hiredis: the server's answer to one request (NULL: the connection is gone) */
 static void redis_reply(redisAsyncContext *context, void *reply_pointer, void *privdata)
 {
@@ -401,7 +479,7 @@ static void redis_reply(redisAsyncContext *context, void *reply_pointer, void *p
         store_request_fail(q, "Redis: %.*s", (int)(reply->len < 200 ? reply->len : 200), reply->str);
         return;
     }
-    long long number = 0, ttl = -1;
+    long long ttl = -1;
     switch (q->operation) {
     case STORE_GET:
         if (reply->type == REDIS_REPLY_NIL) {
@@ -419,16 +497,12 @@ static void redis_reply(redisAsyncContext *context, void *reply_pointer, void *p
         q->result.ttl = redis_ttl(ttl);
         break;
     case STORE_INCREMENT:
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-            !redis_reply_number(reply->element[0], &number) ||
-            !redis_reply_number(reply->element[1], &ttl)) {
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
             store_request_fail(q, "unexpected answer to an increment");
             return;
         }
-        q->result.status = PORTER_STORE_OK;
-        q->result.count = number;
-        q->result.ttl = redis_ttl(ttl);
-        break;
+        redis_counted(q, reply->element[0], reply->element[1]);
+        return;
     case STORE_SET:
         q->result.status = PORTER_STORE_OK;
         q->result.ttl = q->ttl > 0 ? q->ttl : -1;
@@ -495,6 +569,107 @@ static bool redis_send(struct store_redis *r, struct store_request *q)
     return true;
 }
 
+/* redis_batch_reply - hiredis: the answer to one call of the batch script (NULL: the
+ * connection is gone); a server that forgot the script gets each increment again alone */
+static void redis_batch_reply(redisAsyncContext *context, void *reply_pointer, void *privdata)
+{
+    redisReply *reply = reply_pointer;
+    struct redis_batch *b = privdata;
+    struct store_redis *r = context->data;
+    if (r != NULL)
+        r->pending = r->pending > b->count ? r->pending - b->count : 0;
+    bool whole = reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+                 reply->elements == 2 * b->count;
+    bool forgotten = reply != NULL && reply->type == REDIS_REPLY_ERROR && r != NULL &&
+                     strncmp(reply->str, "NOSCRIPT", 8) == 0;
+    if (forgotten) { /* teach it the batch script again, for the batches to come */
+        const struct redis_script *script = &redis_scripts[REDIS_SCRIPT_INCREMENTS];
+        const char *argv[3] = {"SCRIPT", "LOAD", script->body};
+        size_t lengths[3] = {6, 4, script->length};
+        redisAsyncCommandArgv(context, redis_setup_reply, "script_load", 3, argv, lengths);
+    }
+    for (size_t i = 0; i < b->count; i++) {
+        struct store_request *q = b->requests[i];
+        if (whole)
+            redis_counted(q, reply->element[2 * i], reply->element[2 * i + 1]);
+        else if (forgotten) {
+            q->script_body = true;
+            q->rides = false; /* alone, with the script's body (which the server keeps again) */
+            if (!redis_send(r, q))
+                store_request_fail(q, "Redis connection is closing");
+        } else if (reply == NULL)
+            store_request_fail(q, "connection lost: %s",
+                               context->errstr[0] ? context->errstr : "closed");
+        else if (reply->type == REDIS_REPLY_ERROR)
+            store_request_fail(q, "Redis: %.*s", (int)(reply->len < 200 ? reply->len : 200),
+                               reply->str);
+        else
+            store_request_fail(q, "unexpected answer to increments");
+    }
+    free(b);
+}
+
+/* redis_batch_send - the held increments to hiredis, REDIS_BATCH_KEYS to a call of the batch
+ * script (each request's key, then its by and milliseconds); they go out in this write */
+static void redis_batch_send(struct store_redis *r)
+{
+    const struct redis_script *script = &redis_scripts[REDIS_SCRIPT_INCREMENTS];
+    size_t done = 0;
+    while (done < r->batch_count) {
+        size_t count = r->batch_count - done < REDIS_BATCH_KEYS ? r->batch_count - done
+                                                                : REDIS_BATCH_KEYS;
+        struct redis_batch *b = xmalloc(sizeof *b + count * sizeof b->requests[0]);
+        b->count = count;
+        size_t argc = 3 + 3 * count;
+        const char **argv = xmalloc(argc * sizeof *argv);
+        size_t *lengths = xmalloc(argc * sizeof *lengths);
+        char (*numbers)[2][24] = xmalloc(count * sizeof *numbers);
+        char key_count[24];
+        snprintf(key_count, sizeof key_count, "%zu", count);
+        argv[0] = "EVALSHA", lengths[0] = 7;
+        argv[1] = script->sha1, lengths[1] = 40;
+        argv[2] = key_count, lengths[2] = strlen(key_count);
+        for (size_t i = 0; i < count; i++) {
+            struct store_request *q = r->batch[done + i];
+            b->requests[i] = q;
+            argv[3 + i] = q->key, lengths[3 + i] = q->key_length;
+            snprintf(numbers[i][0], sizeof numbers[i][0], "%lld", q->by);
+            snprintf(numbers[i][1], sizeof numbers[i][1], "%llu",
+                     (unsigned long long)(q->ttl > 0 ? q->ttl * 1000.0 + 0.5 : 0));
+            argv[3 + count + 2 * i] = numbers[i][0];
+            lengths[3 + count + 2 * i] = strlen(numbers[i][0]);
+            argv[4 + count + 2 * i] = numbers[i][1];
+            lengths[4 + count + 2 * i] = strlen(numbers[i][1]);
+        }
+        int rc = redisAsyncCommandArgv(r->context, redis_batch_reply, b, (int)argc, argv, lengths);
+        free(argv);
+        free(lengths);
+        free(numbers);
+        done += count;
+        if (rc != REDIS_OK) {
+            for (size_t i = 0; i < count; i++) {
+                if (r->pending > 0)
+                    r->pending--;
+                store_request_fail(b->requests[i], "Redis connection is closing");
+            }
+            free(b);
+        }
+    }
+    r->batch_count = 0;
+}
+
+/* redis_batch_hold - an increment nobody waits for waits for the connection's next write */
+static void redis_batch_hold(struct store_redis *r, struct store_request *q)
+{
+    if (r->batch_count == r->batch_size) {
+        r->batch_size = r->batch_size ? 2 * r->batch_size : 64;
+        r->batch = xrealloc(r->batch, r->batch_size * sizeof *r->batch);
+    }
+    r->batch[r->batch_count++] = q;
+    r->pending++;
+    redis_events_hold(r->context->ev.data);
+}
+
 static void redis_submit(void *backend, struct store_request *q)
 {
     struct store_redis *r = backend;
@@ -512,6 +687,12 @@ static void redis_submit(void *backend, struct store_request *q)
         store_request_fail(q, "unknown operation");
         return;
     }
+    if (q->operation == STORE_INCREMENT && (q->done == NULL || q->rides) && r->connected) {
+        redis_batch_hold(r, q);
+        return;
+    }
+    if (r->batch_count > 0 && r->connected)
+        redis_batch_send(r); /* what was held goes first, in the same write */
     if (!redis_send(r, q))
         store_request_fail(q, "Redis connection is closing");
 }
@@ -526,10 +707,10 @@ static void redis_timed_out(void *backend, struct store_request *q)
     if (context == NULL)
         return;
     r->context = NULL; /* its callbacks during the free below see a stale context */
-    r->pending = 0;
     context->data = NULL;
     redisAsyncFree(context);
     redis_lost(r, "store_disconnected", "a request got no answer within store_timeout");
+    r->pending = 0;
 }
 
 static void redis_close(void *backend)
@@ -537,8 +718,9 @@ static void redis_close(void *backend)
     struct store_redis *r = backend;
     r->closing = true;
     struct redis_events *e = r->context != NULL ? r->context->ev.data : NULL;
-    if (e != NULL && e->lingering)
+    if (e != NULL && (e->lingering || r->batch_count > 0))
         redis_events_write(-1, 0, e); /* background commands held back: out before we go */
+    redis_batch_fail(r, "the store is closing"); /* those that could not go */
     if (r->context != NULL) {
         redisAsyncContext *context = r->context;
         r->context = NULL;
@@ -547,6 +729,7 @@ static void redis_close(void *backend)
     }
     event_free(r->retry);
     memset(r->address.password, 0, sizeof r->address.password);
+    free(r->batch);
     free(r);
 }
 

@@ -306,8 +306,10 @@ static int fake_accept(struct event_base *base, int listener)
     return fd;
 }
 
-/* The answers to the two SCRIPT LOADs every connection starts with. */
+/* The answers to the three SCRIPT LOADs every connection starts with (get, increment, and
+ * increments in a batch). */
 #define FAKE_SCRIPT_LOADS                                                                      \
+    "$40\r\n0000000000000000000000000000000000000000\r\n"                                       \
     "$40\r\n0000000000000000000000000000000000000000\r\n"                                       \
     "$40\r\n0000000000000000000000000000000000000000\r\n"
 
