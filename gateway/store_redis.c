@@ -10,10 +10,11 @@
  * one call of a script that counts up to REDIS_BATCH_KEYS counters, whoever made them: one
  * command for many, on either side (counters are single keys, so this needs one server, not
  * a Redis Cluster, as the store setting names). The connection is made on the first request;
- * the requests of one loop pass go out in one write (see "the connection's events" below). A connection that fails, is lost, or leaves a request without
- * an answer past store_timeout is logged and made again after a backoff (0.1 s doubling to
- * 30 s); meanwhile requests fail at once with PORTER_STORE_ERROR, so that plugins decide by
- * their on_store_error= instead of waiting.
+ * the requests of one loop pass go out in one write (see "the connection's events" below).
+ * A connection that fails, is lost, or leaves a request without an answer past store_timeout
+ * is logged and made again after a backoff (0.1 s doubling to 30 s); meanwhile requests fail
+ * at once with PORTER_STORE_ERROR, so that plugins decide by their on_store_error= instead of
+ * waiting.
  * Fatal: out of memory. The server's errors are results, never fatal.
  */
 #include <stdio.h>
@@ -64,7 +65,8 @@ static struct redis_script redis_scripts[REDIS_SCRIPT_COUNT] = {
     [REDIS_SCRIPT_INCREMENTS] = REDIS_SCRIPT("local out = {} "
                                              "for i, key in ipairs(KEYS) do "
                                              "local ttl = tonumber(ARGV[2 * i]) "
-                                             "local v = redis.pcall('INCRBY', key, ARGV[2 * i - 1]) "
+                                             "local v = redis.pcall('INCRBY', key, "
+                                             "ARGV[2 * i - 1]) "
                                              "local t = -1 "
                                              "if type(v) ~= 'table' then "
                                              "t = redis.call('PTTL', key) "

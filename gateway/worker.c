@@ -88,7 +88,7 @@ struct worker {
     struct event *listen_wait;     /* a listener is not listening yet: try it again soon */
     struct event *accept_pass_over; /* active: this loop pass's accepting is over */
     unsigned accepted_this_pass;
-    bool accept_paused;            /* WORKER_ACCEPT_BATCH reached: listeners off until the pass ends */
+    bool accept_paused;            /* WORKER_ACCEPT_BATCH reached: listeners off this pass */
     bool stdio;
     int spare_spools[WORKER_SPARE_SPOOLS];
     size_t spare_count;
