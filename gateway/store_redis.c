@@ -305,16 +305,23 @@ static void redis_retry_fired(evutil_socket_t fd, short what, void *arg)
         redis_connect(r);
 }
 
+/* redis_unsent_fail - requests counted as pending that will not go out: fail each */
+static void redis_unsent_fail(struct store_redis *r, struct store_request *const *requests,
+                              size_t count, const char *error)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (r->pending > 0)
+            r->pending--;
+        store_request_fail(requests[i], "%s", error);
+    }
+}
+
 /* redis_batch_fail - the held increments will not go out (the connection is gone) */
 static void redis_batch_fail(struct store_redis *r, const char *error)
 {
     size_t count = r->batch_count;
     r->batch_count = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (r->pending > 0)
-            r->pending--;
-        store_request_fail(r->batch[i], "%s", error);
-    }
+    redis_unsent_fail(r, r->batch, count, error);
 }
 
 /* redis_lost - the connection failed or ended: log, and connect again after the backoff */
@@ -438,13 +445,18 @@ static double redis_ttl(long long milliseconds)
     return milliseconds < 0 ? -1 : (double)milliseconds / 1000.0;
 }
 
+/* redis_error_fail - fail q with the server's error reply (its first 200 bytes) */
+static void redis_error_fail(struct store_request *q, const redisReply *error)
+{
+    store_request_fail(q, "Redis: %.*s", (int)(error->len < 200 ? error->len : 200), error->str);
+}
+
 /* redis_counted - an increment's answer: the count and its time to live (finishes q) */
 static void redis_counted(struct store_request *q, const redisReply *count, const redisReply *ttl)
 {
     long long number = 0, milliseconds = -1;
     if (count->type == REDIS_REPLY_ERROR) { /* this key's own error, in a batch */
-        store_request_fail(q, "Redis: %.*s", (int)(count->len < 200 ? count->len : 200),
-                           count->str);
+        redis_error_fail(q, count);
         return;
     }
     if (!redis_reply_number(count, &number) || !redis_reply_number(ttl, &milliseconds)) {
@@ -478,7 +490,7 @@ static void redis_reply(redisAsyncContext *context, void *reply_pointer, void *p
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        store_request_fail(q, "Redis: %.*s", (int)(reply->len < 200 ? reply->len : 200), reply->str);
+        redis_error_fail(q, reply);
         return;
     }
     long long ttl = -1;
@@ -520,13 +532,18 @@ static void redis_reply(redisAsyncContext *context, void *reply_pointer, void *p
     store_request_finish(q);
 }
 
+/* redis_milliseconds - q's time to live as the decimal milliseconds Redis takes (0: none) */
+static void redis_milliseconds(const struct store_request *q, char *out, size_t size)
+{
+    snprintf(out, size, "%llu", (unsigned long long)(q->ttl > 0 ? q->ttl * 1000.0 + 0.5 : 0));
+}
+
 /* redis_send - one request to the server: EVALSHA (EVAL once the server said NOSCRIPT), SET
  * or DEL; false when hiredis refuses it (the connection is going away) */
 static bool redis_send(struct store_redis *r, struct store_request *q)
 {
     char milliseconds[32], by[32];
-    snprintf(milliseconds, sizeof milliseconds, "%llu",
-             (unsigned long long)(q->ttl > 0 ? q->ttl * 1000.0 + 0.5 : 0));
+    redis_milliseconds(q, milliseconds, sizeof milliseconds);
     snprintf(by, sizeof by, "%lld", q->by);
     const char *argv[6];
     size_t lengths[6];
@@ -603,8 +620,7 @@ static void redis_batch_reply(redisAsyncContext *context, void *reply_pointer, v
             store_request_fail(q, "connection lost: %s",
                                context->errstr[0] ? context->errstr : "closed");
         else if (reply->type == REDIS_REPLY_ERROR)
-            store_request_fail(q, "Redis: %.*s", (int)(reply->len < 200 ? reply->len : 200),
-                               reply->str);
+            redis_error_fail(q, reply);
         else
             store_request_fail(q, "unexpected answer to increments");
     }
@@ -636,8 +652,7 @@ static void redis_batch_send(struct store_redis *r)
             b->requests[i] = q;
             argv[3 + i] = q->key, lengths[3 + i] = q->key_length;
             snprintf(numbers[i][0], sizeof numbers[i][0], "%lld", q->by);
-            snprintf(numbers[i][1], sizeof numbers[i][1], "%llu",
-                     (unsigned long long)(q->ttl > 0 ? q->ttl * 1000.0 + 0.5 : 0));
+            redis_milliseconds(q, numbers[i][1], sizeof numbers[i][1]);
             argv[3 + count + 2 * i] = numbers[i][0];
             lengths[3 + count + 2 * i] = strlen(numbers[i][0]);
             argv[4 + count + 2 * i] = numbers[i][1];
@@ -649,11 +664,7 @@ static void redis_batch_send(struct store_redis *r)
         free(numbers);
         done += count;
         if (rc != REDIS_OK) {
-            for (size_t i = 0; i < count; i++) {
-                if (r->pending > 0)
-                    r->pending--;
-                store_request_fail(b->requests[i], "Redis connection is closing");
-            }
+            redis_unsent_fail(r, b->requests, count, "Redis connection is closing");
             free(b);
         }
     }

@@ -838,8 +838,8 @@ static inline void porter_arg_error(porter_args *a, const char *format, ...)
  * holding up the chain: the hook goes on (it need not return PENDING), the requests travel
  * with the worker's next request to the store (a remote store: within 20 ms, or as soon as a
  * hook waits, since porter_suspend sends them; so a busy worker's counts share writes), and
- * when all are in, each counts[i] has its status, count and ttl_left and callback(s, arg, result) runs
- * on the loop, as porter_dns_background's callback does: as if inside this plugin, outside
+ * when all are in, each counts[i] has its status, count and ttl_left and
+ * callback(s, arg, result) runs on the loop, as porter_dns_background's callback does: as if inside this plugin, outside
  * any hook (no verdict, no PENDING helper; it may porter_resume a hook of this plugin that
  * waits for it with porter_suspend, log, and change porter_data). When the session ends
  * first, the callback is cancelled before the disconnect hook runs and never runs (counts and
